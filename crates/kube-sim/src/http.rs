@@ -1,0 +1,718 @@
+//! The HTTP face of the API server: Kubernetes URL grammar, query parameters,
+//! content negotiation (JSON, server-side `Table` for kubectl, and
+//! `PartialObjectMetadata`), discovery documents, streaming watches, fault
+//! injection and the `/_sim` control endpoints. All semantics live in
+//! `crate::apiserver`; this module only translates.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::apiserver::{
+    ApiServer, DeleteOptions, FieldValidation, Filter, ListOptions, PatchType, ScaleChange, WriteOptions, parse_dry_run,
+    parse_propagation,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::faults::FaultConfig;
+use crate::resources::ResourceInfo;
+use crate::table::{self, IncludeObject};
+use crate::watch::{self, Start, WatchItem, WatchRequest};
+
+/// Upstream's request body limit (3 MiB).
+const MAX_BODY: usize = 3 * 1024 * 1024;
+
+pub fn router(server: Arc<ApiServer>) -> Router {
+    Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
+}
+
+async fn handle(State(server): State<Arc<ApiServer>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let query = Query::parse(uri.query().unwrap_or_default());
+    match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+/// Query parameters, repeated keys kept (dryRun may repeat).
+#[derive(Debug, Default)]
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: &str) -> Self {
+        Query(form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect())
+    }
+    fn get(&self, k: &str) -> Option<&str> {
+        self.0.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.as_str())
+    }
+    fn all(&self, k: &str) -> impl Iterator<Item = &str> {
+        self.0.iter().filter(move |(kk, _)| kk == k).map(|(_, v)| v.as_str())
+    }
+    fn flag(&self, k: &str) -> bool {
+        matches!(self.get(k), Some("true" | "1"))
+    }
+    fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+        match self.get(k).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("{k}: Invalid value: \"{v}\": must be an integer"))),
+        }
+    }
+}
+
+/// A request for a resource, parsed from the URL.
+#[derive(Debug)]
+struct Target {
+    res: Arc<ResourceInfo>,
+    namespace: Option<String>,
+    name: Option<String>,
+    subresource: Option<String>,
+    /// Path below a `proxy` subresource.
+    rest: String,
+    watch_path: bool,
+}
+
+async fn dispatch(
+    server: &Arc<ApiServer>,
+    method: &Method,
+    path: &str,
+    query: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["version"] => return Ok(json_ok(&version(server))),
+        ["healthz" | "livez" | "readyz", ..] => return Ok(text(StatusCode::OK, "ok")),
+        ["api"] => return Ok(json_ok(&api_versions(server))),
+        ["apis"] => return Ok(json_ok(&group_list(server))),
+        ["api", v] => return resource_list(server, "", v),
+        ["apis", g] => return group(server, g),
+        ["apis", g, v] => return resource_list(server, g, v),
+        ["_sim", rest @ ..] => return sim_control(server, method, rest, body),
+        ["openapi", ..] => return Err(ApiError::no_route()),
+        _ => {}
+    }
+    let target = parse_target(server, &segs)?;
+    let verb = verb_of(method, &target, query);
+    let decision = server.faults.decide(verb, &target.res.plural, target.subresource.as_deref());
+    if let Some(d) = decision.delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(e) = decision.error {
+        return Err(e);
+    }
+    if !target.res.allows(verb) && target.subresource.is_none() && !(verb == "watch" && target.res.allows("list")) {
+        return Err(ApiError::method_not_allowed(verb, &target.res.kind));
+    }
+    let format = Format::negotiate(headers)?;
+    match verb {
+        "get" => get(server, &target, format),
+        "list" => list(server, &target, query, format).await,
+        "watch" => watch_response(server, &target, query, format).await,
+        "create" => create(server, &target, query, headers, body),
+        "update" => update(server, &target, query, headers, body),
+        "patch" => patch(server, &target, query, headers, body),
+        "delete" => delete(server, &target, query, body),
+        "deletecollection" => delete_collection(server, &target, query, body),
+        other => Err(ApiError::method_not_allowed(other, &target.res.kind)),
+    }
+}
+
+fn parse_target(server: &ApiServer, segs: &[&str]) -> ApiResult<Target> {
+    let (group, version, mut rest) = match segs {
+        ["api", v, rest @ ..] => ("", *v, rest),
+        ["apis", g, v, rest @ ..] => (*g, *v, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let watch_path = rest.first() == Some(&"watch");
+    if watch_path {
+        rest = &rest[1..];
+    }
+    let (namespace, rest) = match rest {
+        ["namespaces", ns, r, more @ ..] if !(group.is_empty() && more.is_empty() && matches!(*r, "status" | "finalize")) => {
+            (Some(ns.to_string()), &rest[2..])
+        }
+        _ => (None, rest),
+    };
+    let (plural, name, sub, tail) = match rest {
+        [p] => (*p, None, None, &[][..]),
+        [p, n] => (*p, Some(*n), None, &[][..]),
+        [p, n, s, tail @ ..] => (*p, Some(*n), Some(*s), tail),
+        _ => return Err(ApiError::no_route()),
+    };
+    let res = server.registry.get(group, version, plural).ok_or_else(ApiError::no_route)?;
+    if namespace.is_some() && !res.namespaced {
+        return Err(ApiError::no_route());
+    }
+    if let Some(s) = sub
+        && !res.has_subresource(s)
+    {
+        return Err(ApiError::no_route());
+    }
+    Ok(Target {
+        res,
+        namespace,
+        name: name.map(str::to_string),
+        subresource: sub.map(str::to_string),
+        rest: tail.join("/"),
+        watch_path,
+    })
+}
+
+fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => {
+            if t.watch_path || q.flag("watch") {
+                "watch"
+            } else if t.name.is_some() {
+                "get"
+            } else {
+                "list"
+            }
+        }
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE => {
+            if t.name.is_some() {
+                "delete"
+            } else {
+                "deletecollection"
+            }
+        }
+        _ => "unknown",
+    }
+}
+
+// ----- content negotiation ------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Table(IncludeObject),
+    Metadata,
+}
+
+impl Format {
+    /// Pick the first representation of the Accept header we can produce.
+    fn negotiate(headers: &HeaderMap) -> ApiResult<Format> {
+        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if accept.trim().is_empty() {
+            return Ok(Format::Json);
+        }
+        for part in accept.split(',') {
+            let mut params = part.split(';').map(str::trim);
+            let media = params.next().unwrap_or_default();
+            let params: Vec<&str> = params.collect();
+            let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
+            match (media, as_) {
+                ("application/json" | "*/*" | "application/*", Some("Table")) => {
+                    return Ok(Format::Table(IncludeObject::Metadata));
+                }
+                ("application/json" | "*/*" | "application/*", Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => {
+                    return Ok(Format::Metadata);
+                }
+                ("application/json" | "*/*" | "application/*" | "application/yaml", None) => return Ok(Format::Json),
+                _ => continue,
+            }
+        }
+        Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, application/yaml (asked: {accept})"
+        )))
+    }
+}
+
+fn include_object(q: &Query) -> IncludeObject {
+    match q.get("includeObject") {
+        Some("None") => IncludeObject::None,
+        Some("Object") => IncludeObject::Object,
+        _ => IncludeObject::Metadata,
+    }
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or_default()})
+}
+
+// ----- verbs ----------------------------------------------------------------------
+
+fn get(server: &ApiServer, t: &Target, format: Format) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    match t.subresource.as_deref() {
+        None | Some("status") => {
+            let o = server.get(&t.res, t.namespace.as_deref(), name)?;
+            match format {
+                Format::Json => Ok(json_bytes(StatusCode::OK, server.render_json(&t.res, &o))),
+                Format::Metadata => Ok(json_ok(&partial_metadata(&server.render(&t.res, &o)))),
+                Format::Table(inc) => {
+                    let v = server.render(&t.res, &o);
+                    let rv = o.rv.to_string();
+                    Ok(json_ok(&table::table(&t.res.kind, &[v], t.res.printer_columns.as_ref(), inc, server.clock.now(), &rv, None)))
+                }
+            }
+        }
+        Some("scale") => Ok(json_ok(&server.get_scale(&t.res, t.namespace.as_deref(), name)?)),
+        Some("proxy") => server.node_proxy(&Method::GET, name, &t.rest, Bytes::new()).map(proxy_response),
+        Some(_) => Err(ApiError::method_not_allowed("get", &t.res.kind)),
+    }
+}
+
+fn list_options(q: &Query) -> ApiResult<ListOptions> {
+    let limit = q.int("limit")?.filter(|l| *l > 0).map(|l| l as usize);
+    Ok(ListOptions {
+        label_selector: q.get("labelSelector").unwrap_or_default().to_string(),
+        field_selector: q.get("fieldSelector").unwrap_or_default().to_string(),
+        limit,
+        continue_token: q.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+        resource_version: q.get("resourceVersion").map(str::to_string),
+        resource_version_match: q.get("resourceVersionMatch").filter(|m| !m.is_empty()).map(str::to_string),
+    })
+}
+
+async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiResult<Response> {
+    let opts = list_options(q)?;
+    if let (Some(rv), None | Some("NotOlderThan")) = (opts.resource_version.as_deref(), opts.resource_version_match.as_deref())
+        && let Ok(rv) = rv.parse::<u64>()
+        && rv > 0
+    {
+        server.wait_for_rv(rv).await?;
+    }
+    let page = server.list(&t.res, t.namespace.as_deref(), &opts)?;
+    let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(c) = &page.continue_token {
+        meta["continue"] = json!(c);
+    }
+    if let Some(r) = page.remaining {
+        meta["remainingItemCount"] = json!(r);
+    }
+    match format {
+        Format::Json => {
+            let mut out = Vec::with_capacity(64 + page.items.iter().map(|o| o.body.len() + 1).sum::<usize>());
+            out.extend_from_slice(b"{\"kind\":");
+            out.extend_from_slice(&serde_json::to_vec(&t.res.list_kind()).unwrap_or_default());
+            out.extend_from_slice(b",\"apiVersion\":");
+            out.extend_from_slice(&serde_json::to_vec(&t.res.api_version()).unwrap_or_default());
+            out.extend_from_slice(b",\"metadata\":");
+            out.extend_from_slice(&serde_json::to_vec(&meta).unwrap_or_default());
+            out.extend_from_slice(b",\"items\":[");
+            for (i, o) in page.items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&server.render_item(&t.res, o));
+            }
+            out.extend_from_slice(b"]}");
+            Ok(json_bytes(StatusCode::OK, out))
+        }
+        Format::Metadata => {
+            let items: Vec<Value> = page
+                .items
+                .iter()
+                .map(|o| {
+                    let v = server.render(&t.res, o);
+                    json!({"metadata": v.get("metadata").cloned().unwrap_or_default()})
+                })
+                .collect();
+            Ok(json_ok(&json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})))
+        }
+        Format::Table(_) => {
+            let objs: Vec<Value> = page.items.iter().map(|o| server.render(&t.res, o)).collect();
+            let rv = page.rv.to_string();
+            let mut tbl = table::table(
+                &t.res.kind,
+                &objs,
+                t.res.printer_columns.as_ref(),
+                include_object(q),
+                server.clock.now(),
+                &rv,
+                page.continue_token.as_deref(),
+            );
+            if let Some(r) = page.remaining {
+                tbl["metadata"]["remainingItemCount"] = json!(r);
+            }
+            Ok(json_ok(&tbl))
+        }
+    }
+}
+
+async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: Format) -> ApiResult<Response> {
+    let opts = list_options(q)?;
+    let mut field = opts.field_selector.clone();
+    if let Some(name) = &t.name {
+        // A watch on one object (`/watch/.../name`) is a watch filtered by name.
+        field = if field.is_empty() { format!("metadata.name={name}") } else { format!("{field},metadata.name={name}") };
+    }
+    let filter = Filter::new(&t.res, t.namespace.as_deref(), &opts.label_selector, &field)?;
+    let bookmarks = q.flag("allowWatchBookmarks");
+    let send_initial = q.flag("sendInitialEvents");
+    let start = match opts.resource_version.as_deref() {
+        _ if send_initial => Start::WithInitialState,
+        None | Some("" | "0") => Start::WithInitialState,
+        Some(rv) => {
+            let rv: u64 = rv
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: \"{rv}\": must be an integer")))?;
+            server.wait_for_rv(rv).await?;
+            Start::After(rv)
+        }
+    };
+    let timeout = match q.int("timeoutSeconds")? {
+        Some(s) if s > 0 => Duration::from_secs(s as u64),
+        _ => server.config.default_watch_timeout,
+    };
+    let req = WatchRequest { filter, start, bookmarks, initial_events_end: send_initial && bookmarks, timeout };
+    let stream = watch::watch(server, t.res.clone(), req);
+    let server = server.clone();
+    let res = t.res.clone();
+    let include = include_object(q);
+    let mut first = true;
+    let body = stream.map(move |item| {
+        let line = render_watch_item(&server, &res, format, include, &item, first);
+        first = false;
+        Ok::<_, Infallible>(Bytes::from(line))
+    });
+    let mut resp = Response::new(Body::from_stream(body));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    Ok(resp)
+}
+
+fn render_watch_item(server: &ApiServer, res: &ResourceInfo, format: Format, include: IncludeObject, item: &WatchItem, first: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    match item {
+        WatchItem::Event(kind, obj) => {
+            out.extend_from_slice(b"{\"type\":\"");
+            out.extend_from_slice(kind.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"object\":");
+            match format {
+                Format::Json => out.extend_from_slice(&server.render_json(res, obj)),
+                Format::Metadata => {
+                    out.extend_from_slice(&serde_json::to_vec(&partial_metadata(&server.render(res, obj))).unwrap_or_default())
+                }
+                Format::Table(_) => {
+                    let v = server.render(res, obj);
+                    let mut tbl = table::table(
+                        &res.kind,
+                        &[v],
+                        res.printer_columns.as_ref(),
+                        include,
+                        server.clock.now(),
+                        &obj.rv.to_string(),
+                        None,
+                    );
+                    if !first && let Some(o) = tbl.as_object_mut() {
+                        o.insert("columnDefinitions".into(), Value::Array(vec![]));
+                    }
+                    out.extend_from_slice(&serde_json::to_vec(&tbl).unwrap_or_default());
+                }
+            }
+            out.push(b'}');
+        }
+        WatchItem::Bookmark { rv, initial_events_end } => {
+            let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
+            if *initial_events_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            let obj = json!({"kind": res.kind, "apiVersion": res.api_version(), "metadata": meta});
+            out.extend_from_slice(&serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default());
+        }
+        WatchItem::Error(e) => {
+            out.extend_from_slice(&serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default());
+        }
+    }
+    out.push(b'\n');
+    out
+}
+
+fn write_options(q: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
+    let field_manager = match q.get("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => m.to_string(),
+        None => headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.split('/').next().unwrap_or_default().chars().take(128).collect())
+            .unwrap_or_default(),
+    };
+    Ok(WriteOptions {
+        field_manager,
+        dry_run: parse_dry_run(q.all("dryRun"))?,
+        validation: FieldValidation::parse(q.get("fieldValidation").unwrap_or_default())?,
+        force: q.flag("force"),
+    })
+}
+
+/// Decode a create/update body (JSON, or YAML as upstream also accepts).
+fn decode_body(res: &ResourceInfo, headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let media = ct.split(';').next().unwrap_or_default().trim();
+    let unrecognized = |e: String| {
+        ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): couldn't get version/kind; json parse error: {e}",
+            res.kind
+        ))
+    };
+    match media {
+        "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| unrecognized(e.to_string())),
+        "application/yaml" | "application/x-yaml" | "text/yaml" => {
+            let text = std::str::from_utf8(body).map_err(|e| unrecognized(e.to_string()))?;
+            serde_yaml_ng::from_str(text).map_err(|e| unrecognized(e.to_string()))
+        }
+        _ => Err(ApiError::unsupported_media_type("")),
+    }
+}
+
+fn create(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let opts = write_options(q, headers)?;
+    let ns = t.namespace.as_deref();
+    match (t.name.as_deref(), t.subresource.as_deref()) {
+        (Some(name), Some("eviction")) => {
+            let ev = decode_body(&t.res, headers, &body)?;
+            let mut ev = ev;
+            if opts.dry_run {
+                ev["deleteOptions"]["dryRun"] = json!(["All"]);
+            }
+            let status = server.evict(ns.unwrap_or_default(), name, &ev)?;
+            Ok(json_with(StatusCode::CREATED, &status, &[]))
+        }
+        (Some(name), Some("binding")) => {
+            let b = decode_body(&t.res, headers, &body)?;
+            Ok(json_with(StatusCode::CREATED, &server.bind(ns.unwrap_or_default(), name, &b, &opts)?, &[]))
+        }
+        (Some(name), Some("proxy")) => server.node_proxy(&Method::POST, name, &t.rest, body).map(proxy_response),
+        (Some(_), _) => Err(ApiError::method_not_allowed("create", &t.res.kind)),
+        (None, _) if t.res.plural == "bindings" && t.res.group.is_empty() => {
+            let b = decode_body(&t.res, headers, &body)?;
+            let pod = crate::meta::name(&b).to_string();
+            Ok(json_with(StatusCode::CREATED, &server.bind(ns.unwrap_or_default(), &pod, &b, &opts)?, &[]))
+        }
+        (None, _) => {
+            let obj = decode_body(&t.res, headers, &body)?;
+            let w = server.create(&t.res, ns, obj, &opts)?;
+            Ok(json_with(StatusCode::CREATED, &w.object, &w.warnings))
+        }
+    }
+}
+
+fn update(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let opts = write_options(q, headers)?;
+    let name = t.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("update", &t.res.kind))?;
+    let ns = t.namespace.as_deref();
+    let obj = decode_body(&t.res, headers, &body)?;
+    match t.subresource.as_deref() {
+        None | Some("status") => {
+            let w = server.update(&t.res, ns, name, t.subresource.as_deref(), obj, &opts)?;
+            Ok(json_with(StatusCode::OK, &w.object, &w.warnings))
+        }
+        Some("scale") => Ok(json_ok(&server.update_scale(&t.res, ns, name, ScaleChange::Replace(&obj), &opts)?)),
+        Some("finalize") => {
+            let w = server.finalize_namespace(name, &obj, &opts)?;
+            Ok(json_with(StatusCode::OK, &w.object, &w.warnings))
+        }
+        Some("proxy") => server.node_proxy(&Method::PUT, name, &t.rest, body).map(proxy_response),
+        Some(_) => Err(ApiError::method_not_allowed("update", &t.res.kind)),
+    }
+}
+
+fn patch(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+    let opts = write_options(q, headers)?;
+    let name = t.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch", &t.res.kind))?;
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ty = PatchType::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(""))?;
+    let ns = t.namespace.as_deref();
+    match t.subresource.as_deref() {
+        None | Some("status") => {
+            let w = server.patch(&t.res, ns, name, t.subresource.as_deref(), ty, &body, &opts)?;
+            let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(json_with(code, &w.object, &w.warnings))
+        }
+        Some("scale") => Ok(json_ok(&server.update_scale(&t.res, ns, name, ScaleChange::Patch(ty, &body), &opts)?)),
+        Some("proxy") => server.node_proxy(&Method::PATCH, name, &t.rest, body).map(proxy_response),
+        Some(_) => Err(ApiError::method_not_allowed("patch", &t.res.kind)),
+    }
+}
+
+fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+    let mut o = DeleteOptions {
+        grace_period: q.int("gracePeriodSeconds")?,
+        propagation: q.get("propagationPolicy").filter(|p| !p.is_empty()).map(parse_propagation).transpose()?,
+        dry_run: parse_dry_run(q.all("dryRun"))?,
+        ..Default::default()
+    };
+    if let Some(orphan) = q.get("orphanDependents") {
+        o.propagation = Some(if orphan == "true" { crate::apiserver::Propagation::Orphan } else { crate::apiserver::Propagation::Foreground });
+    }
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        o.merge_body(&v)?;
+    }
+    Ok(o)
+}
+
+fn delete(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    if t.subresource.as_deref() == Some("proxy") {
+        return server.node_proxy(&Method::DELETE, name, &t.rest, body).map(proxy_response);
+    }
+    if t.subresource.is_some() {
+        return Err(ApiError::method_not_allowed("delete", &t.res.kind));
+    }
+    let opts = delete_options(q, &body)?;
+    let d = server.delete(&t.res, t.namespace.as_deref(), name, &opts)?;
+    if !d.gone || t.res.return_deleted {
+        return Ok(json_ok(&d.object));
+    }
+    let details = json!({"name": name, "group": t.res.group, "kind": t.res.plural,
+        "uid": d.object.pointer("/metadata/uid").cloned().unwrap_or_default()});
+    Ok(json_ok(&crate::error::success_status(200, Some(details))))
+}
+
+fn delete_collection(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> ApiResult<Response> {
+    let opts = delete_options(q, &body)?;
+    let list = list_options(q)?;
+    let items = server.delete_collection(&t.res, t.namespace.as_deref(), &list, &opts)?;
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|mut v| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("kind");
+                o.remove("apiVersion");
+            }
+            v
+        })
+        .collect();
+    Ok(json_ok(&json!({"kind": t.res.list_kind(), "apiVersion": t.res.api_version(),
+        "metadata": {"resourceVersion": server.store.current_rv().to_string()}, "items": items})))
+}
+
+// ----- discovery ------------------------------------------------------------------
+
+fn version(server: &ApiServer) -> Value {
+    let git = &server.config.version;
+    let minor = git.trim_start_matches('v').split('.').nth(1).unwrap_or("32");
+    json!({
+        "major": "1",
+        "minor": minor,
+        "gitVersion": git,
+        "gitCommit": "kube-sim",
+        "gitTreeState": "clean",
+        "buildDate": "2026-11-21T00:00:00Z",
+        "goVersion": "kube-sim (rust)",
+        "compiler": "rustc",
+        "platform": "linux/amd64",
+    })
+}
+
+fn api_versions(server: &ApiServer) -> Value {
+    json!({"kind": "APIVersions", "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server.advertise.read().clone()}]})
+}
+
+fn group_json(name: &str, versions: &[String]) -> Value {
+    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or_default()})
+}
+
+fn group_list(server: &ApiServer) -> Value {
+    let groups: Vec<Value> = server.registry.groups().iter().map(|g| group_json(&g.name, &g.versions)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn group(server: &ApiServer, name: &str) -> ApiResult<Response> {
+    let g = server.registry.groups().into_iter().find(|g| g.name == name).ok_or_else(ApiError::no_route)?;
+    let mut v = group_json(&g.name, &g.versions);
+    v["kind"] = json!("APIGroup");
+    v["apiVersion"] = json!("v1");
+    Ok(json_ok(&v))
+}
+
+fn resource_list(server: &ApiServer, group: &str, version: &str) -> ApiResult<Response> {
+    let rs = server.registry.resources_of(group, version);
+    if rs.is_empty() {
+        return Err(ApiError::no_route());
+    }
+    let resources: Vec<Value> = rs.iter().flat_map(|r| r.discovery_entries()).collect();
+    let mut v = json!({"kind": "APIResourceList", "groupVersion": rs[0].api_version(), "resources": resources});
+    if !group.is_empty() {
+        v["apiVersion"] = json!("v1");
+    }
+    Ok(json_ok(&v))
+}
+
+// ----- simulator control -------------------------------------------------------
+
+fn sim_control(server: &ApiServer, method: &Method, rest: &[&str], body: Bytes) -> ApiResult<Response> {
+    match (method, rest) {
+        (&Method::GET, ["faults"]) => Ok(json_ok(&serde_json::to_value(server.faults.get()).unwrap_or_default())),
+        (&Method::PUT | &Method::POST, ["faults"]) => {
+            let cfg: FaultConfig = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("fault configuration: {e}")))?;
+            server.faults.set(cfg).map_err(ApiError::bad_request)?;
+            Ok(json_ok(&serde_json::to_value(server.faults.get()).unwrap_or_default()))
+        }
+        (&Method::DELETE, ["faults"]) => {
+            server.faults.clear();
+            Ok(json_ok(&json!({})))
+        }
+        (&Method::POST, ["disconnect-watches"]) => {
+            server.disconnect_watches();
+            Ok(json_ok(&json!({"disconnected": true})))
+        }
+        (&Method::POST, ["compact"]) => {
+            server.store.compact();
+            Ok(json_ok(&json!({"compactedAt": server.store.current_rv().to_string()})))
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+// ----- responses ------------------------------------------------------------------
+
+fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn json_ok(v: &Value) -> Response {
+    json_with(StatusCode::OK, v, &[])
+}
+
+fn json_with(code: StatusCode, v: &Value, warnings: &[String]) -> Response {
+    let mut r = json_bytes(code, serde_json::to_vec(v).unwrap_or_default());
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(h) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            r.headers_mut().append(header::WARNING, h);
+        }
+    }
+    r
+}
+
+fn text(code: StatusCode, s: &'static str) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
+}
+
+fn proxy_response((code, body): (u16, Value)) -> Response {
+    json_bytes(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), serde_json::to_vec(&body).unwrap_or_default())
+}
+
+pub fn error_response(e: &ApiError) -> Response {
+    let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_bytes(code, serde_json::to_vec(&e.to_status()).unwrap_or_default());
+    if let Some(s) = e.retry_after
+        && let Ok(h) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, h);
+    }
+    r
+}

@@ -1,0 +1,35 @@
+//! kube-sim: a simulated Kubernetes API server.
+//!
+//! It speaks the real REST protocol — discovery, CRUD with optimistic
+//! concurrency, the four patch types, watches with bookmarks and `410 Expired`,
+//! pagination, graceful deletion and finalizers, subresources — so the same
+//! `kube` client code and a real `kubectl` work against it and against a real
+//! cluster. Use it in-process ([`Cluster`]) or as the `kube-sim` binary.
+#![forbid(unsafe_code)]
+
+pub mod apiserver;
+pub mod clock;
+pub mod cluster;
+mod controllers;
+pub mod convert;
+pub mod error;
+pub mod faults;
+pub mod http;
+mod kinds;
+pub mod meta;
+pub mod patch;
+pub mod resources;
+pub mod selector;
+pub mod store;
+pub mod table;
+pub mod watch;
+
+mod defaults;
+pub mod quantity;
+mod validation;
+
+pub use apiserver::{ApiServer, DeleteOptions, PatchType, ServerConfig, WriteOptions};
+pub use clock::Clock;
+pub use cluster::{Cluster, Dynamic, DynamicEvent, Server, Typed, TypedEvent, kubeconfig};
+pub use error::{ApiError, ApiResult};
+pub use store::EventKind;

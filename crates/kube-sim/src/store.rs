@@ -1,0 +1,586 @@
+//! The object store: etcd's role in a real cluster.
+//!
+//! One global `resourceVersion` sequence orders every write, as etcd's revision
+//! does. Each resource's objects sit in a persistent ordered map keyed like etcd
+//! keys (`namespace/name`), so a snapshot is an O(1) clone. A bounded per-resource
+//! event history (like etcd's retained revisions) serves watches from a
+//! resourceVersion, consistent paginated lists, and exact-resourceVersion reads;
+//! anything older than the history answers `410 Expired`, as a compacted etcd does.
+//!
+//! Objects are kept serialized (without `kind`/`apiVersion`, which the serving
+//! layer prepends) plus the few parsed fields selectors need: a GET or a LIST
+//! copies bytes and never re-encodes, which keeps the simulator far from being the
+//! bottleneck of the benchmarks that run against it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use imbl::OrdMap;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::error::{ApiError, ApiResult};
+use crate::resources::GroupResource;
+
+/// Events kept per resource for watch resumption and consistent reads.
+pub const DEFAULT_HISTORY: usize = 20_000;
+
+/// One stored version of an object.
+#[derive(Debug)]
+pub struct Stored {
+    /// etcd-style key: `namespace/name`, or `name` for cluster-scoped objects.
+    pub key: Arc<str>,
+    pub namespace: Option<String>,
+    pub name: String,
+    pub uid: String,
+    pub rv: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Values of the resource's selectable fields (field selectors).
+    pub fields: Vec<(&'static str, String)>,
+    /// The object as JSON without `kind` and `apiVersion`.
+    pub body: Bytes,
+}
+
+impl Stored {
+    /// Parse the stored body back into a full object.
+    pub fn to_value(&self, api_version: &str, kind: &str) -> Value {
+        let mut v: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("apiVersion".into(), Value::String(api_version.into()));
+            o.insert("kind".into(), Value::String(kind.into()));
+        }
+        v
+    }
+
+    /// The full object's JSON with `kind` and `apiVersion` first, as upstream
+    /// orders them, without re-encoding the body.
+    pub fn json_with_type(&self, api_version: &str, kind: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.body.len() + 48);
+        out.extend_from_slice(b"{\"kind\":");
+        push_json_str(&mut out, kind);
+        out.extend_from_slice(b",\"apiVersion\":");
+        push_json_str(&mut out, api_version);
+        if self.body.len() > 2 {
+            out.push(b',');
+            out.extend_from_slice(&self.body[1..]);
+        } else {
+            out.push(b'}');
+        }
+        out
+    }
+
+    pub fn field(&self, label: &str) -> Option<String> {
+        match label {
+            "metadata.name" => Some(self.name.clone()),
+            "metadata.namespace" => Some(self.namespace.clone().unwrap_or_default()),
+            _ => self.fields.iter().find(|(l, _)| *l == label).map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Kinds and apiVersions are plain ASCII identifiers; serde handles anything else.
+    match serde_json::to_vec(s) {
+        Ok(b) => out.extend_from_slice(&b),
+        Err(_) => out.extend_from_slice(b"\"\""),
+    }
+}
+
+/// Key of an object in its table.
+pub fn object_key(namespace: Option<&str>, name: &str) -> Arc<str> {
+    match namespace {
+        Some(ns) if !ns.is_empty() => Arc::from(format!("{ns}/{name}")),
+        _ => Arc::from(name),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as a watch sees it. `prev` is the version before the change (for
+/// MODIFIED and DELETED), which lets a selector-filtered watch turn "stopped
+/// matching" into DELETED and lets history be rolled back for exact reads.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub kind: EventKind,
+    pub obj: Arc<Stored>,
+    pub prev: Option<Arc<Stored>>,
+}
+
+type Objects = OrdMap<Arc<str>, Arc<Stored>>;
+
+#[derive(Debug)]
+struct Table {
+    objects: Objects,
+    log: VecDeque<Event>,
+    /// Every event with `rv <= compacted` has been dropped from `log`.
+    compacted: u64,
+    notify: watch::Sender<u64>,
+}
+
+impl Table {
+    fn new() -> Self {
+        Table { objects: OrdMap::new(), log: VecDeque::new(), compacted: 0, notify: watch::channel(0).0 }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    rv: u64,
+    tables: HashMap<GroupResource, Table>,
+    history: usize,
+}
+
+impl Inner {
+    fn table(&mut self, gr: &GroupResource) -> &mut Table {
+        self.tables.entry(gr.clone()).or_insert_with(Table::new)
+    }
+}
+
+/// Computes what a table indexes about an object (its selectable fields).
+pub type FieldIndexer = fn(&GroupResource, &Value) -> Vec<(&'static str, String)>;
+
+#[derive(Debug)]
+pub struct Store {
+    inner: RwLock<Inner>,
+    indexer: FieldIndexer,
+}
+
+/// A consistent view of one resource at one resourceVersion.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub rv: u64,
+    objects: Objects,
+}
+
+impl Snapshot {
+    /// Objects in key order, starting after `start` (exclusive) if given.
+    pub fn iter_from<'a>(&'a self, start: Option<&str>) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
+        match start {
+            Some(s) => {
+                let from: Arc<str> = Arc::from(s);
+                Box::new(
+                    self.objects
+                        .range(from.clone()..)
+                        .filter(move |(k, _)| k.as_ref() != from.as_ref())
+                        .map(|(_, v)| v),
+                )
+            }
+            None => Box::new(self.objects.values()),
+        }
+    }
+
+    /// Objects whose key starts with `prefix` (a namespace's objects), from `start`.
+    pub fn iter_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+        start: Option<&str>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
+        let from: Arc<str> = match start {
+            Some(s) if s > prefix => Arc::from(s),
+            _ => Arc::from(prefix),
+        };
+        let exclusive = start.is_some();
+        let first = from.clone();
+        Box::new(
+            self.objects
+                .range(from..)
+                .take_while(move |(k, _)| k.starts_with(prefix))
+                .filter(move |(k, _)| !(exclusive && k.as_ref() == first.as_ref()))
+                .map(|(_, v)| v),
+        )
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Arc<Stored>> {
+        self.objects.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// What a watcher gets when it asks for the changes after its cursor.
+#[derive(Debug)]
+pub enum Since {
+    /// The events after the cursor, and the global resourceVersion they bring the
+    /// watcher up to (usable as a bookmark).
+    Events(Vec<Event>, u64),
+    /// The cursor is older than the retained history: `oldest` is the first
+    /// resourceVersion still available (upstream's "too old resource version").
+    TooOld { oldest: u64 },
+}
+
+impl Store {
+    pub fn new(indexer: FieldIndexer) -> Self {
+        Self::with_history(indexer, DEFAULT_HISTORY)
+    }
+
+    pub fn with_history(indexer: FieldIndexer, history: usize) -> Self {
+        Store {
+            inner: RwLock::new(Inner { rv: 0, tables: HashMap::new(), history: history.max(1) }),
+            indexer,
+        }
+    }
+
+    /// The latest resourceVersion of the whole store.
+    pub fn current_rv(&self) -> u64 {
+        self.inner.read().rv
+    }
+
+    pub fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>> {
+        self.inner.read().tables.get(gr).and_then(|t| t.objects.get(key).cloned())
+    }
+
+    /// The current state of a resource.
+    pub fn snapshot(&self, gr: &GroupResource) -> Snapshot {
+        let inner = self.inner.read();
+        let objects = inner.tables.get(gr).map(|t| t.objects.clone()).unwrap_or_default();
+        Snapshot { rv: inner.rv, objects }
+    }
+
+    /// The state of a resource as of `rv`, rebuilt from the retained history.
+    pub fn snapshot_at(&self, gr: &GroupResource, rv: u64) -> ApiResult<Snapshot> {
+        let inner = self.inner.read();
+        let Some(t) = inner.tables.get(gr) else {
+            return Ok(Snapshot { rv, objects: OrdMap::new() });
+        };
+        if rv >= inner.rv {
+            return Ok(Snapshot { rv: inner.rv, objects: t.objects.clone() });
+        }
+        if rv < t.compacted {
+            return Err(ApiError::expired("The resourceVersion for the provided list is too old."));
+        }
+        let mut objects = t.objects.clone();
+        for ev in t.log.iter().rev().take_while(|e| e.rv > rv) {
+            match (&ev.kind, &ev.prev) {
+                (EventKind::Added, _) => {
+                    objects.remove(&ev.obj.key);
+                }
+                (_, Some(prev)) => {
+                    objects.insert(prev.key.clone(), prev.clone());
+                }
+                (_, None) => {}
+            }
+        }
+        Ok(Snapshot { rv, objects })
+    }
+
+    /// A receiver that changes whenever the resource gets a new event.
+    pub fn subscribe(&self, gr: &GroupResource) -> watch::Receiver<u64> {
+        self.inner.write().table(gr).notify.subscribe()
+    }
+
+    /// Events of `gr` with resourceVersion greater than `cursor`.
+    pub fn since(&self, gr: &GroupResource, cursor: u64) -> Since {
+        let inner = self.inner.read();
+        let Some(t) = inner.tables.get(gr) else {
+            return Since::Events(Vec::new(), inner.rv);
+        };
+        if cursor < t.compacted {
+            return Since::TooOld { oldest: t.compacted + 1 };
+        }
+        let start = t.log.partition_point(|e| e.rv <= cursor);
+        Since::Events(t.log.range(start..).cloned().collect(), inner.rv)
+    }
+
+    /// Run `f` with exclusive access; its writes commit together, or not at all
+    /// when it fails. Watchers are woken after the commit.
+    pub fn transact<T>(&self, f: impl FnOnce(&mut Txn<'_>) -> ApiResult<T>) -> ApiResult<T> {
+        let mut inner = self.inner.write();
+        let base_rv = inner.rv;
+        let (out, writes) = {
+            let mut txn = Txn { inner: &inner, indexer: self.indexer, next_rv: base_rv, writes: Vec::new() };
+            let out = f(&mut txn)?;
+            (out, txn.writes)
+        };
+        let history = inner.history;
+        let mut touched: Vec<GroupResource> = Vec::new();
+        for w in writes {
+            let t = inner.table(&w.gr);
+            let prev = match w.kind {
+                EventKind::Deleted => t.objects.remove(&w.obj.key),
+                _ => t.objects.insert(w.obj.key.clone(), w.obj.clone()),
+            };
+            t.log.push_back(Event { rv: w.obj.rv, kind: w.kind, obj: w.obj.clone(), prev });
+            while t.log.len() > history {
+                if let Some(old) = t.log.pop_front() {
+                    t.compacted = old.rv;
+                }
+            }
+            inner.rv = w.obj.rv;
+            if !touched.contains(&w.gr) {
+                touched.push(w.gr);
+            }
+        }
+        let rv = inner.rv;
+        for gr in touched {
+            inner.table(&gr).notify.send_replace(rv);
+        }
+        Ok(out)
+    }
+
+    /// Forget all retained history, as an etcd compaction would: every watch or
+    /// exact read from an earlier resourceVersion now gets `410 Expired`.
+    pub fn compact(&self) {
+        let mut inner = self.inner.write();
+        let rv = inner.rv;
+        for t in inner.tables.values_mut() {
+            t.log.clear();
+            t.compacted = rv;
+        }
+    }
+
+    /// Wake every watcher of `gr` (used when a watch must re-check something
+    /// other than new events, e.g. a forced disconnect).
+    pub fn poke(&self, gr: &GroupResource) {
+        let mut inner = self.inner.write();
+        let rv = inner.rv;
+        inner.table(gr).notify.send_replace(rv);
+    }
+
+    /// Number of objects per resource (for benchmarks and debugging).
+    pub fn counts(&self) -> Vec<(GroupResource, usize)> {
+        let inner = self.inner.read();
+        let mut v: Vec<_> = inner.tables.iter().map(|(g, t)| (g.clone(), t.objects.len())).collect();
+        v.sort();
+        v
+    }
+}
+
+#[derive(Debug)]
+struct Write {
+    gr: GroupResource,
+    kind: EventKind,
+    obj: Arc<Stored>,
+}
+
+/// Exclusive access to the store for one logical operation. Reads see the
+/// transaction's own earlier writes.
+pub struct Txn<'a> {
+    inner: &'a Inner,
+    indexer: FieldIndexer,
+    next_rv: u64,
+    writes: Vec<Write>,
+}
+
+impl Txn<'_> {
+    /// The resourceVersion of the last write so far (including this transaction's).
+    pub fn rv(&self) -> u64 {
+        self.next_rv
+    }
+
+    pub fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>> {
+        if let Some(w) = self.writes.iter().rev().find(|w| &w.gr == gr && &*w.obj.key == key) {
+            return (w.kind != EventKind::Deleted).then(|| w.obj.clone());
+        }
+        self.inner.tables.get(gr).and_then(|t| t.objects.get(key).cloned())
+    }
+
+    /// Committed objects of a resource (this transaction's own writes are not
+    /// reflected; no operation needs both).
+    pub fn snapshot(&self, gr: &GroupResource) -> Snapshot {
+        let objects = self.inner.tables.get(gr).map(|t| t.objects.clone()).unwrap_or_default();
+        Snapshot { rv: self.inner.rv, objects }
+    }
+
+    /// Create or replace the object at its key. Sets `metadata.resourceVersion`.
+    pub fn put(&mut self, gr: &GroupResource, mut obj: Value) -> ApiResult<Arc<Stored>> {
+        let (ns, name) = ns_name(&obj)?;
+        let key = object_key(ns.as_deref(), &name);
+        let exists = self.get(gr, &key).is_some();
+        self.next_rv += 1;
+        let stored = Arc::new(self.encode(gr, key, ns, name, &mut obj)?);
+        let kind = if exists { EventKind::Modified } else { EventKind::Added };
+        self.writes.push(Write { gr: gr.clone(), kind, obj: stored.clone() });
+        Ok(stored)
+    }
+
+    /// Remove the object at `key`; the DELETED event carries its last state at a
+    /// new resourceVersion, as upstream's does.
+    pub fn remove(&mut self, gr: &GroupResource, key: &str) -> ApiResult<Option<Arc<Stored>>> {
+        let Some(cur) = self.get(gr, key) else { return Ok(None) };
+        let mut obj: Value = serde_json::from_slice(&cur.body)
+            .map_err(|e| ApiError::internal(format!("stored object {key} is corrupt: {e}")))?;
+        self.next_rv += 1;
+        let stored = Arc::new(self.encode(gr, cur.key.clone(), cur.namespace.clone(), cur.name.clone(), &mut obj)?);
+        self.writes.push(Write { gr: gr.clone(), kind: EventKind::Deleted, obj: stored.clone() });
+        Ok(Some(stored))
+    }
+
+    fn encode(
+        &self,
+        gr: &GroupResource,
+        key: Arc<str>,
+        namespace: Option<String>,
+        name: String,
+        obj: &mut Value,
+    ) -> ApiResult<Stored> {
+        let rv = self.next_rv;
+        let fields = (self.indexer)(gr, obj);
+        let o = obj.as_object_mut().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
+        o.remove("kind");
+        o.remove("apiVersion");
+        let meta = o
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()))
+            .as_object_mut()
+            .ok_or_else(|| ApiError::internal("metadata is not an object"))?;
+        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+        let uid = meta.get("uid").and_then(Value::as_str).unwrap_or_default().to_string();
+        let labels = meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .unwrap_or_default();
+        let body = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body) })
+    }
+}
+
+fn ns_name(obj: &Value) -> ApiResult<(Option<String>, String)> {
+    let meta = &obj["metadata"];
+    let name = meta["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::internal("object without a name"))?;
+    let ns = meta["namespace"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
+    Ok((ns, name.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn no_fields(_: &GroupResource, _: &Value) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    fn cm(name: &str, v: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "d"}, "data": {"v": v}})
+    }
+
+    fn gr() -> GroupResource {
+        GroupResource::new("", "configmaps")
+    }
+
+    fn put(s: &Store, v: Value) -> Arc<Stored> {
+        s.transact(|t| t.put(&gr(), v)).unwrap()
+    }
+
+    fn data(st: &Stored) -> String {
+        st.to_value("v1", "ConfigMap")["data"]["v"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn one_global_sequence_orders_all_writes() {
+        let s = Store::new(no_fields);
+        let a = put(&s, cm("a", "1"));
+        let other = s
+            .transact(|t| t.put(&GroupResource::new("", "secrets"), json!({"metadata": {"name": "x", "namespace": "d"}})))
+            .unwrap();
+        let b = put(&s, cm("b", "1"));
+        assert_eq!((a.rv, other.rv, b.rv), (1, 2, 3));
+        assert_eq!(s.current_rv(), 3);
+        assert!(a.json_with_type("v1", "ConfigMap").starts_with(br#"{"kind":"ConfigMap","apiVersion":"v1","data""#));
+    }
+
+    #[test]
+    fn failed_transactions_leave_no_trace() {
+        let s = Store::new(no_fields);
+        put(&s, cm("a", "1"));
+        let r: ApiResult<()> = s.transact(|t| {
+            t.put(&gr(), cm("b", "1"))?;
+            Err(ApiError::bad_request("no"))
+        });
+        assert!(r.is_err());
+        assert_eq!(s.current_rv(), 1);
+        assert!(s.get(&gr(), "d/b").is_none());
+    }
+
+    #[test]
+    fn snapshots_at_past_versions_are_rebuilt_from_history() {
+        let s = Store::new(no_fields);
+        put(&s, cm("a", "1")); // rv 1
+        put(&s, cm("b", "1")); // rv 2
+        put(&s, cm("a", "2")); // rv 3
+        s.transact(|t| t.remove(&gr(), "d/b")).unwrap(); // rv 4
+        let at2 = s.snapshot_at(&gr(), 2).unwrap();
+        assert_eq!(at2.len(), 2);
+        assert_eq!(data(at2.get("d/a").unwrap()), "1");
+        let at3 = s.snapshot_at(&gr(), 3).unwrap();
+        assert_eq!(data(at3.get("d/a").unwrap()), "2");
+        assert!(at3.get("d/b").is_some());
+        assert_eq!(s.snapshot_at(&gr(), 4).unwrap().len(), 1);
+        s.compact();
+        assert_eq!(s.snapshot_at(&gr(), 2).unwrap_err().code, 410);
+    }
+
+    #[test]
+    fn history_is_bounded_and_old_cursors_are_too_old() {
+        let s = Store::with_history(no_fields, 3);
+        for i in 0..5 {
+            put(&s, cm("a", &i.to_string())); // rv 1..=5
+        }
+        match s.since(&gr(), 1) {
+            Since::TooOld { oldest } => assert_eq!(oldest, 3),
+            other => panic!("{other:?}"),
+        }
+        match s.since(&gr(), 3) {
+            Since::Events(evs, rv) => {
+                assert_eq!(evs.iter().map(|e| e.rv).collect::<Vec<_>>(), vec![4, 5]);
+                assert_eq!(rv, 5);
+                assert_eq!(evs[0].kind, EventKind::Modified);
+                assert_eq!(data(evs[0].prev.as_ref().unwrap()), "2");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn deleted_event_carries_a_new_resource_version() {
+        let s = Store::new(no_fields);
+        put(&s, cm("a", "1"));
+        let gone = s.transact(|t| t.remove(&gr(), "d/a")).unwrap().unwrap();
+        assert_eq!(gone.rv, 2);
+        assert_eq!(gone.to_value("v1", "ConfigMap")["metadata"]["resourceVersion"], "2");
+        match s.since(&gr(), 1) {
+            Since::Events(evs, _) => assert_eq!(evs[0].kind, EventKind::Deleted),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn prefix_iteration_stays_inside_the_namespace() {
+        let s = Store::new(no_fields);
+        for (ns, n) in [("a", "x"), ("a-b", "y"), ("a", "z"), ("b", "w")] {
+            s.transact(|t| t.put(&gr(), json!({"metadata": {"name": n, "namespace": ns}}))).unwrap();
+        }
+        let snap = s.snapshot(&gr());
+        let names: Vec<_> = snap.iter_prefix("a/", None).map(|o| o.name.clone()).collect();
+        assert_eq!(names, vec!["x", "z"]);
+        let after: Vec<_> = snap.iter_prefix("a/", Some("a/x")).map(|o| o.name.clone()).collect();
+        assert_eq!(after, vec!["z"]);
+        let all: Vec<_> = snap.iter_from(Some("a/z")).map(|o| o.name.clone()).collect();
+        assert_eq!(all, vec!["w"]);
+    }
+}

@@ -1,0 +1,99 @@
+//! Shared harness: a kube-sim cluster served on 127.0.0.1:0, with a kube client,
+//! a raw HTTP client and a kubeconfig file for kubectl.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kube_sim::{Cluster, Server, ServerConfig};
+use serde_json::Value;
+
+pub struct Sim {
+    pub cluster: Cluster,
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sim {
+    pub async fn start() -> Sim {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    pub async fn start_with(config: ServerConfig) -> Sim {
+        let cluster = Cluster::with(config, kube_sim::Clock::default());
+        let server = cluster.serve("127.0.0.1:0".parse().unwrap()).await.expect("bind 127.0.0.1:0");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).expect("write kubeconfig");
+        Sim { cluster, server, dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.server.url(), path)
+    }
+
+    pub fn kubeconfig_path(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    pub async fn client(&self) -> kube::Client {
+        let kc = kube::config::Kubeconfig::from_yaml(&self.server.kubeconfig()).expect("kubeconfig parses");
+        let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig loads");
+        kube::Client::try_from(config).expect("client")
+    }
+
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+    }
+
+    /// GET a path, return (status, JSON body).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http().get(self.url(path)).send().await.expect("request");
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Send a request with a body and content type; return (status, JSON body).
+    pub async fn send(&self, method: reqwest::Method, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let r = self
+            .http()
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.send(reqwest::Method::POST, path, "application/json", body.to_string()).await
+    }
+}
+
+pub fn reference(name: &str) -> Value {
+    let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Wait for a condition, polling; panics with `what` after `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The project's test command: format and lint gates, then every test of the
+# workspace. Tests run real programs (kubectl), so check they are here first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+  if ! command -v "$1" >/dev/null 2>&1; then
+    echo "error: '$1' is required by the tests but was not found on PATH. $2" >&2
+    exit 1
+  fi
+}
+need cargo "Install the Rust toolchain (https://rustup.rs)."
+need kubectl "It is preinstalled on the project's machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary. Do not install Debian's kubernetes-client."
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast "$@"
+  # nextest does not run doctests
+  cargo test --workspace --doc --quiet
+else
+  cargo test --workspace --no-fail-fast "$@"
+fi
