@@ -577,7 +577,10 @@ impl ApiServer {
         // Ownership is recorded before admission plugins mutate, as upstream does.
         let entry = match apply_set {
             Some(set) => managed_entry(opts, res, "Apply", None, &set, &now),
-            None => managed_entry(opts, res, "Update", None, &managed::fields_of(&res.kind, &tracked(&obj)), &now),
+            None => {
+                let owned = managed::compare(&res.kind, &zero_of(&res.kind), &tracked_for(res, None, &obj)).added;
+                managed_entry(opts, res, "Update", None, &owned, &now)
+            }
         };
         self.admit_create(txn, res, &mut obj)?;
         self.validate(res, &obj, None)?;
@@ -1022,7 +1025,7 @@ impl ApiServer {
         let (mut config, unknown) = self.decode_input(res, config)?;
         let warnings = self.unknown_field_outcome(res, unknown, opts.validation)?;
         self.place_in_namespace(res, ns, &mut config)?;
-        let set = managed::fields_of(&res.kind, &tracked(&config));
+        let set = managed::fields_of(&res.kind, &tracked_for(res, subresource, &config));
         let mut created = false;
         let object = self.store.transact(|txn| {
             let Some(cur) = txn.get(&res.storage, &object_key(ns, name)) else {
@@ -1746,6 +1749,29 @@ fn tracked(obj: &Value) -> Value {
     v
 }
 
+/// What a write to `sub` of `res` can own: writes to the main resource do not
+/// own status when status is a subresource (upstream's reset fields).
+fn tracked_for(res: &ResourceInfo, sub: Option<&str>, obj: &Value) -> Value {
+    let mut v = tracked(obj);
+    if sub.is_none()
+        && res.has_status
+        && let Some(o) = v.as_object_mut()
+    {
+        o.remove("status");
+    }
+    v
+}
+
+/// The Go zero value of a kind as serialized (the "before" of a create). A
+/// pod's required `containers` list serializes as `null`, so a create does not
+/// own the list itself, only its elements.
+fn zero_of(kind: &str) -> Value {
+    match kind {
+        "Pod" => json!({"spec": {"containers": null}}),
+        _ => json!({}),
+    }
+}
+
 fn update_managed_fields(
     new: &mut Value,
     old: &Value,
@@ -1762,7 +1788,7 @@ fn update_managed_fields(
     // (operation, what the writer owns afterwards, what other managers lose)
     let (op, gained, lost) = match ownership {
         Ownership::Update => {
-            let c = managed::compare(&res.kind, &tracked(old), &tracked(new));
+            let c = managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new));
             let gained = c.added.union(&c.modified);
             let lost = c.modified.union(&c.removed);
             if gained.is_empty() && lost.is_empty() {

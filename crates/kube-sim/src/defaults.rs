@@ -1034,7 +1034,7 @@ pub fn priority_class(pc: &mut PriorityClass) {
 /// (so `currentHealthy`, `desiredHealthy`, `disruptionsAllowed` and
 /// `expectedPods` read 0 until the disruption controller runs) and sets
 /// generation 1.
-pub fn pod_disruption_budget(pdb: &mut PodDisruptionBudget) {
+pub fn pod_disruption_budget_prepare_for_create(pdb: &mut PodDisruptionBudget) {
     pdb.status = Some(PodDisruptionBudgetStatus::default());
     mark_created(&mut pdb.metadata);
 }
@@ -1140,7 +1140,7 @@ mod tests {
             .as_str()
             .expect("annotation");
         let mut p: PodDisruptionBudget = serde_json::from_str(applied).expect("pdb");
-        pod_disruption_budget(&mut p);
+        pod_disruption_budget_prepare_for_create(&mut p);
         let got = serde_json::to_value(&p).expect("serialize");
         assert_eq!(got["spec"], recorded["spec"]);
         assert_eq!(

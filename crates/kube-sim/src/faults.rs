@@ -12,7 +12,7 @@ use crate::error::ApiError;
 
 /// The kind of error a rule injects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase")]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum InjectedError {
     /// 500 InternalError.
     ServerError,

@@ -35,10 +35,12 @@ pub fn router(server: Arc<ApiServer>) -> Router {
 
 async fn handle(State(server): State<Arc<ApiServer>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let query = Query::parse(uri.query().unwrap_or_default());
-    match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
+    let resp = match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
         Ok(r) => r,
         Err(e) => error_response(&e),
-    }
+    };
+    tracing::debug!(target: "kube_sim::http", %method, %uri, status = resp.status().as_u16(), "request");
+    resp
 }
 
 /// Query parameters, repeated keys kept (dryRun may repeat).
@@ -99,6 +101,9 @@ async fn dispatch(
         ["apis", g] => return group(server, g),
         ["apis", g, v] => return resource_list(server, g, v),
         ["_sim", rest @ ..] => return sim_control(server, method, rest, body),
+        ["openapi", "v3"] => return Ok(json_ok(&openapi_v3_root(server))),
+        ["openapi", "v3", "api", v] => return openapi_v3_group_version(server, "", v),
+        ["openapi", "v3", "apis", g, v] => return openapi_v3_group_version(server, g, v),
         ["openapi", ..] => return Err(ApiError::no_route()),
         _ => {}
     }
@@ -646,6 +651,87 @@ fn resource_list(server: &ApiServer, group: &str, version: &str) -> ApiResult<Re
         v["apiVersion"] = json!("v1");
     }
     Ok(json_ok(&v))
+}
+
+// ----- OpenAPI ----------------------------------------------------------------------
+
+/// `/openapi/v3`: one entry per served group-version. The hash changes when
+/// the set of served kinds does (custom resources come and go), so clients'
+/// caches stay right.
+fn openapi_v3_root(server: &ApiServer) -> Value {
+    let mut paths = serde_json::Map::new();
+    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
+    for g in server.registry.groups() {
+        for v in g.versions {
+            gvs.push((g.name.clone(), v));
+        }
+    }
+    for (g, v) in gvs {
+        let kinds: Vec<String> = server.registry.resources_of(&g, &v).iter().map(|r| r.kind.clone()).collect();
+        let hash = format!("{:016X}", fnv1a(kinds.join(",").as_bytes()));
+        let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
+        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
+    }
+    json!({"paths": paths})
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The OpenAPI v3 document of one group-version. kube-sim declares each kind's
+/// PATCH operation with its `fieldValidation` parameter, which is how kubectl
+/// learns that the server validates fields itself (`fieldValidation=Strict`).
+/// It carries no property schemas and does not list strategic merge patch as
+/// a body type, so `kubectl apply` computes its patches from the types compiled
+/// into kubectl (and `kubectl explain` has nothing to explain).
+fn openapi_v3_group_version(server: &ApiServer, group: &str, version: &str) -> ApiResult<Response> {
+    let rs = server.registry.resources_of(group, version);
+    if rs.is_empty() {
+        return Err(ApiError::no_route());
+    }
+    let mut schemas = serde_json::Map::new();
+    let mut paths = serde_json::Map::new();
+    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
+    for r in rs.iter().filter(|r| r.allows("patch")) {
+        let prefix = if group.is_empty() {
+            "io.k8s.api.core".to_string()
+        } else {
+            group.split('.').rev().collect::<Vec<_>>().join(".")
+        };
+        let gvk = json!({"group": group, "version": version, "kind": r.kind});
+        schemas.insert(format!("{prefix}.{version}.{}", r.kind), json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}));
+        let path = if r.namespaced {
+            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+        } else {
+            format!("{base}/{}/{{name}}", r.plural)
+        };
+        let body = json!({"schema": {"type": "object"}});
+        paths.insert(
+            path,
+            json!({"patch": {
+                "x-kubernetes-group-version-kind": gvk,
+                "x-kubernetes-action": "patch",
+                "parameters": [
+                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
+                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "requestBody": {"content": {
+                    "application/json-patch+json": body,
+                    "application/merge-patch+json": body,
+                    "application/apply-patch+yaml": body,
+                }},
+                "responses": {"200": {"description": "OK"}},
+            }}),
+        );
+    }
+    Ok(json_ok(&json!({
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": server.config.version},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })))
 }
 
 // ----- simulator control -------------------------------------------------------

@@ -163,13 +163,22 @@ pub fn default(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         ("", "Secret") => typed(obj, defaults::secret),
         ("", "PersistentVolumeClaim") => typed(obj, defaults::persistent_volume_claim),
         ("", "PersistentVolume") => typed(obj, defaults::persistent_volume),
-        ("apps", "Deployment") => typed(obj, defaults::deployment),
-        ("apps", "ReplicaSet") => typed(obj, defaults::replica_set),
-        ("apps", "StatefulSet") => typed(obj, defaults::stateful_set),
-        ("apps", "DaemonSet") => typed(obj, defaults::daemon_set),
-        ("policy", "PodDisruptionBudget") => typed(obj, defaults::pod_disruption_budget),
+        ("apps", "Deployment") => typed(obj, defaults::deployment).map(|()| null_template_timestamp(obj)),
+        ("apps", "ReplicaSet") => typed(obj, defaults::replica_set).map(|()| null_template_timestamp(obj)),
+        ("apps", "StatefulSet") => typed(obj, defaults::stateful_set).map(|()| null_template_timestamp(obj)),
+        ("apps", "DaemonSet") => typed(obj, defaults::daemon_set).map(|()| null_template_timestamp(obj)),
         ("scheduling.k8s.io", "PriorityClass") => typed(obj, defaults::priority_class),
         _ => Ok(()),
+    }
+}
+
+/// Go serialises a pod template's zero `creationTimestamp` as `null`; clients
+/// see it in every workload object, so it is kept for fidelity.
+fn null_template_timestamp(obj: &mut Value) {
+    if let Some(m) = obj.pointer_mut("/spec/template/metadata").and_then(Value::as_object_mut) {
+        m.entry("creationTimestamp").or_insert(Value::Null);
+    } else if let Some(t) = obj.pointer_mut("/spec/template").and_then(Value::as_object_mut) {
+        t.insert("metadata".into(), serde_json::json!({"creationTimestamp": null}));
     }
 }
 
@@ -185,6 +194,7 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, now: jiff::Timestamp)
         ("apps", "ReplicaSet") => typed(obj, defaults::replica_set_prepare_for_create),
         ("apps", "StatefulSet") => typed(obj, defaults::stateful_set_prepare_for_create),
         ("apps", "DaemonSet") => typed(obj, defaults::daemon_set_prepare_for_create),
+        ("policy", "PodDisruptionBudget") => typed(obj, defaults::pod_disruption_budget_prepare_for_create),
         ("", "Node") | ("apiextensions.k8s.io", _) => Ok(()),
         _ => {
             if res.has_status

@@ -20,6 +20,10 @@ impl Sim {
     }
 
     pub async fn start_with(config: ServerConfig) -> Sim {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .with_test_writer()
+            .try_init();
         let cluster = Cluster::with(config, kube_sim::Clock::default());
         let server = cluster.serve("127.0.0.1:0".parse().unwrap()).await.expect("bind 127.0.0.1:0");
         let dir = tempfile::tempdir().expect("tempdir");
