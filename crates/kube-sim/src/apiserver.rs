@@ -378,9 +378,7 @@ impl ApiServer {
     // ----- reads -----------------------------------------------------------
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Arc<Stored>> {
-        self.store
-            .get(&res.storage, &object_key(ns, name))
-            .ok_or_else(|| ApiError::not_found(Self::subject(res, name)))
+        self.store.get(&res.storage, &object_key(ns, name)).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))
     }
 
     pub fn get_value(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {
@@ -396,10 +394,7 @@ impl ApiServer {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ApiError::timeout(
-                    format!("Too large resource version: {rv}, current: {cur}"),
-                    Some(1),
-                ));
+                return Err(ApiError::timeout(format!("Too large resource version: {rv}, current: {cur}"), Some(1)));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -413,7 +408,9 @@ impl ApiServer {
         let (snap, start) = match &o.continue_token {
             Some(tok) if !tok.is_empty() => {
                 if rv_param.is_some_and(|r| r != "0") {
-                    return Err(ApiError::bad_request("specifying resource version is not allowed when using continue"));
+                    return Err(ApiError::bad_request(
+                        "specifying resource version is not allowed when using continue",
+                    ));
                 }
                 let (rv, start) = decode_continue(tok)?;
                 let prefix = ns.map(|n| format!("{n}/")).unwrap_or_default();
@@ -485,7 +482,12 @@ impl ApiServer {
         kinds::decode(res, obj)
     }
 
-    fn unknown_field_outcome(&self, res: &ResourceInfo, unknown: Vec<String>, v: FieldValidation) -> ApiResult<Vec<String>> {
+    fn unknown_field_outcome(
+        &self,
+        res: &ResourceInfo,
+        unknown: Vec<String>,
+        v: FieldValidation,
+    ) -> ApiResult<Vec<String>> {
         if unknown.is_empty() || v == FieldValidation::Ignore {
             return Ok(Vec::new());
         }
@@ -513,7 +515,13 @@ impl ApiServer {
         if meta::name(&obj).is_empty() {
             let generate = meta::str_at(&obj, &["metadata", "generateName"]).unwrap_or_default().to_string();
             if generate.is_empty() {
-                return Err(self.invalid_one(res, "", "metadata.name", "Required value: name or generateName is required", "FieldValueRequired"));
+                return Err(self.invalid_one(
+                    res,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                    "FieldValueRequired",
+                ));
             }
             meta::set_meta(&mut obj, "name", json!(format!("{generate}{}", meta::random_suffix(5))));
         }
@@ -670,7 +678,10 @@ impl ApiServer {
                 let class = match meta::str_at(obj, &["spec", "priorityClassName"]).filter(|s| !s.is_empty()) {
                     Some(pc) => {
                         let stored = txn.get(&pcr.storage, pc).ok_or_else(|| {
-                            ApiError::forbidden(Self::subject(res, &name), format!("no PriorityClass with name {pc} was found"))
+                            ApiError::forbidden(
+                                Self::subject(res, &name),
+                                format!("no PriorityClass with name {pc} was found"),
+                            )
                         })?;
                         Some(stored.to_value("scheduling.k8s.io/v1", "PriorityClass"))
                     }
@@ -697,7 +708,8 @@ impl ApiServer {
                 Ok(())
             }
             ("apiextensions.k8s.io", "customresourcedefinitions") => {
-                let infos = crd_resources(obj).map_err(|e| self.invalid_one(res, meta::name(obj), "spec", &e, "FieldValueInvalid"))?;
+                let infos = crd_resources(obj)
+                    .map_err(|e| self.invalid_one(res, meta::name(obj), "spec", &e, "FieldValueInvalid"))?;
                 let expected = format!(
                     "{}.{}",
                     meta::str_at(obj, &["spec", "names", "plural"]).unwrap_or_default(),
@@ -714,7 +726,13 @@ impl ApiServer {
                     ));
                 }
                 if infos.is_empty() {
-                    return Err(self.invalid_one(res, &expected, "spec.versions", "Invalid value: no served version", "FieldValueInvalid"));
+                    return Err(self.invalid_one(
+                        res,
+                        &expected,
+                        "spec.versions",
+                        "Invalid value: no served version",
+                        "FieldValueInvalid",
+                    ));
                 }
                 let now = self.clock.now_rfc3339();
                 let storage: Vec<Value> = obj["spec"]["versions"]
@@ -843,7 +861,9 @@ impl ApiServer {
                     meta::set_meta(&mut new, "managedFields", mf);
                 }
             }
-            Some(other) => return Err(ApiError::no_route().with_message(format!("subresource {other} is not updatable"))),
+            Some(other) => {
+                return Err(ApiError::no_route().with_message(format!("subresource {other} is not updatable")));
+            }
             None => {
                 if res.has_status {
                     match old.get("status") {
@@ -874,7 +894,15 @@ impl ApiServer {
         {
             let om = old.get("metadata").cloned().unwrap_or_default();
             let m = meta::meta_mut(&mut new);
-            for k in ["name", "namespace", "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"] {
+            for k in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+            ] {
                 match om.get(k) {
                     Some(v) => m.insert(k.into(), v.clone()),
                     None => m.remove(k),
@@ -903,7 +931,11 @@ impl ApiServer {
         if opts.dry_run {
             return Ok(convert::to_view(res.conversion, new));
         }
-        if meta::is_deleting(&new) && meta::finalizers(&new).is_empty() && pending_grace(&new) == 0 && !has_spec_finalizers(res, &new) {
+        if meta::is_deleting(&new)
+            && meta::finalizers(&new).is_empty()
+            && pending_grace(&new) == 0
+            && !has_spec_finalizers(res, &new)
+        {
             let key = object_key(meta::namespace(&new), &name);
             let stored = txn.put(&res.storage, new)?;
             drop(stored);
@@ -935,7 +967,8 @@ impl ApiServer {
         if ty == PatchType::Apply {
             return self.apply(res, ns, name, subresource, body, opts);
         }
-        let patch: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+        let patch: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let json_patch = match ty {
             PatchType::Json => Some(
                 serde_json::from_value::<json_patch::Patch>(patch.clone())
@@ -966,11 +999,15 @@ impl ApiServer {
                     json_patch::merge(&mut doc, &patch);
                     doc
                 }
-                PatchType::Strategic => strategic::strategic_merge(&res.kind, &view, &patch).map_err(|e| unprocessable(e.to_string()))?,
+                PatchType::Strategic => {
+                    strategic::strategic_merge(&res.kind, &view, &patch).map_err(|e| unprocessable(e.to_string()))?
+                }
                 PatchType::Apply => unreachable!("handled above"),
             };
             if meta::name(&patched) != name {
-                return Err(ApiError::bad_request("metadata.name: Invalid value: the name of a patched object cannot change"));
+                return Err(ApiError::bad_request(
+                    "metadata.name: Invalid value: the name of a patched object cannot change",
+                ));
             }
             let want_rv = meta::resource_version(&patched);
             if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
@@ -999,7 +1036,8 @@ impl ApiServer {
             return Err(ApiError::bad_request("PATCH, fieldManager: Required value: is required for apply patch"));
         }
         let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-        let config: Value = serde_yaml_ng::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let config: Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !config.is_object() {
             return Err(ApiError::bad_request("error decoding YAML: the applied configuration must be an object"));
         }
@@ -1037,8 +1075,11 @@ impl ApiServer {
             };
             let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
             let entries = managed_entries(&old);
-            let mine = |e: &ManagedEntry| e.manager == opts.field_manager && e.operation == "Apply" && e.subresource.as_deref() == subresource;
-            let prev: FieldSet = entries.iter().filter(|e| mine(e)).fold(FieldSet::default(), |a, e| a.union(&e.fields));
+            let mine = |e: &ManagedEntry| {
+                e.manager == opts.field_manager && e.operation == "Apply" && e.subresource.as_deref() == subresource
+            };
+            let prev: FieldSet =
+                entries.iter().filter(|e| mine(e)).fold(FieldSet::default(), |a, e| a.union(&e.fields));
             let others: Vec<(String, FieldSet)> =
                 entries.iter().filter(|e| !mine(e)).map(|e| (e.manager.clone(), e.fields.clone())).collect();
             if !opts.force {
@@ -1064,7 +1105,10 @@ impl ApiServer {
         if res.read_only {
             return Err(ApiError::method_not_allowed("delete", &res.kind));
         }
-        if res.group.is_empty() && res.plural == "namespaces" && ["default", "kube-system", "kube-public"].contains(&name) {
+        if res.group.is_empty()
+            && res.plural == "namespaces"
+            && ["default", "kube-system", "kube-public"].contains(&name)
+        {
             return Err(ApiError::forbidden(Self::subject(res, name), "this namespace may not be deleted"));
         }
         let out = self.store.transact(|txn| self.delete_in(txn, res, ns, name, opts))?;
@@ -1074,7 +1118,14 @@ impl ApiServer {
         Ok(out)
     }
 
-    fn delete_in(&self, txn: &mut Txn<'_>, res: &ResourceInfo, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> ApiResult<Deleted> {
+    fn delete_in(
+        &self,
+        txn: &mut Txn<'_>,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         let key = object_key(ns, name);
         let cur = txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
         let storage_av = Self::storage_api_version(res);
@@ -1284,7 +1335,11 @@ impl ApiServer {
                 "Binding",
                 pod_name,
                 format!("Binding \"{pod_name}\" is invalid: target.name: Required value"),
-                vec![Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: Some("target.name".into()) }],
+                vec![Cause {
+                    reason: "FieldValueRequired".into(),
+                    message: "Required value".into(),
+                    field: Some("target.name".into()),
+                }],
             ));
         }
         let body_name = meta::name(binding);
@@ -1446,7 +1501,13 @@ impl ApiServer {
     }
 
     /// `…/nodes/{name}/proxy/{path}`: forwarded to the node's (simulated) kubelet.
-    pub fn node_proxy(&self, method: &axum::http::Method, node: &str, path: &str, body: bytes::Bytes) -> ApiResult<(u16, Value)> {
+    pub fn node_proxy(
+        &self,
+        method: &axum::http::Method,
+        node: &str,
+        path: &str,
+        body: bytes::Bytes,
+    ) -> ApiResult<(u16, Value)> {
         self.get(&self.res("", "nodes"), None, node)?;
         let proxy = self.node_proxy.read().clone();
         match proxy {
@@ -1475,7 +1536,8 @@ impl ApiServer {
             update_managed_fields(&mut new, &old, &res, Some("finalize"), opts, Ownership::Update, &now);
             let stored = txn.put(&res.storage, new)?;
             if gone {
-                let removed = txn.remove(&res.storage, name)?.ok_or_else(|| ApiError::internal("namespace vanished"))?;
+                let removed =
+                    txn.remove(&res.storage, name)?.ok_or_else(|| ApiError::internal("namespace vanished"))?;
                 return Ok(self.render(&res, &removed));
             }
             Ok(self.render(&res, &stored))
@@ -1545,11 +1607,9 @@ pub fn set_condition(obj: &mut Value, ty: &str, status: &str, reason: Option<&st
     }
 }
 
+/// 422 without a subject, as upstream's generic "unprocessable entity" answer.
 fn unprocessable(message: impl Into<String>) -> ApiError {
-    let mut e = ApiError::invalid("", "", "", message.into(), vec![]);
-    e.name = None;
-    e.kind = None;
-    e
+    ApiError::invalid("", "", "", message.into(), vec![])
 }
 
 impl ApiError {
@@ -1571,9 +1631,13 @@ fn apply_conflict(res: &ResourceInfo, name: &str, conflicts: &[(String, String)]
     };
     let mut e = ApiError::conflict_msg(ApiServer::subject(res, name), "");
     e.message = msg;
-    e.causes = conflicts
+    e.details.causes = conflicts
         .iter()
-        .map(|(m, p)| Cause { reason: "FieldManagerConflict".into(), message: format!("conflict with \"{m}\" using {}", res.api_version()), field: Some(p.clone()) })
+        .map(|(m, p)| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: format!("conflict with \"{m}\" using {}", res.api_version()),
+            field: Some(p.clone()),
+        })
         .collect();
     e
 }
@@ -1639,9 +1703,7 @@ fn encode_continue(rv: i64, start: &str) -> String {
 
 fn decode_continue(tok: &str) -> ApiResult<(i64, String)> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {tok}"));
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(tok.trim_end_matches('='))
-        .map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(tok.trim_end_matches('=')).map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
     if v["v"] != "meta.k8s.io/v1" {
         return Err(bad());
@@ -1708,7 +1770,14 @@ fn entry_json(e: &ManagedEntry) -> Value {
     v
 }
 
-fn managed_entry(opts: &WriteOptions, res: &ResourceInfo, op: &str, sub: Option<&str>, set: &FieldSet, now: &str) -> Value {
+fn managed_entry(
+    opts: &WriteOptions,
+    res: &ResourceInfo,
+    op: &str,
+    sub: Option<&str>,
+    set: &FieldSet,
+    now: &str,
+) -> Value {
     entry_json(&ManagedEntry {
         manager: opts.field_manager.clone(),
         operation: op.into(),
@@ -1798,7 +1867,8 @@ fn update_managed_fields(
         }
         Ownership::Apply(set) => ("Apply", set.clone(), set),
     };
-    let is_me = |e: &ManagedEntry| e.manager == opts.field_manager && e.operation == op && e.subresource.as_deref() == sub;
+    let is_me =
+        |e: &ManagedEntry| e.manager == opts.field_manager && e.operation == op && e.subresource.as_deref() == sub;
     for e in entries.iter_mut() {
         // A forced apply takes conflicting fields; an update always does.
         if !is_me(e) && (opts.force || op == "Update") {
@@ -1839,4 +1909,3 @@ pub fn owner_uids(v: &Value) -> Vec<String> {
         .map(|a| a.iter().filter_map(|o| o["uid"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
-

@@ -92,7 +92,13 @@ impl Cluster {
             .registry
             .get(K::GROUP, K::VERSION, K::URL_PATH_SEGMENT)
             .unwrap_or_else(|| panic!("{} is not served by kube-sim", K::KIND));
-        Typed { api: self.api.clone(), res, ns: namespace.map(str::to_string), manager: "kube-sim".into(), _k: PhantomData }
+        Typed {
+            api: self.api.clone(),
+            res,
+            ns: namespace.map(str::to_string),
+            manager: "kube-sim".into(),
+            _k: PhantomData,
+        }
     }
 
     /// Untyped in-process access to any served resource (including custom ones).
@@ -286,7 +292,11 @@ impl Dynamic {
         let page = self.api.list(
             &self.res,
             self.ns.as_deref(),
-            &ListOptions { label_selector: label_selector.into(), field_selector: field_selector.into(), ..Default::default() },
+            &ListOptions {
+                label_selector: label_selector.into(),
+                field_selector: field_selector.into(),
+                ..Default::default()
+            },
         )?;
         Ok(page.items.iter().map(|o| self.api.render(&self.res, o)).collect())
     }
@@ -303,7 +313,10 @@ impl Dynamic {
 
     pub fn replace_status(&self, name: &str, obj: Value) -> ApiResult<Value> {
         let ns = self.ns.clone().or_else(|| crate::meta::namespace(&obj).map(str::to_string));
-        Ok(self.api.update(&self.res, ns.as_deref(), name, Some("status"), with_type(&self.res, obj), &self.opts())?.object)
+        Ok(self
+            .api
+            .update(&self.res, ns.as_deref(), name, Some("status"), with_type(&self.res, obj), &self.opts())?
+            .object)
     }
 
     pub fn patch(&self, name: &str, subresource: Option<&str>, ty: PatchType, patch: &Value) -> ApiResult<Value> {
@@ -321,8 +334,13 @@ impl Dynamic {
     }
 
     /// A watch from a chosen start, optionally with bookmarks.
-    pub fn watch_from(&self, start: Start, bookmarks: bool) -> impl Stream<Item = DynamicEvent> + Send + 'static + use<> {
-        let filter = Filter::new(&self.res, self.ns.as_deref(), "", "").unwrap_or_else(|_| unreachable!("empty selectors parse"));
+    pub fn watch_from(
+        &self,
+        start: Start,
+        bookmarks: bool,
+    ) -> impl Stream<Item = DynamicEvent> + Send + 'static + use<> {
+        let filter = Filter::new(&self.res, self.ns.as_deref(), "", "")
+            .unwrap_or_else(|_| unreachable!("empty selectors parse"));
         let req = WatchRequest {
             filter,
             start,

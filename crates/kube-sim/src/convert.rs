@@ -22,15 +22,16 @@ const EVENT_RENAMES: &[(&str, &str)] = &[
 ];
 
 /// Fields kept under the same name in both versions.
-const EVENT_SHARED: &[&str] = &["metadata", "reason", "type", "action", "related", "reportingInstance", "eventTime", "series"];
+const EVENT_SHARED: &[&str] =
+    &["metadata", "reason", "type", "action", "related", "reportingInstance", "eventTime", "series"];
 
 /// Storage form → the form served by a view.
 pub fn to_view(conversion: Conversion, obj: Value) -> Value {
     match conversion {
         Conversion::None => obj,
-        Conversion::EventsV1 => rename(obj, "events.k8s.io/v1", |k| {
-            EVENT_RENAMES.iter().find(|(_, core)| *core == k).map(|(v1, _)| *v1)
-        }),
+        Conversion::EventsV1 => {
+            rename(obj, "events.k8s.io/v1", |k| EVENT_RENAMES.iter().find(|(_, core)| *core == k).map(|(v1, _)| *v1))
+        }
     }
 }
 
@@ -132,7 +133,10 @@ mod tests {
 
     #[test]
     fn pod_fields_are_indexed_with_zero_values() {
-        let f = index_fields(&GroupResource::new("", "pods"), &json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}));
+        let f = index_fields(
+            &GroupResource::new("", "pods"),
+            &json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
+        );
         let get = |l: &str| f.iter().find(|(k, _)| *k == l).map(|(_, v)| v.clone());
         assert_eq!(get("spec.nodeName").as_deref(), Some("n1"));
         assert_eq!(get("status.phase").as_deref(), Some("Running"));

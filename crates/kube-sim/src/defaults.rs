@@ -10,27 +10,27 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
-    DaemonSet, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentStatus, DeploymentStrategy,
-    ReplicaSet, ReplicaSetStatus, RollingUpdateDaemonSet, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy,
-    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetStatus, StatefulSetUpdateStrategy,
+    DaemonSet, DaemonSetStatus, DaemonSetUpdateStrategy, Deployment, DeploymentStatus, DeploymentStrategy, ReplicaSet,
+    ReplicaSetStatus, RollingUpdateDaemonSet, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
-    ClientIPConfig, ConfigMap, ConfigMapProjection, Container, ContainerPort, DaemonEndpoint, DownwardAPIProjection,
-    DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, Event, KeyToPath, Lifecycle, LoadBalancerStatus, Namespace,
-    NamespaceSpec, NamespaceStatus, Node, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo, ObjectFieldSelector,
-    PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
-    PersistentVolumeStatus, Pod, PodAffinityTerm, PodCondition, PodSecurityContext, PodSpec, PodStatus,
-    PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, Secret, Service, ServiceAccountTokenProjection,
-    ServiceSpec, ServiceStatus, SessionAffinityConfig, Toleration, Volume, VolumeMount, VolumeProjection,
+    ClientIPConfig, ConfigMapProjection, Container, ContainerPort, DaemonEndpoint, DownwardAPIProjection,
+    DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, KeyToPath, Lifecycle, LoadBalancerStatus, Namespace,
+    NamespaceSpec, NamespaceStatus, Node, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    ObjectFieldSelector, PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimStatus, PersistentVolumeStatus, Pod, PodAffinityTerm, PodCondition, PodSecurityContext,
+    PodSpec, PodStatus, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, Secret, Service,
+    ServiceAccountTokenProjection, ServiceSpec, ServiceStatus, SessionAffinityConfig, Toleration, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use k8s_openapi::ByteString;
 
 use crate::quantity;
 
@@ -141,10 +141,8 @@ fn valid_repository(repo: &str) -> bool {
         let first = parts[0];
         let is_host = first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first;
         if is_host {
-            let host_ok = !first.is_empty()
-                && first
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c));
+            let host_ok =
+                !first.is_empty() && first.bytes().all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c));
             if !host_ok {
                 return false;
             }
@@ -508,11 +506,7 @@ fn merge_label_keys(term: &mut PodAffinityTerm, labels: &BTreeMap<String, String
     for (keys, op) in [(matching, "In"), (mismatching, "NotIn")] {
         for key in keys.into_iter().flatten() {
             if let Some(v) = labels.get(&key) {
-                exprs.push(LabelSelectorRequirement {
-                    key,
-                    operator: op.to_string(),
-                    values: Some(vec![v.clone()]),
-                });
+                exprs.push(LabelSelectorRequirement { key, operator: op.to_string(), values: Some(vec![v.clone()]) });
             }
         }
     }
@@ -543,11 +537,20 @@ pub fn pod_prepare_for_create(pod: &mut Pod, now: &Time) {
     }
     pod.status = Some(status);
     if let Some(aff) = &mut spec.affinity {
-        for pa in [aff.pod_affinity.as_mut().map(|a| {
-            (&mut a.required_during_scheduling_ignored_during_execution, &mut a.preferred_during_scheduling_ignored_during_execution)
-        }), aff.pod_anti_affinity.as_mut().map(|a| {
-            (&mut a.required_during_scheduling_ignored_during_execution, &mut a.preferred_during_scheduling_ignored_during_execution)
-        })]
+        for pa in [
+            aff.pod_affinity.as_mut().map(|a| {
+                (
+                    &mut a.required_during_scheduling_ignored_during_execution,
+                    &mut a.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+            aff.pod_anti_affinity.as_mut().map(|a| {
+                (
+                    &mut a.required_during_scheduling_ignored_during_execution,
+                    &mut a.preferred_during_scheduling_ignored_during_execution,
+                )
+            }),
+        ]
         .into_iter()
         .flatten()
         {
@@ -561,8 +564,7 @@ pub fn pod_prepare_for_create(pod: &mut Pod, now: &Time) {
     }
 }
 
-/// Extra inputs of [`pod_admission_with`], for what the simple signature
-/// cannot say.
+/// Extra inputs of [`pod_admission`].
 #[derive(Debug, Clone, Default)]
 pub struct PodAdmission<'a> {
     /// Random 5-char suffix for the `kube-api-access-` volume.
@@ -581,19 +583,7 @@ pub struct PodAdmission<'a> {
 /// ServiceAccount (default SA, token volume + mounts), Priority, then
 /// DefaultTolerationSeconds. `Err` carries upstream's Forbidden text (the
 /// caller wraps it as `pods "x" is forbidden: ...`).
-pub fn pod_admission(
-    pod: &mut Pod,
-    token_volume_suffix: &str,
-    priority_class_value: Option<(i32, Option<String>)>,
-) -> Result<(), String> {
-    pod_admission_with(
-        pod,
-        &PodAdmission { token_volume_suffix, priority_class: priority_class_value, ..PodAdmission::default() },
-    )
-}
-
-/// [`pod_admission`] with the ServiceAccount's own settings.
-pub fn pod_admission_with(pod: &mut Pod, a: &PodAdmission<'_>) -> Result<(), String> {
+pub fn pod_admission(pod: &mut Pod, a: &PodAdmission<'_>) -> Result<(), String> {
     let mirror = pod.metadata.annotations.as_ref().is_some_and(|m| m.contains_key(MIRROR_POD_ANNOTATION));
     let spec = pod.spec.get_or_insert_with(PodSpec::default);
     if !mirror {
@@ -623,12 +613,8 @@ fn service_account_admission(spec: &mut PodSpec, a: &PodAdmission<'_>) {
 
 fn mount_token(spec: &mut PodSpec, suffix: &str) {
     // Reuse an existing kube-api-access-* volume (e.g. on a re-admitted pod).
-    let existing = spec
-        .volumes
-        .iter()
-        .flatten()
-        .find(|v| v.name.starts_with(TOKEN_VOLUME_PREFIX))
-        .map(|v| v.name.clone());
+    let existing =
+        spec.volumes.iter().flatten().find(|v| v.name.starts_with(TOKEN_VOLUME_PREFIX)).map(|v| v.name.clone());
     let name = existing.clone().unwrap_or_else(|| format!("{TOKEN_VOLUME_PREFIX}{suffix}"));
     let mount = VolumeMount {
         name: name.clone(),
@@ -879,9 +865,8 @@ pub fn service(svc: &mut Service, cluster_ip: &str) {
                 .and_then(|c| c.timeout_seconds)
                 .is_some();
             if !has_timeout {
-                spec.session_affinity_config = Some(SessionAffinityConfig {
-                    client_ip: Some(ClientIPConfig { timeout_seconds: Some(10800) }),
-                });
+                spec.session_affinity_config =
+                    Some(SessionAffinityConfig { client_ip: Some(ClientIPConfig { timeout_seconds: Some(10800) }) });
             }
         }
         _ => {}
@@ -939,10 +924,7 @@ pub fn service(svc: &mut Service, cluster_ip: &str) {
 /// phase Active.
 pub fn namespace(ns: &mut Namespace) {
     if let Some(name) = ns.metadata.name.clone().filter(|n| !n.is_empty()) {
-        ns.metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(NAMESPACE_NAME_LABEL.to_string(), name);
+        ns.metadata.labels.get_or_insert_with(BTreeMap::new).insert(NAMESPACE_NAME_LABEL.to_string(), name);
     }
     let status = ns.status.get_or_insert_with(NamespaceStatus::default);
     set_if_empty(&mut status.phase, "Active");
@@ -1021,10 +1003,6 @@ pub fn secret(s: &mut Secret) {
     }
 }
 
-/// `SetDefaults_ConfigMap` only turns a nil `data` into an empty map, which
-/// serializes the same (omitted), so nothing is visible.
-pub fn config_map(_cm: &mut ConfigMap) {}
-
 /// scheduling/v1 `SetDefaults_PriorityClass`: preemptionPolicy PreemptLowerPriority.
 pub fn priority_class(pc: &mut PriorityClass) {
     set_if_none(&mut pc.preemption_policy, "PreemptLowerPriority".to_string());
@@ -1039,15 +1017,13 @@ pub fn pod_disruption_budget_prepare_for_create(pdb: &mut PodDisruptionBudget) {
     mark_created(&mut pdb.metadata);
 }
 
-/// coordination/v1 has no defaults: a Lease is stored as sent.
-pub fn lease(_l: &mut Lease) {}
-
-/// core/v1 Event has no defaults: stored as sent.
-pub fn event(_e: &mut Event) {}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn admit(pod: &mut Pod, suffix: &str, priority_class: Option<(i32, Option<String>)>) -> Result<(), String> {
+        pod_admission(pod, &PodAdmission { token_volume_suffix: suffix, priority_class, ..PodAdmission::default() })
+    }
     use serde_json::{Value, json};
 
     const REF: &str = "/work/shared/k8s-reference/v1.32";
@@ -1081,7 +1057,7 @@ mod tests {
         let mut pod: Pod = serde_json::from_value(load("pod-sent.json")).expect("pod");
         super::pod(&mut pod);
         pod_prepare_for_create(&mut pod, &now());
-        pod_admission(&mut pod, "xxxxx", None).expect("admission");
+        admit(&mut pod, "xxxxx", None).expect("admission");
         let got = serde_json::to_value(&pod).expect("serialize");
         let mut want = load("pod-created-response.json");
         normalize_reference_pod(&mut want);
@@ -1239,7 +1215,7 @@ mod tests {
         let mut p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
             "automountServiceAccountToken": false, "containers": [{"name": "c", "image": "x"}]}}))
         .expect("pod");
-        pod_admission(&mut p, "abcde", None).expect("admission");
+        admit(&mut p, "abcde", None).expect("admission");
         let spec = p.spec.as_ref().expect("spec");
         assert!(spec.volumes.is_none());
         assert_eq!(spec.service_account_name.as_deref(), Some("default"));
@@ -1249,7 +1225,7 @@ mod tests {
             "initContainers": [{"name": "i", "image": "x"}],
             "tolerations": [{"operator": "Exists"}]}}))
         .expect("pod");
-        pod_admission(&mut p, "abcde", Some((1000, Some("Never".into())))).expect("admission");
+        admit(&mut p, "abcde", Some((1000, Some("Never".into())))).expect("admission");
         let v = serde_json::to_value(&p).expect("serialize");
         assert_eq!(v["spec"]["containers"][0]["volumeMounts"].as_array().map(Vec::len), Some(1));
         assert_eq!(v["spec"]["initContainers"][0]["volumeMounts"][0]["name"], "kube-api-access-abcde");
@@ -1264,12 +1240,12 @@ mod tests {
         let mut p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
             "priorityClassName": "high", "containers": [{"name": "c", "image": "x"}]}}))
         .expect("pod");
-        assert_eq!(pod_admission(&mut p, "x", None), Err("no PriorityClass with name high was found".to_string()));
+        assert_eq!(admit(&mut p, "x", None), Err("no PriorityClass with name high was found".to_string()));
         let mut p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {
             "priority": 5, "containers": [{"name": "c", "image": "x"}]}}))
         .expect("pod");
         assert_eq!(
-            pod_admission(&mut p, "x", None),
+            admit(&mut p, "x", None),
             Err("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 0 from the given PriorityClass name".to_string())
         );
     }
@@ -1368,7 +1344,8 @@ mod tests {
         assert_eq!(v["spec"]["volumeMode"], "Filesystem");
         assert_eq!(v["status"]["phase"], "Pending");
 
-        let mut pc: PriorityClass = serde_json::from_value(json!({"metadata": {"name": "h"}, "value": 10})).expect("pc");
+        let mut pc: PriorityClass =
+            serde_json::from_value(json!({"metadata": {"name": "h"}, "value": 10})).expect("pc");
         priority_class(&mut pc);
         assert_eq!(pc.preemption_policy.as_deref(), Some("PreemptLowerPriority"));
     }

@@ -21,6 +21,16 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
+    /// `details.retryAfterSeconds`, also sent as a `Retry-After` header.
+    pub retry_after: Option<u64>,
+    /// The rest of `details`, boxed: errors travel through every `Result` of
+    /// the server and should stay small.
+    pub details: Box<Details>,
+}
+
+/// `Status.details` besides `retryAfterSeconds`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Details {
     /// `details.name`
     pub name: Option<String>,
     /// `details.group` (empty for the core group, then omitted)
@@ -29,10 +39,8 @@ pub struct ApiError {
     /// the Kind for `Invalid`.
     pub kind: Option<String>,
     pub causes: Vec<Cause>,
-    /// `details.retryAfterSeconds`, also sent as a `Retry-After` header.
-    pub retry_after: Option<u64>,
     /// `details` present but empty (upstream's 415 carries `"details": {}`).
-    pub empty_details: bool,
+    pub empty: bool,
 }
 
 impl std::fmt::Display for ApiError {
@@ -56,33 +64,19 @@ pub struct Subject<'a> {
 impl Subject<'_> {
     /// `pods "x"` or `deployments.apps "x"` as upstream's qualified resource prints.
     fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.to_string()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
+        if self.group.is_empty() { self.resource.to_string() } else { format!("{}.{}", self.resource, self.group) }
     }
 }
 
 impl ApiError {
     fn plain(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            reason,
-            message: message.into(),
-            name: None,
-            group: None,
-            kind: None,
-            causes: Vec::new(),
-            retry_after: None,
-            empty_details: false,
-        }
+        ApiError { code, reason, message: message.into(), retry_after: None, details: Box::default() }
     }
 
     fn about(mut self, s: Subject<'_>) -> Self {
-        self.name = Some(s.name.to_string());
-        self.group = (!s.group.is_empty()).then(|| s.group.to_string());
-        self.kind = Some(s.resource.to_string());
+        self.details.name = Some(s.name.to_string());
+        self.details.group = (!s.group.is_empty()).then(|| s.group.to_string());
+        self.details.kind = Some(s.resource.to_string());
         self
     }
 
@@ -91,12 +85,7 @@ impl ApiError {
     }
 
     pub fn already_exists(s: Subject<'_>) -> Self {
-        Self::plain(
-            409,
-            "AlreadyExists",
-            format!("{} \"{}\" already exists", s.qualified(), s.name),
-        )
-        .about(s)
+        Self::plain(409, "AlreadyExists", format!("{} \"{}\" already exists", s.qualified(), s.name)).about(s)
     }
 
     /// Optimistic-concurrency failure on update/patch.
@@ -119,10 +108,10 @@ impl ApiError {
     /// 422 with field causes; `kind` is the object's Kind (upstream uses Kind here).
     pub fn invalid(group: &str, kind: &str, name: &str, message: String, causes: Vec<Cause>) -> Self {
         let mut e = Self::plain(422, "Invalid", message);
-        e.name = Some(name.to_string());
-        e.group = (!group.is_empty()).then(|| group.to_string());
-        e.kind = Some(kind.to_string());
-        e.causes = causes;
+        e.details.name = (!name.is_empty()).then(|| name.to_string());
+        e.details.group = (!group.is_empty()).then(|| group.to_string());
+        e.details.kind = (!kind.is_empty()).then(|| kind.to_string());
+        e.details.causes = causes;
         e
     }
 
@@ -131,20 +120,11 @@ impl ApiError {
     }
 
     pub fn forbidden(s: Subject<'_>, why: impl std::fmt::Display) -> Self {
-        Self::plain(
-            403,
-            "Forbidden",
-            format!("{} \"{}\" is forbidden: {why}", s.qualified(), s.name),
-        )
-        .about(s)
+        Self::plain(403, "Forbidden", format!("{} \"{}\" is forbidden: {why}", s.qualified(), s.name)).about(s)
     }
 
     pub fn method_not_allowed(verb: &str, what: &str) -> Self {
-        Self::plain(
-            405,
-            "MethodNotAllowed",
-            format!("{verb} is not supported on resources of kind \"{what}\""),
-        )
+        Self::plain(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind \"{what}\""))
     }
 
     pub fn unsupported_media_type(content_type: &str) -> Self {
@@ -152,7 +132,7 @@ impl ApiError {
         if content_type.is_empty() {
             e.message = "415: Unsupported Media Type".into();
         }
-        e.empty_details = true;
+        e.details.empty = true;
         e
     }
 
@@ -163,7 +143,7 @@ impl ApiError {
     /// A path the server does not serve at all (upstream's generic 404 for unknown URLs).
     pub fn no_route() -> Self {
         let mut e = Self::plain(404, "NotFound", "the server could not find the requested resource");
-        e.empty_details = true;
+        e.details.empty = true;
         e
     }
 
@@ -175,7 +155,7 @@ impl ApiError {
     pub fn too_many_requests(message: impl Into<String>, retry_after: Option<u64>, causes: Vec<Cause>) -> Self {
         let mut e = Self::plain(429, "TooManyRequests", message);
         e.retry_after = retry_after;
-        e.causes = causes;
+        e.details.causes = causes;
         e
     }
 
@@ -206,17 +186,18 @@ impl ApiError {
             "code": self.code,
         });
         let mut details = serde_json::Map::new();
-        if let Some(n) = &self.name {
+        let d = &self.details;
+        if let Some(n) = &d.name {
             details.insert("name".into(), json!(n));
         }
-        if let Some(g) = &self.group {
+        if let Some(g) = &d.group {
             details.insert("group".into(), json!(g));
         }
-        if let Some(k) = &self.kind {
+        if let Some(k) = &d.kind {
             details.insert("kind".into(), json!(k));
         }
-        if !self.causes.is_empty() {
-            let causes: Vec<Value> = self
+        if !d.causes.is_empty() {
+            let causes: Vec<Value> = d
                 .causes
                 .iter()
                 .map(|c| {
@@ -232,7 +213,7 @@ impl ApiError {
         if let Some(r) = self.retry_after {
             details.insert("retryAfterSeconds".into(), json!(r));
         }
-        if !details.is_empty() || self.empty_details {
+        if !details.is_empty() || d.empty {
             status["details"] = Value::Object(details);
         }
         // InternalError and friends have no reason upstream when unknown; keep ours.
@@ -282,10 +263,7 @@ mod tests {
 
     #[test]
     fn unsupported_media_type_matches_reference() {
-        assert_eq!(
-            ApiError::unsupported_media_type("").to_status(),
-            reference("status-415-unsupported-media.json")
-        );
+        assert_eq!(ApiError::unsupported_media_type("").to_status(), reference("status-415-unsupported-media.json"));
     }
 
     #[test]

@@ -51,8 +51,8 @@ impl FaultRule {
     fn matches(&self, verb: &str, resource: &str, subresource: Option<&str>) -> bool {
         let verb_ok = self.verbs.is_empty() || self.verbs.iter().any(|v| v == verb);
         let full = subresource.map(|s| format!("{resource}/{s}"));
-        let res_ok = self.resources.is_empty()
-            || self.resources.iter().any(|r| r == resource || Some(r) == full.as_ref());
+        let res_ok =
+            self.resources.is_empty() || self.resources.iter().any(|r| r == resource || Some(r) == full.as_ref());
         verb_ok && res_ok && self.remaining != Some(0)
     }
 }
@@ -140,13 +140,17 @@ impl Faults {
                     *n -= 1;
                 }
                 error = Some(match &rule.error {
-                    InjectedError::ServerError => ApiError::internal(format!("injected fault: {verb} {resource} failed")),
+                    InjectedError::ServerError => {
+                        ApiError::internal(format!("injected fault: {verb} {resource} failed"))
+                    }
                     InjectedError::TooManyRequests { retry_after_seconds } => ApiError::too_many_requests(
                         "injected fault: too many requests, please try again later",
                         Some(*retry_after_seconds),
                         vec![],
                     ),
-                    InjectedError::Unavailable => ApiError::service_unavailable("injected fault: the server is currently unable to handle the request"),
+                    InjectedError::Unavailable => ApiError::service_unavailable(
+                        "injected fault: the server is currently unable to handle the request",
+                    ),
                 });
                 break;
             }
@@ -187,7 +191,13 @@ mod tests {
         let f = Faults::default();
         let cfg = |rate| FaultConfig {
             latency_ms: 5,
-            rules: vec![FaultRule { verbs: vec![], resources: vec![], rate, error: InjectedError::ServerError, remaining: None }],
+            rules: vec![FaultRule {
+                verbs: vec![],
+                resources: vec![],
+                rate,
+                error: InjectedError::ServerError,
+                remaining: None,
+            }],
             seed: Some(1),
         };
         assert!(f.set(cfg(1.5)).unwrap_err().contains("rules[0].rate"));

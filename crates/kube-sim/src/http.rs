@@ -17,8 +17,8 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::apiserver::{
-    ApiServer, DeleteOptions, FieldValidation, Filter, ListOptions, PatchType, ScaleChange, WriteOptions, parse_dry_run,
-    parse_propagation,
+    ApiServer, DeleteOptions, FieldValidation, Filter, ListOptions, PatchType, ScaleChange, WriteOptions,
+    parse_dry_run, parse_propagation,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::faults::FaultConfig;
@@ -33,7 +33,13 @@ pub fn router(server: Arc<ApiServer>) -> Router {
     Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
 }
 
-async fn handle(State(server): State<Arc<ApiServer>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(server): State<Arc<ApiServer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let query = Query::parse(uri.query().unwrap_or_default());
     let resp = match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
         Ok(r) => r,
@@ -144,7 +150,9 @@ fn parse_target(server: &ApiServer, segs: &[&str]) -> ApiResult<Target> {
         rest = &rest[1..];
     }
     let (namespace, rest) = match rest {
-        ["namespaces", ns, r, more @ ..] if !(group.is_empty() && more.is_empty() && matches!(*r, "status" | "finalize")) => {
+        ["namespaces", ns, r, more @ ..]
+            if !(group.is_empty() && more.is_empty() && matches!(*r, "status" | "finalize")) =>
+        {
             (Some(ns.to_string()), &rest[2..])
         }
         _ => (None, rest),
@@ -224,7 +232,10 @@ impl Format {
                 ("application/json" | "*/*" | "application/*", Some("Table")) => {
                     return Ok(Format::Table(IncludeObject::Metadata));
                 }
-                ("application/json" | "*/*" | "application/*", Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => {
+                (
+                    "application/json" | "*/*" | "application/*",
+                    Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                ) => {
                     return Ok(Format::Metadata);
                 }
                 ("application/json" | "*/*" | "application/*" | "application/yaml", None) => return Ok(Format::Json),
@@ -262,7 +273,15 @@ fn get(server: &ApiServer, t: &Target, format: Format) -> ApiResult<Response> {
                 Format::Table(inc) => {
                     let v = server.render(&t.res, &o);
                     let rv = o.rv.to_string();
-                    Ok(json_ok(&table::table(&t.res.kind, &[v], t.res.printer_columns.as_ref(), inc, server.clock.now(), &rv, None)))
+                    Ok(json_ok(&table::table(
+                        &t.res.kind,
+                        &[v],
+                        t.res.printer_columns.as_ref(),
+                        inc,
+                        server.clock.now(),
+                        &rv,
+                        None,
+                    )))
                 }
             }
         }
@@ -286,7 +305,8 @@ fn list_options(q: &Query) -> ApiResult<ListOptions> {
 
 async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiResult<Response> {
     let opts = list_options(q)?;
-    if let (Some(rv), None | Some("NotOlderThan")) = (opts.resource_version.as_deref(), opts.resource_version_match.as_deref())
+    if let (Some(rv), None | Some("NotOlderThan")) =
+        (opts.resource_version.as_deref(), opts.resource_version_match.as_deref())
         && let Ok(rv) = rv.parse::<u64>()
         && rv > 0
     {
@@ -328,7 +348,9 @@ async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiR
                     json!({"metadata": v.get("metadata").cloned().unwrap_or_default()})
                 })
                 .collect();
-            Ok(json_ok(&json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items})))
+            Ok(json_ok(
+                &json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items}),
+            ))
         }
         Format::Table(_) => {
             let objs: Vec<Value> = page.items.iter().map(|o| server.render(&t.res, o)).collect();
@@ -355,7 +377,8 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
     let mut field = opts.field_selector.clone();
     if let Some(name) = &t.name {
         // A watch on one object (`/watch/.../name`) is a watch filtered by name.
-        field = if field.is_empty() { format!("metadata.name={name}") } else { format!("{field},metadata.name={name}") };
+        field =
+            if field.is_empty() { format!("metadata.name={name}") } else { format!("{field},metadata.name={name}") };
     }
     let filter = Filter::new(&t.res, t.namespace.as_deref(), &opts.label_selector, &field)?;
     let bookmarks = q.flag("allowWatchBookmarks");
@@ -364,9 +387,9 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
         _ if send_initial => Start::WithInitialState,
         None | Some("" | "0") => Start::WithInitialState,
         Some(rv) => {
-            let rv: u64 = rv
-                .parse()
-                .map_err(|_| ApiError::bad_request(format!("resourceVersion: Invalid value: \"{rv}\": must be an integer")))?;
+            let rv: u64 = rv.parse().map_err(|_| {
+                ApiError::bad_request(format!("resourceVersion: Invalid value: \"{rv}\": must be an integer"))
+            })?;
             server.wait_for_rv(rv).await?;
             Start::After(rv)
         }
@@ -392,7 +415,14 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
     Ok(resp)
 }
 
-fn render_watch_item(server: &ApiServer, res: &ResourceInfo, format: Format, include: IncludeObject, item: &WatchItem, first: bool) -> Vec<u8> {
+fn render_watch_item(
+    server: &ApiServer,
+    res: &ResourceInfo,
+    format: Format,
+    include: IncludeObject,
+    item: &WatchItem,
+    first: bool,
+) -> Vec<u8> {
     let mut out = Vec::new();
     match item {
         WatchItem::Event(kind, obj) => {
@@ -401,9 +431,9 @@ fn render_watch_item(server: &ApiServer, res: &ResourceInfo, format: Format, inc
             out.extend_from_slice(b"\",\"object\":");
             match format {
                 Format::Json => out.extend_from_slice(&server.render_json(res, obj)),
-                Format::Metadata => {
-                    out.extend_from_slice(&serde_json::to_vec(&partial_metadata(&server.render(res, obj))).unwrap_or_default())
-                }
+                Format::Metadata => out.extend_from_slice(
+                    &serde_json::to_vec(&partial_metadata(&server.render(res, obj))).unwrap_or_default(),
+                ),
                 Format::Table(_) => {
                     let v = server.render(res, obj);
                     let mut tbl = table::table(
@@ -432,7 +462,9 @@ fn render_watch_item(server: &ApiServer, res: &ResourceInfo, format: Format, inc
             out.extend_from_slice(&serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default());
         }
         WatchItem::Error(e) => {
-            out.extend_from_slice(&serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default());
+            out.extend_from_slice(
+                &serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default(),
+            );
         }
     }
     out.push(b'\n');
@@ -554,10 +586,15 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
         ..Default::default()
     };
     if let Some(orphan) = q.get("orphanDependents") {
-        o.propagation = Some(if orphan == "true" { crate::apiserver::Propagation::Orphan } else { crate::apiserver::Propagation::Foreground });
+        o.propagation = Some(if orphan == "true" {
+            crate::apiserver::Propagation::Orphan
+        } else {
+            crate::apiserver::Propagation::Foreground
+        });
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
-        let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
         o.merge_body(&v)?;
     }
     Ok(o)
@@ -623,7 +660,8 @@ fn api_versions(server: &ApiServer) -> Value {
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({"name": name, "versions": vs, "preferredVersion": vs.first().cloned().unwrap_or_default()})
 }
 
@@ -700,7 +738,10 @@ fn openapi_v3_group_version(server: &ApiServer, group: &str, version: &str) -> A
             group.split('.').rev().collect::<Vec<_>>().join(".")
         };
         let gvk = json!({"group": group, "version": version, "kind": r.kind});
-        schemas.insert(format!("{prefix}.{version}.{}", r.kind), json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}));
+        schemas.insert(
+            format!("{prefix}.{version}.{}", r.kind),
+            json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}),
+        );
         let path = if r.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
         } else {
@@ -740,7 +781,8 @@ fn sim_control(server: &ApiServer, method: &Method, rest: &[&str], body: Bytes) 
     match (method, rest) {
         (&Method::GET, ["faults"]) => Ok(json_ok(&serde_json::to_value(server.faults.get()).unwrap_or_default())),
         (&Method::PUT | &Method::POST, ["faults"]) => {
-            let cfg: FaultConfig = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("fault configuration: {e}")))?;
+            let cfg: FaultConfig = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("fault configuration: {e}")))?;
             server.faults.set(cfg).map_err(ApiError::bad_request)?;
             Ok(json_ok(&serde_json::to_value(server.faults.get()).unwrap_or_default()))
         }

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::defaults;
-use crate::error::{ApiError, ApiResult, Cause};
+use crate::error::{ApiError, ApiResult};
 use crate::resources::ResourceInfo;
 use crate::validation::{self, FieldError};
 
@@ -235,7 +235,7 @@ pub fn admit_pod(obj: &mut Value, suffix: &str, class: Option<&Value>, sa: Optio
         service_account_image_pull_secrets: &pull_secrets,
     };
     let mut err = None;
-    typed::<Pod>(obj, |p| err = defaults::pod_admission_with(p, &admission).err()).map_err(|e| e.message)?;
+    typed::<Pod>(obj, |p| err = defaults::pod_admission(p, &admission).err()).map_err(|e| e.message)?;
     match err {
         Some(e) => Err(e),
         None => Ok(()),
@@ -286,7 +286,9 @@ pub fn validate_update(res: &ResourceInfo, old: &Value, new: &Value) -> Vec<Fiel
     let mut errs = validate(res, new);
     match (res.storage.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => {
-            if let (Ok(o), Ok(n)) = (serde_json::from_value::<Pod>(old.clone()), serde_json::from_value::<Pod>(new.clone())) {
+            if let (Ok(o), Ok(n)) =
+                (serde_json::from_value::<Pod>(old.clone()), serde_json::from_value::<Pod>(new.clone()))
+            {
                 for e in validation::pod_update(&o, &n) {
                     if !errs.contains(&e) {
                         errs.push(e);
@@ -301,17 +303,6 @@ pub fn validate_update(res: &ResourceInfo, old: &Value, new: &Value) -> Vec<Fiel
         _ => {}
     }
     errs
-}
-
-/// A 422 for errors found outside the validation functions.
-pub fn invalid(res: &ResourceInfo, name: &str, errs: &[FieldError]) -> ApiError {
-    ApiError::invalid(
-        &res.group,
-        &res.kind,
-        name,
-        validation::invalid_message(&res.kind, name, errs),
-        errs.iter().map(|e| Cause { reason: e.reason().into(), message: e.message(), field: Some(e.field.clone()) }).collect(),
-    )
 }
 
 #[cfg(test)]
@@ -331,11 +322,18 @@ mod tests {
     #[test]
     fn typed_decoding_drops_unknown_fields_and_fills_required_ones() {
         let res = crate::resources::builtin().into_iter().find(|r| r.plural == "pods").unwrap();
-        let (v, unknown) = decode(&res, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}, "extra": true})).unwrap();
+        let (v, unknown) = decode(
+            &res,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}, "extra": true}),
+        )
+        .unwrap();
         assert_eq!(unknown, vec!["extra"]);
         assert!(v.get("extra").is_none());
         assert_eq!(v["spec"]["containers"], json!([]));
-        let bad = decode(&res, json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "no"}}));
+        let bad = decode(
+            &res,
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": "no"}}),
+        );
         assert_eq!(bad.unwrap_err().code, 400);
     }
 }

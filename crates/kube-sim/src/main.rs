@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use kube_sim::{Cluster, ServerConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "kube-sim", version, about = "A simulated Kubernetes API server that kubectl and kube clients can talk to")]
+#[command(
+    name = "kube-sim",
+    version,
+    about = "A simulated Kubernetes API server that kubectl and kube clients can talk to"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,8 @@ enum Command {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -14,7 +14,8 @@
 use std::cmp::Ordering;
 
 /// Upstream's error for a string that is not shaped like a quantity.
-pub const FORMAT_ERROR: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+pub const FORMAT_ERROR: &str =
+    "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
 /// Upstream's error for an unknown suffix such as `"1Zi"`.
 pub const SUFFIX_ERROR: &str = "unable to parse quantity's suffix";
 /// Upstream's error when the numeric part cannot be represented.
@@ -42,26 +43,9 @@ pub struct Quantity {
     original: Option<String>,
 }
 
-const DEC_SUFFIXES: [(&str, i32); 10] = [
-    ("n", -9),
-    ("u", -6),
-    ("m", -3),
-    ("", 0),
-    ("k", 3),
-    ("M", 6),
-    ("G", 9),
-    ("T", 12),
-    ("P", 15),
-    ("E", 18),
-];
-const BIN_SUFFIXES: [(&str, u32); 6] = [
-    ("Ki", 10),
-    ("Mi", 20),
-    ("Gi", 30),
-    ("Ti", 40),
-    ("Pi", 50),
-    ("Ei", 60),
-];
+const DEC_SUFFIXES: [(&str, i32); 10] =
+    [("n", -9), ("u", -6), ("m", -3), ("", 0), ("k", 3), ("M", 6), ("G", 9), ("T", 12), ("P", 15), ("E", 18)];
+const BIN_SUFFIXES: [(&str, u32); 6] = [("Ki", 10), ("Mi", 20), ("Gi", 30), ("Ti", 40), ("Pi", 50), ("Ei", 60)];
 
 struct Parts<'a> {
     positive: bool,
@@ -165,9 +149,7 @@ impl Quantity {
         let digits = format!("{}{}", p.num, p.denom);
         let denom_len = i32::try_from(p.denom.len()).map_err(|_| NUMERIC_ERROR.to_string())?;
         let (mut mantissa, mut scale) = if base == 10 {
-            let scale = exponent
-                .checked_sub(denom_len)
-                .ok_or_else(|| NUMERIC_ERROR.to_string())?;
+            let scale = exponent.checked_sub(denom_len).ok_or_else(|| NUMERIC_ERROR.to_string())?;
             if scale < -9 {
                 // Drop digits finer than 1n, rounding the magnitude up.
                 let drop = usize::try_from(-9 - scale).map_err(|_| NUMERIC_ERROR.to_string())?;
@@ -183,13 +165,11 @@ impl Quantity {
             }
         } else {
             let m = digits_to_i128(&digits)?;
-            let m = m
-                .checked_mul(1i128 << exponent)
-                .ok_or_else(|| NUMERIC_ERROR.to_string())?;
+            let m = m.checked_mul(1i128 << exponent).ok_or_else(|| NUMERIC_ERROR.to_string())?;
             let mut q = (m, -denom_len);
             if q.1 < -9 {
-                let div = pow10(u32::try_from(-9 - q.1).unwrap_or(u32::MAX))
-                    .ok_or_else(|| NUMERIC_ERROR.to_string())?;
+                let div =
+                    pow10(u32::try_from(-9 - q.1).unwrap_or(u32::MAX)).ok_or_else(|| NUMERIC_ERROR.to_string())?;
                 let r = q.0 % div;
                 q = (q.0 / div + i128::from(r != 0), -9);
             }
@@ -318,10 +298,7 @@ impl Quantity {
                     v /= 1024;
                     times += 1;
                 }
-                let suffix = BIN_SUFFIXES
-                    .iter()
-                    .find(|(_, e)| *e == times * 10)
-                    .map_or("", |(s, _)| *s);
+                let suffix = BIN_SUFFIXES.iter().find(|(_, e)| *e == times * 10).map_or("", |(s, _)| *s);
                 format!("{v}{suffix}")
             }
             _ => {
@@ -404,9 +381,7 @@ fn reusable_spelling(s: &str, p: &Parts<'_>, base: u32, exponent: i32, format: F
 
 /// Parses to exact milli-units (rounded away from zero below `1m`).
 pub fn parse_milli(s: &str) -> Result<i128, String> {
-    Quantity::parse(s)?
-        .milli_value()
-        .ok_or_else(|| format!("quantity {s:?} is too large"))
+    Quantity::parse(s)?.milli_value().ok_or_else(|| format!("quantity {s:?} is too large"))
 }
 
 /// CPU in millicores, as the scheduler and kubelet read it.

@@ -25,11 +25,7 @@ impl GroupResource {
 
 impl std::fmt::Display for GroupResource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.group.is_empty() {
-            f.write_str(&self.resource)
-        } else {
-            write!(f, "{}.{}", self.resource, self.group)
-        }
+        if self.group.is_empty() { f.write_str(&self.resource) } else { write!(f, "{}.{}", self.resource, self.group) }
     }
 }
 
@@ -87,11 +83,7 @@ pub struct ResourceInfo {
 
 impl ResourceInfo {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     pub fn group_resource(&self) -> GroupResource {
@@ -284,12 +276,8 @@ pub const EVENT_V1_FIELDS: &[&str] = &[
 pub fn builtin() -> Vec<ResourceInfo> {
     let v1 = |plural: &str, kind: &str, ns: bool| B::new("", "v1", plural, kind, ns);
     let apps = |plural: &str, kind: &str| B::new("apps", "v1", plural, kind, true);
-    let eviction = Subresource {
-        name: "eviction",
-        kind: "Eviction",
-        group_version: Some(("policy", "v1")),
-        verbs: &["create"],
-    };
+    let eviction =
+        Subresource { name: "eviction", kind: "Eviction", group_version: Some(("policy", "v1")), verbs: &["create"] };
     let binding = Subresource { name: "binding", kind: "Binding", group_version: None, verbs: &["create"] };
     let node_proxy = Subresource {
         name: "proxy",
@@ -337,11 +325,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .hash("QWTyNDq0dC4=")
             .status()
             .done(),
-        v1("persistentvolumes", "PersistentVolume", false)
-            .short(&["pv"])
-            .hash("HN/zwEC+JgM=")
-            .status()
-            .done(),
+        v1("persistentvolumes", "PersistentVolume", false).short(&["pv"]).hash("HN/zwEC+JgM=").status().done(),
         v1("pods", "Pod", true)
             .short(&["po"])
             .all()
@@ -353,11 +337,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .returns_deleted()
             .done(),
         v1("secrets", "Secret", true).hash("S6u1pOWzb84=").fields(&["type"]).done(),
-        v1("serviceaccounts", "ServiceAccount", true)
-            .short(&["sa"])
-            .hash("pbx9ZvyFpBE=")
-            .returns_deleted()
-            .done(),
+        v1("serviceaccounts", "ServiceAccount", true).short(&["sa"]).hash("pbx9ZvyFpBE=").returns_deleted().done(),
         v1("services", "Service", true).short(&["svc"]).all().hash("0/CO1lhkEBI=").status().done(),
         apps("controllerrevisions", "ControllerRevision").hash("85nkx63pcBU=").done(),
         apps("daemonsets", "DaemonSet").short(&["ds"]).all().hash("dd7pWHUlMKQ=").status().generation().done(),
@@ -398,23 +378,15 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .short(&["pc"])
             .hash("1QwjyaZjj3Y=")
             .done(),
-        B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false)
-            .short(&["sc"])
-            .returns_deleted()
-            .done(),
+        B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]).returns_deleted().done(),
         {
-            let mut crd = B::new(
-                "apiextensions.k8s.io",
-                "v1",
-                "customresourcedefinitions",
-                "CustomResourceDefinition",
-                false,
-            )
-            .short(&["crd", "crds"])
-            .hash("jfWCUB31mvA=")
-            .status()
-            .generation()
-            .done();
+            let mut crd =
+                B::new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)
+                    .short(&["crd", "crds"])
+                    .hash("jfWCUB31mvA=")
+                    .status()
+                    .generation()
+                    .done();
             crd.categories = vec!["api-extensions".into()];
             crd
         },
@@ -486,12 +458,7 @@ impl Registry {
     /// The resources of one group/version, in registration order.
     pub fn resources_of(&self, group: &str, version: &str) -> Vec<Arc<ResourceInfo>> {
         let inner = self.inner.read();
-        inner
-            .by_gvr
-            .values()
-            .filter(|r| r.group == group && r.version == version)
-            .cloned()
-            .collect()
+        inner.by_gvr.values().filter(|r| r.group == group && r.version == version).cloned().collect()
     }
 
     /// Groups (excluding the core group) in discovery order, with their versions.
@@ -569,11 +536,8 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
     let names = spec.get("names").ok_or("spec.names: Required value")?;
     let plural = names.get("plural").and_then(Value::as_str).ok_or("spec.names.plural: Required value")?;
     let kind = names.get("kind").and_then(Value::as_str).ok_or("spec.names.kind: Required value")?;
-    let singular = names
-        .get("singular")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .unwrap_or_else(|| kind.to_lowercase());
+    let singular =
+        names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
     let strings = |v: Option<&Value>| -> Vec<String> {
         v.and_then(Value::as_array)
             .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
@@ -584,7 +548,11 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
     let namespaced = match spec.get("scope").and_then(Value::as_str) {
         Some("Namespaced") => true,
         Some("Cluster") => false,
-        other => return Err(format!("spec.scope: Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\"")),
+        other => {
+            return Err(format!(
+                "spec.scope: Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""
+            ));
+        }
     };
     let versions = spec
         .get("versions")

@@ -236,7 +236,9 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     };
     let bad = |why: &str| Err(format!("unable to parse requirement: invalid label key {key:?}: {why}"));
     if let Some(p) = prefix
-        && (p.is_empty() || p.len() > 253 || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
+        && (p.is_empty()
+            || p.len() > 253
+            || !p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.'))
     {
         return bad("prefix part must be a lowercase RFC 1123 subdomain");
     }
@@ -335,11 +337,31 @@ mod tests {
     #[test]
     fn every_operator_of_the_string_syntax() {
         let l = labels(&[("app", "web"), ("tier", "fe"), ("env", "prod")]);
-        let yes = ["app=web", "app==web", "tier!=db", "env in (prod,stage)", "env notin (dev)", "app", "!legacy", "missing!=x", "missing notin (a)", "app=web,tier=fe"];
+        let yes = [
+            "app=web",
+            "app==web",
+            "tier!=db",
+            "env in (prod,stage)",
+            "env notin (dev)",
+            "app",
+            "!legacy",
+            "missing!=x",
+            "missing notin (a)",
+            "app=web,tier=fe",
+        ];
         for s in yes {
             assert!(LabelSelector::parse(s).unwrap().matches(&l), "{s} should match");
         }
-        let no = ["app=db", "tier!=fe", "env in (dev)", "env notin (prod)", "legacy", "!app", "app=web,tier=db", "missing in (a)"];
+        let no = [
+            "app=db",
+            "tier!=fe",
+            "env in (dev)",
+            "env notin (prod)",
+            "legacy",
+            "!app",
+            "app=web,tier=db",
+            "missing in (a)",
+        ];
         for s in no {
             assert!(!LabelSelector::parse(s).unwrap().matches(&l), "{s} should not match");
         }
@@ -366,17 +388,22 @@ mod tests {
         assert!(!sel.matches(&labels(&[("app", "web")])));
         assert!(LabelSelector::from_object(&serde_json::json!({})).unwrap().matches(&labels(&[])));
         assert_eq!(sel.to_string(), "app=web,!canary,tier in (be,fe)", "sorted by key, as upstream prints selectors");
-        assert!(LabelSelector::from_object(&serde_json::json!({"matchExpressions": [{"key": "a", "operator": "Nope"}]})).is_err());
+        assert!(
+            LabelSelector::from_object(&serde_json::json!({"matchExpressions": [{"key": "a", "operator": "Nope"}]}))
+                .is_err()
+        );
     }
 
     #[test]
     fn field_selectors_check_support_and_match() {
         let ok = |f: &str| matches!(f, "metadata.name" | "spec.nodeName" | "status.phase");
         let fs = FieldSelector::parse("spec.nodeName=n1,status.phase!=Failed", ok).unwrap();
-        let get = |phase: &'static str| move |f: &str| match f {
-            "spec.nodeName" => Some("n1".to_string()),
-            "status.phase" => Some(phase.to_string()),
-            _ => None,
+        let get = |phase: &'static str| {
+            move |f: &str| match f {
+                "spec.nodeName" => Some("n1".to_string()),
+                "status.phase" => Some(phase.to_string()),
+                _ => None,
+            }
         };
         assert!(fs.matches(get("Running")));
         assert!(!fs.matches(get("Failed")));

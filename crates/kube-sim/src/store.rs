@@ -238,10 +238,7 @@ impl Store {
     }
 
     pub fn with_history(indexer: FieldIndexer, history: usize) -> Self {
-        Store {
-            inner: RwLock::new(Inner { rv: 0, tables: HashMap::new(), history: history.max(1) }),
-            indexer,
-        }
+        Store { inner: RwLock::new(Inner { rv: 0, tables: HashMap::new(), history: history.max(1) }), indexer }
     }
 
     /// The latest resourceVersion of the whole store.
@@ -461,7 +458,8 @@ impl Txn<'_> {
 
 fn ns_name(obj: &Value) -> ApiResult<(Option<String>, String)> {
     let meta = &obj["metadata"];
-    let name = meta["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::internal("object without a name"))?;
+    let name =
+        meta["name"].as_str().filter(|n| !n.is_empty()).ok_or_else(|| ApiError::internal("object without a name"))?;
     let ns = meta["namespace"].as_str().filter(|n| !n.is_empty()).map(str::to_string);
     Ok((ns, name.to_string()))
 }
@@ -496,7 +494,9 @@ mod tests {
         let s = Store::new(no_fields);
         let a = put(&s, cm("a", "1"));
         let other = s
-            .transact(|t| t.put(&GroupResource::new("", "secrets"), json!({"metadata": {"name": "x", "namespace": "d"}})))
+            .transact(|t| {
+                t.put(&GroupResource::new("", "secrets"), json!({"metadata": {"name": "x", "namespace": "d"}}))
+            })
             .unwrap();
         let b = put(&s, cm("b", "1"));
         assert_eq!((a.rv, other.rv, b.rv), (1, 2, 3));

@@ -34,23 +34,14 @@ pub fn columns(kind: &str, printer_columns: Option<&Value>) -> Value {
             .iter()
             .map(|c| column_json(&c.name, &c.ty, &c.format, &c.description, c.priority))
             .collect(),
-        p => builtin_columns(p)
-            .iter()
-            .map(|c| column_json(c.name, c.ty, c.format, c.desc, c.priority))
-            .collect(),
+        p => builtin_columns(p).iter().map(|c| column_json(c.name, c.ty, c.format, c.desc, c.priority)).collect(),
     };
     Value::Array(cols)
 }
 
 /// One row for an object: `{"cells":[...],"object":...}`, plus `conditions` for finished pods
 /// (upstream marks Succeeded/Failed pods as `Completed` rows).
-pub fn row(
-    kind: &str,
-    obj: &Value,
-    printer_columns: Option<&Value>,
-    include: IncludeObject,
-    now: Timestamp,
-) -> Value {
+pub fn row(kind: &str, obj: &Value, printer_columns: Option<&Value>, include: IncludeObject, now: Timestamp) -> Value {
     let (cells, conditions) = match printer_for(kind, printer_columns) {
         Printer::Custom => (custom_cells(obj, printer_columns, now), Vec::new()),
         p => builtin_cells(p, obj, now),
@@ -83,10 +74,7 @@ pub fn table(
     if let Some(token) = continue_token.filter(|t| !t.is_empty()) {
         metadata.insert("continue".into(), json!(token));
     }
-    let rows: Vec<Value> = objs
-        .iter()
-        .map(|o| row(kind, o, printer_columns, include, now))
-        .collect();
+    let rows: Vec<Value> = objs.iter().map(|o| row(kind, o, printer_columns, include, now)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -135,11 +123,7 @@ fn human_duration(nanos: i128) -> String {
     let minutes = nanos / (60 * SEC);
     if minutes < 10 {
         let s = seconds % 60;
-        return if s == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{s}s")
-        };
+        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
     }
     if minutes < 180 {
         return format!("{minutes}m");
@@ -147,11 +131,7 @@ fn human_duration(nanos: i128) -> String {
     let hours = nanos / (3600 * SEC);
     if hours < 8 {
         let m = minutes % 60;
-        return if m == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{m}m")
-        };
+        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
     }
     if hours < 48 {
         return format!("{hours}h");
@@ -159,11 +139,7 @@ fn human_duration(nanos: i128) -> String {
     let days = hours / 24;
     if hours < 24 * 8 {
         let h = hours % 24;
-        return if h == 0 {
-            format!("{days}d")
-        } else {
-            format!("{days}d{h}h")
-        };
+        return if h == 0 { format!("{days}d") } else { format!("{days}d{h}h") };
     }
     if hours < 24 * 365 * 2 {
         return format!("{days}d");
@@ -171,11 +147,7 @@ fn human_duration(nanos: i128) -> String {
     let years = days / 365;
     if hours < 24 * 365 * 8 {
         let dy = days % 365;
-        return if dy == 0 {
-            format!("{years}y")
-        } else {
-            format!("{years}y{dy}d")
-        };
+        return if dy == 0 { format!("{years}y") } else { format!("{years}y{dy}d") };
     }
     format!("{years}y")
 }
@@ -200,9 +172,7 @@ fn opt_text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 fn int_or(v: &Value, path: &[&str], default: i64) -> i64 {
-    at(v, path)
-        .and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64)))
-        .unwrap_or(default)
+    at(v, path).and_then(|x| x.as_i64().or_else(|| x.as_f64().map(|f| f as i64))).unwrap_or(default)
 }
 
 fn int(v: &Value, path: &[&str]) -> i64 {
@@ -210,9 +180,7 @@ fn int(v: &Value, path: &[&str]) -> i64 {
 }
 
 fn list<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
-    at(v, path)
-        .and_then(Value::as_array)
-        .map_or(&[], Vec::as_slice)
+    at(v, path).and_then(Value::as_array).map_or(&[], Vec::as_slice)
 }
 
 fn map_len(v: &Value, path: &[&str]) -> usize {
@@ -255,11 +223,7 @@ fn format_labels(v: Option<&Value>) -> String {
         return "<none>".to_string();
     };
     let sorted: BTreeMap<&String, String> = m.iter().map(|(k, v)| (k, scalar_text(v))).collect();
-    sorted
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    sorted.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// The string form of a metav1.LabelSelector as labels.Selector.String() renders it:
@@ -291,11 +255,7 @@ fn selector_string(sel: Option<&Value>) -> Result<String, ()> {
         reqs.push((key.to_string(), rendered));
     }
     reqs.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(reqs
-        .into_iter()
-        .map(|(_, r)| r)
-        .collect::<Vec<_>>()
-        .join(","))
+    Ok(reqs.into_iter().map(|(_, r)| r).collect::<Vec<_>>().join(","))
 }
 
 /// metav1.FormatLabelSelector: `<none>` for empty, `<error>` for unconvertible selectors.
@@ -322,32 +282,20 @@ fn condition<'a>(conditions: &'a [Value], ty: &str) -> Option<&'a Value> {
 /// Upstream access-mode abbreviations, always in RWO,ROX,RWX,RWOP order.
 fn access_modes(modes: &[Value]) -> String {
     let has = |m: &str| modes.iter().any(|v| v.as_str() == Some(m));
-    [
-        ("ReadWriteOnce", "RWO"),
-        ("ReadOnlyMany", "ROX"),
-        ("ReadWriteMany", "RWX"),
-        ("ReadWriteOncePod", "RWOP"),
-    ]
-    .iter()
-    .filter(|(full, _)| has(full))
-    .map(|(_, short)| *short)
-    .collect::<Vec<_>>()
-    .join(",")
+    [("ReadWriteOnce", "RWO"), ("ReadOnlyMany", "ROX"), ("ReadWriteMany", "RWX"), ("ReadWriteOncePod", "RWOP")]
+        .iter()
+        .filter(|(full, _)| has(full))
+        .map(|(_, short)| *short)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The beta storage-class annotation still wins over spec.storageClassName upstream.
 fn storage_class(obj: &Value) -> String {
-    opt_text(
-        obj,
-        &[
-            "metadata",
-            "annotations",
-            "volume.beta.kubernetes.io/storage-class",
-        ],
-    )
-    .or_else(|| opt_text(obj, &["spec", "storageClassName"]))
-    .unwrap_or("")
-    .to_string()
+    opt_text(obj, &["metadata", "annotations", "volume.beta.kubernetes.io/storage-class"])
+        .or_else(|| opt_text(obj, &["spec", "storageClassName"]))
+        .unwrap_or("")
+        .to_string()
 }
 
 /// Load-balancer ingress points as a sorted, de-duplicated list (IP preferred over hostname).
@@ -372,12 +320,7 @@ fn load_balancer_ingress(status: &Value) -> String {
 
 /// "a,b,c + N more..." lists used by endpoint-ish printers.
 fn list_with_more(items: &[String], total: usize, max: usize, empty: &str) -> String {
-    let shown = items
-        .iter()
-        .take(max)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(",");
+    let shown = items.iter().take(max).cloned().collect::<Vec<_>>().join(",");
     if total > max {
         format!("{shown} + {} more...", total - max)
     } else if shown.is_empty() {
@@ -463,9 +406,7 @@ fn printer_for(kind: &str, printer_columns: Option<&Value>) -> Printer {
         "StorageClass" => Printer::StorageClass,
         "RoleBinding" | "ClusterRoleBinding" => Printer::RoleBinding,
         "ControllerRevision" => Printer::ControllerRevision,
-        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
-            Printer::WebhookConfiguration
-        }
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => Printer::WebhookConfiguration,
         "RuntimeClass" => Printer::RuntimeClass,
         _ => Printer::Default,
     }
@@ -492,33 +433,15 @@ const IMAGES_DESC: &str = "Container images from the pod template.";
 const SELECTOR_DESC: &str = "Label selector that picks the managed pods.";
 
 const fn c(name: &'static str, ty: &'static str, desc: &'static str) -> Col {
-    Col {
-        name,
-        ty,
-        format: "",
-        desc,
-        priority: 0,
-    }
+    Col { name, ty, format: "", desc, priority: 0 }
 }
 
 /// A priority-1 column: only shown by kubectl with `-o wide`.
 const fn w(name: &'static str, ty: &'static str, desc: &'static str) -> Col {
-    Col {
-        name,
-        ty,
-        format: "",
-        desc,
-        priority: 1,
-    }
+    Col { name, ty, format: "", desc, priority: 1 }
 }
 
-const NAME: Col = Col {
-    name: "Name",
-    ty: "string",
-    format: "name",
-    desc: NAME_DESC,
-    priority: 0,
-};
+const NAME: Col = Col { name: "Name", ty: "string", format: "name", desc: NAME_DESC, priority: 0 };
 const AGE: Col = c("Age", "string", AGE_DESC);
 const CONTAINERS: Col = w("Containers", "string", CONTAINERS_DESC);
 const IMAGES: Col = w("Images", "string", IMAGES_DESC);
@@ -529,25 +452,13 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
         Printer::Pod => vec![
             NAME,
             c("Ready", "string", "Ready containers out of all containers."),
-            c(
-                "Status",
-                "string",
-                "Summary of the pod and container states.",
-            ),
-            c(
-                "Restarts",
-                "string",
-                "Container restarts, with the time of the last one.",
-            ),
+            c("Status", "string", "Summary of the pod and container states."),
+            c("Restarts", "string", "Container restarts, with the time of the last one."),
             AGE,
             w("IP", "string", "First pod IP."),
             w("Node", "string", "Node the pod is bound to."),
             w("Nominated Node", "string", "Node nominated by preemption."),
-            w(
-                "Readiness Gates",
-                "string",
-                "Readiness gates that are satisfied.",
-            ),
+            w("Readiness Gates", "string", "Readiness gates that are satisfied."),
         ],
         Printer::PodTemplate => vec![
             NAME,
@@ -557,11 +468,7 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
         ],
         Printer::Node => vec![
             NAME,
-            c(
-                "Status",
-                "string",
-                "Readiness and schedulability of the node.",
-            ),
+            c("Status", "string", "Readiness and schedulability of the node."),
             c("Roles", "string", "Roles taken from node-role labels."),
             AGE,
             c("Version", "string", "Kubelet version."),
@@ -569,25 +476,13 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             w("External-IP", "string", "First ExternalIP address."),
             w("OS-Image", "string", "Operating system image."),
             w("Kernel-Version", "string", "Kernel version."),
-            w(
-                "Container-Runtime",
-                "string",
-                "Container runtime and version.",
-            ),
+            w("Container-Runtime", "string", "Container runtime and version."),
         ],
-        Printer::Namespace => vec![
-            NAME,
-            c("Status", "string", "Lifecycle phase of the namespace."),
-            AGE,
-        ],
+        Printer::Namespace => vec![NAME, c("Status", "string", "Lifecycle phase of the namespace."), AGE],
         Printer::Deployment => vec![
             NAME,
             c("Ready", "string", "Ready replicas out of desired replicas."),
-            c(
-                "Up-to-date",
-                "string",
-                "Replicas running the current template.",
-            ),
+            c("Up-to-date", "string", "Replicas running the current template."),
             c("Available", "string", "Replicas available to serve."),
             AGE,
             CONTAINERS,
@@ -604,37 +499,17 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             IMAGES,
             SELECTOR,
         ],
-        Printer::StatefulSet => vec![
-            NAME,
-            c("Ready", "string", "Ready replicas out of desired replicas."),
-            AGE,
-            CONTAINERS,
-            IMAGES,
-        ],
+        Printer::StatefulSet => {
+            vec![NAME, c("Ready", "string", "Ready replicas out of desired replicas."), AGE, CONTAINERS, IMAGES]
+        }
         Printer::DaemonSet => vec![
             NAME,
-            c(
-                "Desired",
-                "integer",
-                "Nodes that should run the daemon pod.",
-            ),
+            c("Desired", "integer", "Nodes that should run the daemon pod."),
             c("Current", "integer", "Nodes running the daemon pod."),
             c("Ready", "integer", "Nodes with a ready daemon pod."),
-            c(
-                "Up-to-date",
-                "integer",
-                "Nodes running the current template.",
-            ),
-            c(
-                "Available",
-                "integer",
-                "Nodes with an available daemon pod.",
-            ),
-            c(
-                "Node Selector",
-                "string",
-                "Node selector of the pod template.",
-            ),
+            c("Up-to-date", "integer", "Nodes running the current template."),
+            c("Available", "integer", "Nodes with an available daemon pod."),
+            c("Node Selector", "string", "Node selector of the pod template."),
             AGE,
             CONTAINERS,
             IMAGES,
@@ -643,16 +518,8 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
         Printer::Job => vec![
             NAME,
             c("Status", "string", "Overall state of the job."),
-            c(
-                "Completions",
-                "string",
-                "Succeeded pods out of required completions.",
-            ),
-            c(
-                "Duration",
-                "string",
-                "How long the job ran or has been running.",
-            ),
+            c("Completions", "string", "Succeeded pods out of required completions."),
+            c("Duration", "string", "How long the job ran or has been running."),
             AGE,
             CONTAINERS,
             IMAGES,
@@ -664,11 +531,7 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             c("Timezone", "string", "Time zone of the schedule."),
             c("Suspend", "boolean", "Whether new runs are suspended."),
             c("Active", "integer", "Number of running jobs."),
-            c(
-                "Last Schedule",
-                "string",
-                "Time since the last scheduled run.",
-            ),
+            c("Last Schedule", "string", "Time since the last scheduled run."),
             AGE,
             CONTAINERS,
             IMAGES,
@@ -678,11 +541,7 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             NAME,
             c("Type", "string", "Service type."),
             c("Cluster-IP", "string", "Primary cluster IP."),
-            c(
-                "External-IP",
-                "string",
-                "External or load-balancer addresses.",
-            ),
+            c("External-IP", "string", "External or load-balancer addresses."),
             c("Port(s)", "string", "Service ports."),
             AGE,
             w("Selector", "string", "Pod selector of the service."),
@@ -710,56 +569,28 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             AGE,
         ],
         Printer::ConfigMap => vec![NAME, c("Data", "string", "Number of keys."), AGE],
-        Printer::Secret => vec![
-            NAME,
-            c("Type", "string", "Secret type."),
-            c("Data", "string", "Number of keys."),
-            AGE,
-        ],
-        Printer::ServiceAccount => vec![
-            NAME,
-            c("Secrets", "string", "Number of referenced secrets."),
-            AGE,
-        ],
+        Printer::Secret => vec![NAME, c("Type", "string", "Secret type."), c("Data", "string", "Number of keys."), AGE],
+        Printer::ServiceAccount => vec![NAME, c("Secrets", "string", "Number of referenced secrets."), AGE],
         Printer::Event => vec![
-            c(
-                "Last Seen",
-                "string",
-                "Time since the event was last observed.",
-            ),
+            c("Last Seen", "string", "Time since the event was last observed."),
             c("Type", "string", "Event type."),
             c("Reason", "string", "Short machine-readable reason."),
             c("Object", "string", "Object the event is about."),
             w("Subobject", "string", "Field path within the object."),
             w("Source", "string", "Component that reported the event."),
             c("Message", "string", "Human-readable description."),
-            w(
-                "First Seen",
-                "string",
-                "Time since the event was first observed.",
-            ),
+            w("First Seen", "string", "Time since the event was first observed."),
             w("Count", "string", "Number of occurrences."),
-            Col {
-                priority: 1,
-                ..NAME
-            },
+            Col { priority: 1, ..NAME },
         ],
         Printer::PersistentVolumeClaim => vec![
             NAME,
             c("Status", "string", "Phase of the claim."),
             c("Volume", "string", "Bound volume."),
             c("Capacity", "string", "Capacity of the bound volume."),
-            c(
-                "Access Modes",
-                "string",
-                "Access modes of the bound volume.",
-            ),
+            c("Access Modes", "string", "Access modes of the bound volume."),
             c("StorageClass", "string", "Storage class of the claim."),
-            c(
-                "VolumeAttributesClass",
-                "string",
-                "Volume attributes class of the claim.",
-            ),
+            c("VolumeAttributesClass", "string", "Volume attributes class of the claim."),
             AGE,
             w("VolumeMode", "string", "Volume mode."),
         ],
@@ -771,11 +602,7 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             c("Status", "string", "Phase of the volume."),
             c("Claim", "string", "Bound claim as namespace/name."),
             c("StorageClass", "string", "Storage class of the volume."),
-            c(
-                "VolumeAttributesClass",
-                "string",
-                "Volume attributes class of the volume.",
-            ),
+            c("VolumeAttributesClass", "string", "Volume attributes class of the volume."),
             c("Reason", "string", "Reason for the current phase."),
             AGE,
             w("VolumeMode", "string", "Volume mode."),
@@ -784,21 +611,13 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
             NAME,
             c("Min Available", "string", "Pods that must stay available."),
             c("Max Unavailable", "string", "Pods that may be unavailable."),
-            c(
-                "Allowed Disruptions",
-                "integer",
-                "Disruptions currently allowed.",
-            ),
+            c("Allowed Disruptions", "integer", "Disruptions currently allowed."),
             AGE,
         ],
         Printer::PriorityClass => vec![
             NAME,
             c("Value", "integer", "Priority value."),
-            c(
-                "Global-Default",
-                "boolean",
-                "Whether this is the default class.",
-            ),
+            c("Global-Default", "boolean", "Whether this is the default class."),
             AGE,
             c("PreemptionPolicy", "string", "Preemption policy."),
         ],
@@ -806,17 +625,9 @@ fn builtin_columns(p: Printer) -> Vec<Col> {
         Printer::StorageClass => vec![
             NAME,
             c("Provisioner", "string", "Volume provisioner."),
-            c(
-                "ReclaimPolicy",
-                "string",
-                "Reclaim policy of provisioned volumes.",
-            ),
+            c("ReclaimPolicy", "string", "Reclaim policy of provisioned volumes."),
             c("VolumeBindingMode", "string", "When volumes are bound."),
-            c(
-                "AllowVolumeExpansion",
-                "string",
-                "Whether volumes may grow.",
-            ),
+            c("AllowVolumeExpansion", "string", "Whether volumes may grow."),
             AGE,
         ],
         Printer::RoleBinding => vec![
@@ -859,22 +670,13 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             ]
         }
         Printer::Node => node_cells(obj, now),
-        Printer::Namespace => vec![
-            json!(name(obj)),
-            json!(text(obj, &["status", "phase"])),
-            json!(age(obj, now)),
-        ],
+        Printer::Namespace => vec![json!(name(obj)), json!(text(obj, &["status", "phase"])), json!(age(obj, now))],
         Printer::Deployment => {
             let (names, images) = container_cells(at(obj, &["spec", "template", "spec"]));
-            let selector = selector_string(at(obj, &["spec", "selector"]))
-                .unwrap_or_else(|()| "<invalid>".to_string());
+            let selector = selector_string(at(obj, &["spec", "selector"])).unwrap_or_else(|()| "<invalid>".to_string());
             vec![
                 json!(name(obj)),
-                json!(format!(
-                    "{}/{}",
-                    int(obj, &["status", "readyReplicas"]),
-                    int_or(obj, &["spec", "replicas"], 1)
-                )),
+                json!(format!("{}/{}", int(obj, &["status", "readyReplicas"]), int_or(obj, &["spec", "replicas"], 1))),
                 json!(int(obj, &["status", "updatedReplicas"])),
                 json!(int(obj, &["status", "availableReplicas"])),
                 json!(age(obj, now)),
@@ -905,11 +707,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             let (names, images) = container_cells(at(obj, &["spec", "template", "spec"]));
             vec![
                 json!(name(obj)),
-                json!(format!(
-                    "{}/{}",
-                    int(obj, &["status", "readyReplicas"]),
-                    int_or(obj, &["spec", "replicas"], 1)
-                )),
+                json!(format!("{}/{}", int(obj, &["status", "readyReplicas"]), int_or(obj, &["spec", "replicas"], 1))),
                 json!(age(obj, now)),
                 json!(names),
                 json!(images),
@@ -924,10 +722,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
                 json!(int(obj, &["status", "numberReady"])),
                 json!(int(obj, &["status", "updatedNumberScheduled"])),
                 json!(int(obj, &["status", "numberAvailable"])),
-                json!(format_labels(at(
-                    obj,
-                    &["spec", "template", "spec", "nodeSelector"]
-                ))),
+                json!(format_labels(at(obj, &["spec", "template", "spec", "nodeSelector"]))),
                 json!(age(obj, now)),
                 json!(names),
                 json!(images),
@@ -937,8 +732,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
         Printer::Job => job_cells(obj, now),
         Printer::CronJob => {
             let job_spec = at(obj, &["spec", "jobTemplate", "spec"]);
-            let (names, images) =
-                container_cells(job_spec.and_then(|s| at(s, &["template", "spec"])));
+            let (names, images) = container_cells(job_spec.and_then(|s| at(s, &["template", "spec"])));
             let last = match time(obj, &["status", "lastScheduleTime"]) {
                 Some(t) => since(Some(t), now),
                 None => "<none>".to_string(),
@@ -958,17 +752,11 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
                 json!(age(obj, now)),
                 json!(names),
                 json!(images),
-                json!(format_label_selector(
-                    job_spec.and_then(|s| at(s, &["selector"]))
-                )),
+                json!(format_label_selector(job_spec.and_then(|s| at(s, &["selector"])))),
             ]
         }
         Printer::Service => service_cells(obj, now),
-        Printer::Endpoints => vec![
-            json!(name(obj)),
-            json!(format_endpoints(obj)),
-            json!(age(obj, now)),
-        ],
+        Printer::Endpoints => vec![json!(name(obj)), json!(format_endpoints(obj)), json!(age(obj, now))],
         Printer::EndpointSlice => {
             let ports: Vec<String> = list(obj, &["ports"])
                 .iter()
@@ -1001,29 +789,15 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
                 }
                 None => "<none>".to_string(),
             };
-            vec![
-                json!(name(obj)),
-                json!(text(obj, &["spec", "controller"])),
-                json!(params),
-                json!(age(obj, now)),
-            ]
+            vec![json!(name(obj)), json!(text(obj, &["spec", "controller"])), json!(params), json!(age(obj, now))]
         }
-        Printer::ConfigMap => vec![
-            json!(name(obj)),
-            json!(map_len(obj, &["data"]) + map_len(obj, &["binaryData"])),
-            json!(age(obj, now)),
-        ],
-        Printer::Secret => vec![
-            json!(name(obj)),
-            json!(text(obj, &["type"])),
-            json!(map_len(obj, &["data"])),
-            json!(age(obj, now)),
-        ],
-        Printer::ServiceAccount => vec![
-            json!(name(obj)),
-            json!(list(obj, &["secrets"]).len()),
-            json!(age(obj, now)),
-        ],
+        Printer::ConfigMap => {
+            vec![json!(name(obj)), json!(map_len(obj, &["data"]) + map_len(obj, &["binaryData"])), json!(age(obj, now))]
+        }
+        Printer::Secret => {
+            vec![json!(name(obj)), json!(text(obj, &["type"])), json!(map_len(obj, &["data"])), json!(age(obj, now))]
+        }
+        Printer::ServiceAccount => vec![json!(name(obj)), json!(list(obj, &["secrets"]).len()), json!(age(obj, now))],
         Printer::Event => event_cells(obj, now),
         Printer::PersistentVolumeClaim => {
             let phase = if at(obj, &["metadata", "deletionTimestamp"]).is_some() {
@@ -1037,8 +811,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
                 (String::new(), String::new())
             } else {
                 (
-                    at(obj, &["status", "capacity", "storage"])
-                        .map_or_else(|| "0".to_string(), scalar_text),
+                    at(obj, &["status", "capacity", "storage"]).map_or_else(|| "0".to_string(), scalar_text),
                     access_modes(list(obj, &["status", "accessModes"])),
                 )
             };
@@ -1055,9 +828,8 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             ]
         }
         Printer::PersistentVolume => {
-            let claim = at(obj, &["spec", "claimRef"]).map_or(String::new(), |r| {
-                format!("{}/{}", text(r, &["namespace"]), text(r, &["name"]))
-            });
+            let claim = at(obj, &["spec", "claimRef"])
+                .map_or(String::new(), |r| format!("{}/{}", text(r, &["namespace"]), text(r, &["name"])));
             let phase = if at(obj, &["metadata", "deletionTimestamp"]).is_some() {
                 "Terminating"
             } else {
@@ -1065,10 +837,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             };
             vec![
                 json!(name(obj)),
-                json!(
-                    at(obj, &["spec", "capacity", "storage"])
-                        .map_or_else(|| "0".to_string(), scalar_text)
-                ),
+                json!(at(obj, &["spec", "capacity", "storage"]).map_or_else(|| "0".to_string(), scalar_text)),
                 json!(access_modes(list(obj, &["spec", "accessModes"]))),
                 json!(text(obj, &["spec", "persistentVolumeReclaimPolicy"])),
                 json!(phase),
@@ -1081,9 +850,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             ]
         }
         Printer::PodDisruptionBudget => {
-            let bound = |field: &str| {
-                at(obj, &["spec", field]).map_or_else(|| "N/A".to_string(), scalar_text)
-            };
+            let bound = |field: &str| at(obj, &["spec", field]).map_or_else(|| "N/A".to_string(), scalar_text);
             vec![
                 json!(name(obj)),
                 json!(bound("minAvailable")),
@@ -1099,11 +866,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             json!(age(obj, now)),
             json!(text(obj, &["preemptionPolicy"])),
         ],
-        Printer::Lease => vec![
-            json!(name(obj)),
-            json!(text(obj, &["spec", "holderIdentity"])),
-            json!(age(obj, now)),
-        ],
+        Printer::Lease => vec![json!(name(obj)), json!(text(obj, &["spec", "holderIdentity"])), json!(age(obj, now))],
         Printer::StorageClass => {
             let is_default = |key: &str| text(obj, &["metadata", "annotations", key]) == "true";
             let mut n = name(obj);
@@ -1136,11 +899,7 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             }
             vec![
                 json!(name(obj)),
-                json!(format!(
-                    "{}/{}",
-                    text(obj, &["roleRef", "kind"]),
-                    text(obj, &["roleRef", "name"])
-                )),
+                json!(format!("{}/{}", text(obj, &["roleRef", "kind"]), text(obj, &["roleRef", "name"]))),
                 json!(age(obj, now)),
                 json!(users.join(", ")),
                 json!(groups.join(", ")),
@@ -1148,21 +907,13 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
             ]
         }
         Printer::ControllerRevision => {
-            let owner = list(obj, &["metadata", "ownerReferences"])
-                .iter()
-                .find(|r| flag(r, &["controller"]));
+            let owner = list(obj, &["metadata", "ownerReferences"]).iter().find(|r| flag(r, &["controller"]));
             let controller = owner.map_or_else(
                 || "<none>".to_string(),
                 |r| {
                     let kind = text(r, &["kind"]);
-                    let group = text(r, &["apiVersion"])
-                        .rsplit_once('/')
-                        .map_or("", |(g, _)| g);
-                    let group_kind = if group.is_empty() {
-                        kind.to_string()
-                    } else {
-                        format!("{kind}.{group}")
-                    };
+                    let group = text(r, &["apiVersion"]).rsplit_once('/').map_or("", |(g, _)| g);
+                    let group_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
                     if group_kind.is_empty() {
                         text(r, &["name"]).to_string()
                     } else {
@@ -1170,29 +921,16 @@ fn builtin_cells(p: Printer, obj: &Value, now: Timestamp) -> (Vec<Value>, Vec<Va
                     }
                 },
             );
-            vec![
-                json!(name(obj)),
-                json!(controller),
-                json!(int(obj, &["revision"])),
-                json!(age(obj, now)),
-            ]
+            vec![json!(name(obj)), json!(controller), json!(int(obj, &["revision"])), json!(age(obj, now))]
         }
-        Printer::WebhookConfiguration => vec![
-            json!(name(obj)),
-            json!(list(obj, &["webhooks"]).len()),
-            json!(age(obj, now)),
-        ],
-        Printer::RuntimeClass => vec![
-            json!(name(obj)),
-            json!(text(obj, &["handler"])),
-            json!(age(obj, now)),
-        ],
+        Printer::WebhookConfiguration => {
+            vec![json!(name(obj)), json!(list(obj, &["webhooks"]).len()), json!(age(obj, now))]
+        }
+        Printer::RuntimeClass => vec![json!(name(obj)), json!(text(obj, &["handler"])), json!(age(obj, now))],
         Printer::Default => {
             // Upstream formats the zero time for a missing timestamp rather than a placeholder.
-            let created = time(obj, &["metadata", "creationTimestamp"]).map_or_else(
-                || "0001-01-01T00:00:00Z".to_string(),
-                |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-            );
+            let created = time(obj, &["metadata", "creationTimestamp"])
+                .map_or_else(|| "0001-01-01T00:00:00Z".to_string(), |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
             vec![json!(name(obj)), json!(created)]
         }
         Printer::Custom => vec![json!(name(obj))],
@@ -1211,10 +949,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
         "" => phase.to_string(),
         r => r.to_string(),
     };
-    if conditions
-        .iter()
-        .any(|c| text(c, &["type"]) == "PodScheduled" && text(c, &["reason"]) == "SchedulingGated")
-    {
+    if conditions.iter().any(|c| text(c, &["type"]) == "PodScheduled" && text(c, &["reason"]) == "SchedulingGated") {
         reason = "SchedulingGated".to_string();
     }
 
@@ -1229,15 +964,10 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
     let init_specs = list(pod, &["spec", "initContainers"]);
     // Sidecars (restartPolicy: Always) count as regular containers for READY.
     let is_sidecar = |container_name: &str| {
-        init_specs.iter().any(|c| {
-            text(c, &["name"]) == container_name && text(c, &["restartPolicy"]) == "Always"
-        })
+        init_specs.iter().any(|c| text(c, &["name"]) == container_name && text(c, &["restartPolicy"]) == "Always")
     };
     let mut total = list(pod, &["spec", "containers"]).len();
-    total += init_specs
-        .iter()
-        .filter(|c| text(c, &["restartPolicy"]) == "Always")
-        .count();
+    total += init_specs.iter().filter(|c| text(c, &["restartPolicy"]) == "Always").count();
 
     let last_terminated = |cs: &Value| time(cs, &["lastState", "terminated", "finishedAt"]);
     let mut ready = 0usize;
@@ -1282,8 +1012,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
         break;
     }
 
-    let initialized =
-        condition(conditions, "Initialized").is_some_and(|c| text(c, &["status"]) == "True");
+    let initialized = condition(conditions, "Initialized").is_some_and(|c| text(c, &["status"]) == "True");
     if !initializing || initialized {
         restarts = sidecar_restarts;
         last_restart = last_sidecar_restart;
@@ -1308,8 +1037,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
             }
         }
         if reason == "Completed" && has_running {
-            let pod_ready =
-                condition(conditions, "Ready").is_some_and(|c| text(c, &["status"]) == "True");
+            let pod_ready = condition(conditions, "Ready").is_some_and(|c| text(c, &["status"]) == "True");
             reason = if pod_ready { "Running" } else { "NotReady" }.to_string();
         }
     }
@@ -1340,8 +1068,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
         let satisfied = gates
             .iter()
             .filter(|g| {
-                condition(conditions, text(g, &["conditionType"]))
-                    .is_some_and(|c| text(c, &["status"]) == "True")
+                condition(conditions, text(g, &["conditionType"])).is_some_and(|c| text(c, &["status"]) == "True")
             })
             .count();
         format!("{satisfied}/{}", gates.len())
@@ -1364,9 +1091,7 @@ fn pod_cells(pod: &Value, now: Timestamp) -> (Vec<Value>, Vec<Value>) {
 /// printNode: only the Ready condition feeds STATUS; cordoned nodes get ",SchedulingDisabled".
 fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
     // Upstream keys conditions by type, so a later duplicate overrides an earlier one.
-    let ready = list(node, &["status", "conditions"])
-        .iter()
-        .rfind(|c| text(c, &["type"]) == "Ready");
+    let ready = list(node, &["status", "conditions"]).iter().rfind(|c| text(c, &["type"]) == "Ready");
     let mut status = vec![match ready {
         Some(c) if text(c, &["status"]) == "True" => "Ready",
         Some(_) => "NotReady",
@@ -1397,10 +1122,7 @@ fn node_cells(node: &Value, now: Timestamp) -> Vec<Value> {
         list(node, &["status", "addresses"])
             .iter()
             .find(|a| text(a, &["type"]) == ty)
-            .map_or_else(
-                || "<none>".to_string(),
-                |a| text(a, &["address"]).to_string(),
-            )
+            .map_or_else(|| "<none>".to_string(), |a| text(a, &["address"]).to_string())
     };
     let info = |field: &str| match text(node, &["status", "nodeInfo", field]) {
         "" => "<unknown>".to_string(),
@@ -1472,10 +1194,7 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
         .and_then(Value::as_str)
         .or_else(|| opt_text(svc, &["spec", "clusterIP"]))
         .unwrap_or("<none>");
-    let external_ips: Vec<String> = list(svc, &["spec", "externalIPs"])
-        .iter()
-        .map(scalar_text)
-        .collect();
+    let external_ips: Vec<String> = list(svc, &["spec", "externalIPs"]).iter().map(scalar_text).collect();
     let external = match ty {
         "ClusterIP" | "NodePort" => {
             if external_ips.is_empty() {
@@ -1487,11 +1206,8 @@ fn service_cells(svc: &Value, now: Timestamp) -> Vec<Value> {
         "LoadBalancer" => {
             let lb = load_balancer_ingress(at(svc, &["status"]).unwrap_or(&Value::Null));
             if !external_ips.is_empty() {
-                let mut all: Vec<String> = if lb.is_empty() {
-                    Vec::new()
-                } else {
-                    lb.split(',').map(str::to_string).collect()
-                };
+                let mut all: Vec<String> =
+                    if lb.is_empty() { Vec::new() } else { lb.split(',').map(str::to_string).collect() };
                 all.extend(external_ips);
                 all.join(",")
             } else if !lb.is_empty() {
@@ -1546,11 +1262,7 @@ fn format_endpoints(ep: &Value) -> String {
             let p = int(port, &["port"]);
             shown.extend(addrs.iter().map(|a| {
                 let ip = text(a, &["ip"]);
-                if ip.contains(':') {
-                    format!("[{ip}]:{p}")
-                } else {
-                    format!("{ip}:{p}")
-                }
+                if ip.contains(':') { format!("[{ip}]:{p}") } else { format!("{ip}:{p}") }
             }));
         }
     }
@@ -1577,18 +1289,12 @@ fn ingress_cells(ing: &Value, now: Timestamp) -> Vec<Value> {
     } else {
         hosts.join(",")
     };
-    let ports = if list(ing, &["spec", "tls"]).is_empty() {
-        "80"
-    } else {
-        "80, 443"
-    };
+    let ports = if list(ing, &["spec", "tls"]).is_empty() { "80" } else { "80, 443" };
     vec![
         json!(name(ing)),
         json!(opt_text(ing, &["spec", "ingressClassName"]).unwrap_or("<none>")),
         json!(hosts_cell),
-        json!(load_balancer_ingress(
-            at(ing, &["status"]).unwrap_or(&Value::Null)
-        )),
+        json!(load_balancer_ingress(at(ing, &["status"]).unwrap_or(&Value::Null))),
         json!(ports),
         json!(age(ing, now)),
     ]
@@ -1632,11 +1338,7 @@ fn event_cells(ev: &Value, now: Timestamp) -> Vec<Value> {
         "" => text(ev, &["reportingInstance"]),
         h => h,
     };
-    let source = if instance.is_empty() {
-        component.to_string()
-    } else {
-        format!("{component}, {instance}")
-    };
+    let source = if instance.is_empty() { component.to_string() } else { format!("{component}, {instance}") };
     vec![
         json!(last),
         json!(text(ev, &["type"])),
@@ -1713,8 +1415,7 @@ fn custom_cells(obj: &Value, printer_columns: Option<&Value>, now: Timestamp) ->
     let cols = custom_columns(printer_columns);
     let mut cells = vec![json!(name(obj))];
     for col in cols.iter().skip(1) {
-        let first = parse_jsonpath(&col.json_path)
-            .and_then(|segs| eval_jsonpath(obj, &segs).into_iter().next());
+        let first = parse_jsonpath(&col.json_path).and_then(|segs| eval_jsonpath(obj, &segs).into_iter().next());
         cells.push(first.map_or(Value::Null, |v| custom_cell(&col.ty, v, now)));
     }
     cells
@@ -1729,10 +1430,7 @@ fn custom_cell(ty: &str, v: &Value, now: Timestamp) -> Value {
             Value::Null => json!("<no value>"),
             other => json!(other.to_string()),
         },
-        "integer" => v
-            .as_i64()
-            .or_else(|| v.as_f64().map(|f| f as i64))
-            .map_or(Value::Null, |i| json!(i)),
+        "integer" => v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)).map_or(Value::Null, |i| json!(i)),
         "number" => v.as_f64().map_or(Value::Null, |f| json!(f)),
         "boolean" => v.as_bool().map_or(Value::Null, |b| json!(b)),
         "date" => match v.as_str() {
@@ -1857,11 +1555,8 @@ fn parse_bracket(inner: &str) -> Option<Segment> {
     if let Some(key) = unquote(inner) {
         return Some(Segment::Field(key.to_string()));
     }
-    if let Some(body) = inner
-        .strip_prefix('?')
-        .map(str::trim)
-        .and_then(|x| x.strip_prefix('('))
-        .and_then(|x| x.strip_suffix(')'))
+    if let Some(body) =
+        inner.strip_prefix('?').map(str::trim).and_then(|x| x.strip_prefix('(')).and_then(|x| x.strip_suffix(')'))
     {
         return parse_filter(body.trim()).map(Segment::Filter);
     }
@@ -1870,14 +1565,8 @@ fn parse_bracket(inner: &str) -> Option<Segment> {
 
 fn parse_filter(body: &str) -> Option<Filter> {
     let rest = body.strip_prefix('@')?;
-    let end = rest
-        .find(|c: char| c.is_whitespace() || "=!<>".contains(c))
-        .unwrap_or(rest.len());
-    let path: Vec<String> = rest[..end]
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(str::to_string)
-        .collect();
+    let end = rest.find(|c: char| c.is_whitespace() || "=!<>".contains(c)).unwrap_or(rest.len());
+    let path: Vec<String> = rest[..end].split('.').filter(|p| !p.is_empty()).map(str::to_string).collect();
     let tail = rest[end..].trim();
     if tail.is_empty() {
         return Some(Filter { path, test: None });
@@ -1905,18 +1594,11 @@ fn parse_filter(body: &str) -> Option<Filter> {
             _ => return None,
         }
     };
-    Some(Filter {
-        path,
-        test: Some((op, literal)),
-    })
+    Some(Filter { path, test: Some((op, literal)) })
 }
 
 fn filter_matches(f: &Filter, item: &Value) -> bool {
-    let Some(v) = f
-        .path
-        .iter()
-        .try_fold(item, |cur, key| cur.get(key.as_str()))
-    else {
+    let Some(v) = f.path.iter().try_fold(item, |cur, key| cur.get(key.as_str())) else {
         return false;
     };
     let Some((op, lit)) = &f.test else {
@@ -1924,10 +1606,7 @@ fn filter_matches(f: &Filter, item: &Value) -> bool {
     };
     let ordering = match (v, lit) {
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
-        (Value::Number(_), Value::Number(_)) => v
-            .as_f64()
-            .zip(lit.as_f64())
-            .and_then(|(a, b)| a.partial_cmp(&b)),
+        (Value::Number(_), Value::Number(_)) => v.as_f64().zip(lit.as_f64()).and_then(|(a, b)| a.partial_cmp(&b)),
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         _ => None,
     };
@@ -2010,9 +1689,7 @@ mod tests {
     }
 
     fn strs(v: &[Value]) -> Vec<String> {
-        v.iter()
-            .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string))
-            .collect()
+        v.iter().map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string)).collect()
     }
 
     fn column_names(kind: &str, pc: Option<&Value>) -> Vec<String> {
@@ -2172,41 +1849,21 @@ mod tests {
         assert_eq!(ago(-5), "<invalid>");
         assert_eq!(human_age(None, now), "<unknown>");
         assert_eq!(human_age(Some("not a time"), now), "<unknown>");
-        assert_eq!(
-            human_age(Some("2026-11-21T08:11:25.112216Z"), now),
-            "4s",
-            "MicroTime"
-        );
+        assert_eq!(human_age(Some("2026-11-21T08:11:25.112216Z"), now), "4s", "MicroTime");
     }
 
     #[test]
     fn pod_reference_running() {
         let now = at_offset(125);
         let c = cells("Pod", &pod_scheduled_running(), now);
-        assert_eq!(
-            strs(&c),
-            [
-                "bare",
-                "1/1",
-                "Running",
-                "0",
-                "2m10s",
-                "127.0.0.1",
-                "ref-n1",
-                "<none>",
-                "<none>"
-            ]
-        );
+        assert_eq!(strs(&c), ["bare", "1/1", "Running", "0", "2m10s", "127.0.0.1", "ref-n1", "<none>", "<none>"]);
         assert_eq!(c.len(), columns("Pod", None).as_array().map_or(0, Vec::len));
     }
 
     #[test]
     fn pod_reference_terminating() {
         let c = cells("Pod", &pod_terminating(), at_offset(45));
-        assert_eq!(
-            strs(&c[..5]),
-            ["web-58fd498598-54q9w", "1/1", "Terminating", "0", "45s"]
-        );
+        assert_eq!(strs(&c[..5]), ["web-58fd498598-54q9w", "1/1", "Terminating", "0", "45s"]);
         assert_eq!(c[6], "n2");
     }
 
@@ -2226,10 +1883,7 @@ mod tests {
         });
         let now = at_offset(9 * 60 + 3); // 08:20:33, i.e. 33s after the restart
         let c = cells("Pod", &pod, now);
-        assert_eq!(
-            strs(&c[..4]),
-            ["p", "1/2", "CrashLoopBackOff", "1 (33s ago)"]
-        );
+        assert_eq!(strs(&c[..4]), ["p", "1/2", "CrashLoopBackOff", "1 (33s ago)"]);
         assert_eq!(c[5], "10.0.0.7", "falls back to podIP without podIPs");
 
         pod["metadata"]["deletionTimestamp"] = json!("2026-11-21T08:20:30Z");
@@ -2257,15 +1911,13 @@ mod tests {
         let c = cells("Pod", &pod, now);
         assert_eq!(strs(&c[..5]), ["init", "0/1", "Init:1/2", "2", "<unknown>"]);
 
-        pod["status"]["initContainerStatuses"][1]["state"] =
-            json!({"waiting": {"reason": "ErrImagePull"}});
+        pod["status"]["initContainerStatuses"][1]["state"] = json!({"waiting": {"reason": "ErrImagePull"}});
         assert_eq!(cells("Pod", &pod, now)[2], "Init:ErrImagePull");
 
         pod["status"]["initContainerStatuses"][1]["state"] = json!({"terminated": {"exitCode": 3}});
         assert_eq!(cells("Pod", &pod, now)[2], "Init:ExitCode:3");
 
-        pod["status"]["initContainerStatuses"][1]["state"] =
-            json!({"terminated": {"exitCode": 137, "signal": 9}});
+        pod["status"]["initContainerStatuses"][1]["state"] = json!({"terminated": {"exitCode": 137, "signal": 9}});
         assert_eq!(cells("Pod", &pod, now)[2], "Init:Signal:9");
     }
 
@@ -2334,18 +1986,7 @@ mod tests {
         let c = cells("Node", &node_created(), now);
         assert_eq!(
             strs(&c),
-            [
-                "ref-n1",
-                "Ready",
-                "<none>",
-                "5d",
-                "",
-                "<none>",
-                "<none>",
-                "<unknown>",
-                "<unknown>",
-                "<unknown>"
-            ]
+            ["ref-n1", "Ready", "<none>", "5d", "", "<none>", "<none>", "<unknown>", "<unknown>", "<unknown>"]
         );
 
         let mut node = node_created();
@@ -2420,22 +2061,10 @@ mod tests {
     #[test]
     fn pdb_from_reference() {
         let c = cells("PodDisruptionBudget", &pdb_status(), at_offset(59));
-        assert_eq!(
-            c,
-            vec![
-                json!("web"),
-                json!("2"),
-                json!("N/A"),
-                json!(0),
-                json!("59s")
-            ]
-        );
+        assert_eq!(c, vec![json!("web"), json!("2"), json!("N/A"), json!(0), json!("59s")]);
         let pct = json!({"metadata": {"name": "p"}, "spec": {"maxUnavailable": "25%"},
             "status": {"disruptionsAllowed": 1}});
-        assert_eq!(
-            strs(&cells("PodDisruptionBudget", &pct, at_offset(0))[..4]),
-            ["p", "N/A", "25%", "1"]
-        );
+        assert_eq!(strs(&cells("PodDisruptionBudget", &pct, at_offset(0))[..4]), ["p", "N/A", "25%", "1"]);
     }
 
     #[test]
@@ -2443,18 +2072,7 @@ mod tests {
         let now = at_offset(65);
         assert_eq!(
             column_names("Event", None),
-            [
-                "Last Seen",
-                "Type",
-                "Reason",
-                "Object",
-                "Subobject",
-                "Source",
-                "Message",
-                "First Seen",
-                "Count",
-                "Name"
-            ]
+            ["Last Seen", "Type", "Reason", "Object", "Subobject", "Source", "Message", "First Seen", "Count", "Name"]
         );
         let c = cells("Event", &event_scheduled(), now);
         assert_eq!(
@@ -2512,22 +2130,11 @@ mod tests {
             "status": {"loadBalancer": {}}});
         assert_eq!(
             strs(&cells("Service", &lb, now)),
-            [
-                "web",
-                "LoadBalancer",
-                "10.96.0.10",
-                "<pending>",
-                "80:30080/TCP,53/UDP",
-                "<unknown>",
-                "app=web"
-            ]
+            ["web", "LoadBalancer", "10.96.0.10", "<pending>", "80:30080/TCP,53/UDP", "<unknown>", "app=web"]
         );
         let headless = json!({"metadata": {"name": "h"},
             "spec": {"type": "ClusterIP", "clusterIP": "None", "clusterIPs": ["None"]}});
-        assert_eq!(
-            strs(&cells("Service", &headless, now)[..5]),
-            ["h", "ClusterIP", "None", "<none>", "<none>"]
-        );
+        assert_eq!(strs(&cells("Service", &headless, now)[..5]), ["h", "ClusterIP", "None", "<none>", "<none>"]);
         let ext = json!({"metadata": {"name": "x"},
             "spec": {"type": "ExternalName", "externalName": "example.com"}});
         assert_eq!(cells("Service", &ext, now)[2], "<none>");
@@ -2567,24 +2174,11 @@ mod tests {
                 "accessModes": ["ReadWriteMany", "ReadWriteOnce"]}});
         assert_eq!(
             strs(&cells("PersistentVolumeClaim", &pvc, now)),
-            [
-                "data",
-                "Bound",
-                "pv1",
-                "1Gi",
-                "RWO,RWX",
-                "beta",
-                "<unset>",
-                "<unknown>",
-                "Filesystem"
-            ]
+            ["data", "Bound", "pv1", "1Gi", "RWO,RWX", "beta", "<unset>", "<unknown>", "Filesystem"]
         );
         let pending = json!({"metadata": {"name": "p"}, "spec": {"storageClassName": "fast"},
             "status": {"phase": "Pending"}});
-        assert_eq!(
-            strs(&cells("PersistentVolumeClaim", &pending, now)[..6]),
-            ["p", "Pending", "", "", "", "fast"]
-        );
+        assert_eq!(strs(&cells("PersistentVolumeClaim", &pending, now)[..6]), ["p", "Pending", "", "", "", "fast"]);
         let pv = json!({"metadata": {"name": "pv1",
                 "deletionTimestamp": "2026-11-21T08:11:30Z"},
             "spec": {"capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOncePod"],
@@ -2593,28 +2187,13 @@ mod tests {
             "status": {"phase": "Bound"}});
         assert_eq!(
             strs(&cells("PersistentVolume", &pv, now)),
-            [
-                "pv1",
-                "5Gi",
-                "RWOP",
-                "Retain",
-                "Terminating",
-                "ref/data",
-                "",
-                "<unset>",
-                "",
-                "<unknown>",
-                "<unset>"
-            ]
+            ["pv1", "5Gi", "RWOP", "Retain", "Terminating", "ref/data", "", "<unset>", "", "<unknown>", "<unset>"]
         );
     }
 
     #[test]
     fn default_table_for_crds_and_unknown_kinds() {
-        assert_eq!(
-            column_names("CustomResourceDefinition", None),
-            ["Name", "Created At"]
-        );
+        assert_eq!(column_names("CustomResourceDefinition", None), ["Name", "Created At"]);
         let cols = columns("Role", None);
         assert_eq!(cols[0]["format"], "name");
         assert_eq!(cols[1]["type"], "date");
@@ -2624,10 +2203,7 @@ mod tests {
             strs(&cells("CustomResourceDefinition", &crd, at_offset(99))),
             ["widgets.example.com", "2026-11-21T08:11:30Z"]
         );
-        assert_eq!(
-            strs(&cells("Role", &json!({}), at_offset(0))),
-            ["", "0001-01-01T00:00:00Z"]
-        );
+        assert_eq!(strs(&cells("Role", &json!({}), at_offset(0))), ["", "0001-01-01T00:00:00Z"]);
     }
 
     #[test]
@@ -2647,10 +2223,7 @@ mod tests {
         let cols = columns("Widget", Some(&pc));
         assert_eq!(
             column_names("Widget", Some(&pc)),
-            [
-                "Name", "Replicas", "Ready", "Owner", "Ports", "Last", "Enabled", "Started",
-                "Missing"
-            ]
+            ["Name", "Replicas", "Ready", "Owner", "Ports", "Last", "Enabled", "Started", "Missing"]
         );
         assert_eq!(cols[1]["type"], "integer");
         assert_eq!(cols[3]["priority"], 1);
@@ -2664,13 +2237,7 @@ mod tests {
                 "conditions": [{"type": "Synced", "status": "False"},
                     {"type": "Ready", "status": "True"}]}
         });
-        let r = row(
-            "Widget",
-            &obj,
-            Some(&pc),
-            IncludeObject::Metadata,
-            at_offset(0),
-        );
+        let r = row("Widget", &obj, Some(&pc), IncludeObject::Metadata, at_offset(0));
         assert_eq!(
             r["cells"],
             json!([
@@ -2694,13 +2261,7 @@ mod tests {
         let gadget = json!({"metadata": {"name": "g",
             "creationTimestamp": "2026-11-21T08:11:30Z"}});
         assert_eq!(
-            row(
-                "Gadget",
-                &gadget,
-                Some(&empty),
-                IncludeObject::None,
-                at_offset(59)
-            )["cells"],
+            row("Gadget", &gadget, Some(&empty), IncludeObject::None, at_offset(59))["cells"],
             json!(["g", "59s"])
         );
     }
@@ -2709,11 +2270,7 @@ mod tests {
     fn jsonpath_parser_edges() {
         assert_eq!(
             parse_jsonpath("{.a['b.c'][*]}"),
-            Some(vec![
-                Segment::Field("a".into()),
-                Segment::Field("b.c".into()),
-                Segment::Wildcard
-            ])
+            Some(vec![Segment::Field("a".into()), Segment::Field("b.c".into()), Segment::Wildcard])
         );
         assert_eq!(parse_jsonpath("..a"), None);
         assert_eq!(parse_jsonpath(".a[1:2]"), None);
@@ -2736,10 +2293,7 @@ mod tests {
             json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
                 "metadata": pod["metadata"].clone()})
         );
-        assert_eq!(
-            row("Pod", &pod, None, IncludeObject::Object, now)["object"],
-            pod
-        );
+        assert_eq!(row("Pod", &pod, None, IncludeObject::Object, now)["object"], pod);
         let none = row("Pod", &pod, None, IncludeObject::None, now);
         assert!(none.as_object().is_some_and(|m| m.contains_key("object")));
         assert!(none["object"].is_null());
@@ -2760,16 +2314,9 @@ mod tests {
         );
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["apiVersion"], "meta.k8s.io/v1");
-        assert_eq!(
-            t["metadata"],
-            json!({"resourceVersion": "997", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"})
-        );
+        assert_eq!(t["metadata"], json!({"resourceVersion": "997", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ"}));
         let cols = t["columnDefinitions"].as_array().expect("columns");
-        let wide: Vec<&str> = cols
-            .iter()
-            .filter(|c| c["priority"] == 1)
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let wide: Vec<&str> = cols.iter().filter(|c| c["priority"] == 1).filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(wide, ["IP", "Node", "Nominated Node", "Readiness Gates"]);
         assert_eq!(cols[3]["name"], "Restarts");
         assert_eq!(cols[3]["type"], "string");
@@ -2778,15 +2325,7 @@ mod tests {
         assert_eq!(t["rows"].as_array().map(Vec::len), Some(2));
         assert_eq!(t["rows"][1]["cells"][2], "Terminating");
 
-        let empty = table(
-            "ConfigMap",
-            &[],
-            None,
-            IncludeObject::None,
-            at_offset(0),
-            "",
-            Some(""),
-        );
+        let empty = table("ConfigMap", &[], None, IncludeObject::None, at_offset(0), "", Some(""));
         assert_eq!(empty["metadata"], json!({}));
         assert_eq!(empty["rows"], json!([]));
     }
@@ -2799,21 +2338,14 @@ mod tests {
                 {"key": "zone", "operator": "DoesNotExist"},
                 {"key": "arch", "operator": "Exists"},
                 {"key": "os", "operator": "NotIn", "values": ["windows"]}]});
-        assert_eq!(
-            format_label_selector(Some(&sel)),
-            "arch,env in (dev,prod),os notin (windows),tier=web,!zone"
-        );
+        assert_eq!(format_label_selector(Some(&sel)), "arch,env in (dev,prod),os notin (windows),tier=web,!zone");
         assert_eq!(format_label_selector(Some(&json!({}))), "<none>");
         assert_eq!(format_label_selector(None), "<none>");
         let bad = json!({"matchExpressions": [{"key": "a", "operator": "Near"}]});
         assert_eq!(format_label_selector(Some(&bad)), "<error>");
         let dep = json!({"metadata": {"name": "d"}, "spec": {"selector": bad}});
         assert_eq!(cells("Deployment", &dep, at_offset(0))[7], "<invalid>");
-        assert_eq!(
-            cells("Deployment", &dep, at_offset(0))[1],
-            "0/1",
-            "unset replicas default to 1"
-        );
+        assert_eq!(cells("Deployment", &dep, at_offset(0))[1], "0/1", "unset replicas default to 1");
     }
 
     #[test]
@@ -2824,49 +2356,28 @@ mod tests {
             "status": {"succeeded": 3, "startTime": "2026-11-21T08:10:00Z",
                 "completionTime": "2026-11-21T08:11:05Z",
                 "conditions": [{"type": "Complete", "status": "True"}]}});
-        assert_eq!(
-            strs(&cells("Job", &job, now)[..4]),
-            ["j", "Complete", "3/3", "65s"]
-        );
+        assert_eq!(strs(&cells("Job", &job, now)[..4]), ["j", "Complete", "3/3", "65s"]);
         let cj = json!({"metadata": {"name": "cj"},
             "spec": {"schedule": "*/5 * * * *", "suspend": false},
             "status": {"active": [{"name": "x"}]}});
-        assert_eq!(
-            strs(&cells("CronJob", &cj, now)[..6]),
-            ["cj", "*/5 * * * *", "<none>", "False", "1", "<none>"]
-        );
+        assert_eq!(strs(&cells("CronJob", &cj, now)[..6]), ["cj", "*/5 * * * *", "<none>", "False", "1", "<none>"]);
         let ep = json!({"metadata": {"name": "web"}, "subsets": [{
             "addresses": [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}, {"ip": "10.0.0.3"},
                 {"ip": "10.0.0.4"}],
             "ports": [{"port": 80}]}]});
-        assert_eq!(
-            cells("Endpoints", &ep, now)[1],
-            "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more..."
-        );
-        assert_eq!(
-            cells("Endpoints", &json!({"metadata": {"name": "e"}}), now)[1],
-            "<none>"
-        );
+        assert_eq!(cells("Endpoints", &ep, now)[1], "10.0.0.1:80,10.0.0.2:80,10.0.0.3:80 + 1 more...");
+        assert_eq!(cells("Endpoints", &json!({"metadata": {"name": "e"}}), now)[1], "<none>");
         let ing = json!({"metadata": {"name": "i"},
             "spec": {"ingressClassName": "nginx", "rules": [{"host": "a.example"}, {}],
                 "tls": [{}]},
             "status": {"loadBalancer": {"ingress": [{"ip": "1.2.3.4"}]}}});
-        assert_eq!(
-            strs(&cells("Ingress", &ing, now)[..5]),
-            ["i", "nginx", "a.example", "1.2.3.4", "80, 443"]
-        );
+        assert_eq!(strs(&cells("Ingress", &ing, now)[..5]), ["i", "nginx", "a.example", "1.2.3.4", "80, 443"]);
         let sc = json!({"metadata": {"name": "std",
             "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
             "provisioner": "rancher.io/local-path"});
         assert_eq!(
             cells("StorageClass", &sc, now)[..5],
-            [
-                json!("std (default)"),
-                json!("rancher.io/local-path"),
-                json!("Delete"),
-                json!("Immediate"),
-                json!(false)
-            ]
+            [json!("std (default)"), json!("rancher.io/local-path"), json!("Delete"), json!("Immediate"), json!(false)]
         );
         let rb = json!({"metadata": {"name": "rb"},
             "roleRef": {"kind": "ClusterRole", "name": "view"},
@@ -2874,14 +2385,7 @@ mod tests {
                 {"kind": "ServiceAccount", "name": "sa", "namespace": "ref"}]});
         assert_eq!(
             strs(&cells("ClusterRoleBinding", &rb, now)),
-            [
-                "rb",
-                "ClusterRole/view",
-                "<unknown>",
-                "alice",
-                "devs",
-                "ref/sa"
-            ]
+            ["rb", "ClusterRole/view", "<unknown>", "alice", "devs", "ref/sa"]
         );
         let cr = json!({"metadata": {"name": "web-7d", "ownerReferences": [
             {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "controller": true}]},
@@ -2945,11 +2449,7 @@ mod tests {
             let ncols = columns(kind, None).as_array().map_or(0, Vec::len);
             assert!(ncols >= 2, "{kind}");
             for obj in &junk {
-                for include in [
-                    IncludeObject::None,
-                    IncludeObject::Metadata,
-                    IncludeObject::Object,
-                ] {
+                for include in [IncludeObject::None, IncludeObject::Metadata, IncludeObject::Object] {
                     let r = row(kind, obj, None, include, now);
                     assert_eq!(r["cells"].as_array().map(Vec::len), Some(ncols), "{kind}");
                 }
@@ -2975,10 +2475,7 @@ mod tests {
             return;
         };
         let now = at_offset(125);
-        assert_eq!(
-            cells("Pod", &pod, now),
-            cells("Pod", &pod_scheduled_running(), now)
-        );
+        assert_eq!(cells("Pod", &pod, now), cells("Pod", &pod_scheduled_running(), now));
         if let Some(p) = load("pod-terminating.json") {
             assert_eq!(cells("Pod", &p, now)[2], "Terminating");
         }
@@ -2986,32 +2483,20 @@ mod tests {
             assert_eq!(cells("Node", &n, now), cells("Node", &node_created(), now));
         }
         if let Some(d) = load("deployment-available.json") {
-            assert_eq!(
-                cells("Deployment", &d, now),
-                cells("Deployment", &deployment_available(), now)
-            );
+            assert_eq!(cells("Deployment", &d, now), cells("Deployment", &deployment_available(), now));
         }
         if let Some(p) = load("pdb-status.json") {
-            assert_eq!(
-                cells("PodDisruptionBudget", &p, now),
-                cells("PodDisruptionBudget", &pdb_status(), now)
-            );
+            assert_eq!(cells("PodDisruptionBudget", &p, now), cells("PodDisruptionBudget", &pdb_status(), now));
         }
         if let Some(l) = load("replicaset-list.json") {
             let items = list(&l, &["items"]);
-            assert_eq!(
-                cells("ReplicaSet", &items[0], now),
-                cells("ReplicaSet", &replicaset(), now)
-            );
+            assert_eq!(cells("ReplicaSet", &items[0], now), cells("ReplicaSet", &replicaset(), now));
         }
         if let Some(l) = load("events-core-v1.json") {
             let items = list(&l, &["items"]);
             let t = table("Event", items, None, IncludeObject::None, now, "1", None);
             assert_eq!(t["rows"].as_array().map(Vec::len), Some(items.len()));
-            assert_eq!(
-                t["rows"][0]["cells"],
-                json!(cells("Event", &event_scheduled(), now))
-            );
+            assert_eq!(t["rows"][0]["cells"], json!(cells("Event", &event_scheduled(), now)));
         }
     }
 }

@@ -41,7 +41,10 @@ pub struct WatchRequest {
 #[derive(Debug, Clone)]
 pub enum WatchItem {
     Event(EventKind, Arc<Stored>),
-    Bookmark { rv: u64, initial_events_end: bool },
+    Bookmark {
+        rv: u64,
+        initial_events_end: bool,
+    },
     /// The stream's last item: the watcher must re-list.
     Error(ApiError),
 }

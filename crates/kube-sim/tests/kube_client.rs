@@ -3,6 +3,7 @@
 //! deletion semantics, selectors, subresources, custom resources, faults, and a
 //! `kube_runtime::watcher` that stays correct through a forced disconnect and a
 //! 410.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -36,7 +37,9 @@ fn api_err(e: kube::Error) -> kube::core::Status {
 
 async fn ns(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
-    api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap()).await.unwrap();
+    api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}})).unwrap())
+        .await
+        .unwrap();
 }
 
 /// Create, get, list (with a label selector), replace, delete one object of `K`.
@@ -54,13 +57,15 @@ where
     let rv1 = created.resource_version().unwrap();
     let got = api.get(&name).await.unwrap_or_else(|e| panic!("{kind} get: {e}"));
     assert_eq!(got.resource_version(), Some(rv1.clone()));
-    let listed = api.list(&ListParams::default().labels("crud=yes")).await.unwrap_or_else(|e| panic!("{kind} list: {e}"));
+    let listed =
+        api.list(&ListParams::default().labels("crud=yes")).await.unwrap_or_else(|e| panic!("{kind} list: {e}"));
     assert_eq!(listed.items.len(), 1, "{kind}: list by label");
     let none = api.list(&ListParams::default().labels("crud=no")).await.unwrap();
     assert!(none.items.is_empty(), "{kind}: selector excludes");
     let mut changed = got.clone();
     changed.labels_mut().insert("changed".into(), "yes".into());
-    let replaced = api.replace(&name, &PostParams::default(), &changed).await.unwrap_or_else(|e| panic!("{kind} replace: {e}"));
+    let replaced =
+        api.replace(&name, &PostParams::default(), &changed).await.unwrap_or_else(|e| panic!("{kind} replace: {e}"));
     assert_ne!(replaced.resource_version(), Some(rv1.clone()), "{kind}: rv moves");
     assert_eq!(replaced.labels().get("changed").map(String::as_str), Some("yes"));
     // Optimistic concurrency: the old version can no longer be written.
@@ -86,7 +91,8 @@ async fn crud_on_every_resource() {
     let template = json!({"metadata": {"labels": {"app": "w"}}, "spec": pod_spec});
     crud::<Namespace>(Api::all(c.clone()), json!({"metadata": {"name": "crud-ns", "labels": l}})).await;
     crud::<Node>(Api::all(c.clone()), json!({"metadata": {"name": "n9", "labels": l}})).await;
-    crud::<Pod>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "p", "labels": l}, "spec": pod_spec})).await;
+    crud::<Pod>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "p", "labels": l}, "spec": pod_spec}))
+        .await;
     crud::<PersistentVolumeClaim>(
         Api::namespaced(c.clone(), "t"),
         json!({"metadata": {"name": "pvc", "labels": l}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}),
@@ -108,15 +114,27 @@ async fn crud_on_every_resource() {
                "eventTime": "2026-11-21T08:11:25.112216Z", "action": "Testing", "reportingController": "kube-sim/test", "reportingInstance": "i"}),
     )
     .await;
-    crud::<ConfigMap>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "cm", "labels": l}, "data": {"a": "1"}})).await;
-    crud::<Secret>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "s", "labels": l}, "stringData": {"a": "1"}})).await;
+    crud::<ConfigMap>(
+        Api::namespaced(c.clone(), "t"),
+        json!({"metadata": {"name": "cm", "labels": l}, "data": {"a": "1"}}),
+    )
+    .await;
+    crud::<Secret>(
+        Api::namespaced(c.clone(), "t"),
+        json!({"metadata": {"name": "s", "labels": l}, "stringData": {"a": "1"}}),
+    )
+    .await;
     crud::<Service>(
         Api::namespaced(c.clone(), "t"),
         json!({"metadata": {"name": "svc", "labels": l}, "spec": {"selector": {"app": "w"}, "ports": [{"port": 80}]}}),
     )
     .await;
     crud::<ServiceAccount>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "sa", "labels": l}})).await;
-    crud::<Lease>(Api::namespaced(c.clone(), "t"), json!({"metadata": {"name": "lease", "labels": l}, "spec": {"holderIdentity": "me"}})).await;
+    crud::<Lease>(
+        Api::namespaced(c.clone(), "t"),
+        json!({"metadata": {"name": "lease", "labels": l}, "spec": {"holderIdentity": "me"}}),
+    )
+    .await;
     crud::<Deployment>(
         Api::namespaced(c.clone(), "t"),
         json!({"metadata": {"name": "d", "labels": l}, "spec": {"selector": {"matchLabels": {"app": "w"}}, "template": template}}),
@@ -169,16 +187,22 @@ async fn status_is_kept_apart_from_spec_and_generation_tracks_spec() {
     let sim = Sim::start().await;
     let c = sim.client().await;
     let api: Api<Deployment> = Api::namespaced(c.clone(), "default");
-    let d: Deployment = serde_json::from_value(json!({"metadata": {"name": "d"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "w"}},
+    let d: Deployment = serde_json::from_value(
+        json!({"metadata": {"name": "d"}, "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "w"}},
         "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}},
-        "status": {"replicas": 7}}))
+        "status": {"replicas": 7}}),
+    )
     .unwrap();
     let d = api.create(&PostParams::default(), &d).await.unwrap();
     assert_eq!(d.metadata.generation, Some(1));
     assert!(d.status.as_ref().and_then(|s| s.replicas).is_none(), "status is not set on create");
     // Status writes do not touch spec or generation.
     let s = api
-        .patch_status("d", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 5}, "status": {"replicas": 1, "observedGeneration": 1}})))
+        .patch_status(
+            "d",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 5}, "status": {"replicas": 1, "observedGeneration": 1}})),
+        )
         .await
         .unwrap();
     assert_eq!(s.spec.as_ref().unwrap().replicas, Some(1));
@@ -192,7 +216,10 @@ async fn status_is_kept_apart_from_spec_and_generation_tracks_spec() {
     assert_eq!(u.metadata.generation, Some(2));
     assert_eq!(u.status.as_ref().unwrap().replicas, Some(1));
     // Metadata-only writes do not bump generation.
-    let m = api.patch("d", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}}))).await.unwrap();
+    let m = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})))
+        .await
+        .unwrap();
     assert_eq!(m.metadata.generation, Some(2));
     // The scale subresource.
     let scale = api.get_scale("d").await.unwrap();
@@ -217,7 +244,10 @@ async fn every_patch_type() {
     .unwrap();
     api.create(&PostParams::default(), &d).await.unwrap();
     // Merge patch: null deletes, maps merge, lists replace.
-    let m = api.patch("d", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": null, "c": "3"}}}))).await.unwrap();
+    let m = api
+        .patch("d", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"a": null, "c": "3"}}})))
+        .await
+        .unwrap();
     assert_eq!(m.labels(), &BTreeMap::from([("b".to_string(), "2".to_string()), ("c".to_string(), "3".to_string())]));
     // Strategic merge patch: containers merge by name, env by name.
     let s = api
@@ -234,10 +264,12 @@ async fn every_patch_type() {
     // Upstream puts patched elements that are new before the server-only ones.
     assert_eq!(cs[0].env.as_ref().unwrap().iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["B", "A"]);
     // JSON patch, including a failing test operation.
-    let p: json_patch::Patch = serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 5}])).unwrap();
+    let p: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "replace", "path": "/spec/replicas", "value": 5}])).unwrap();
     let j = api.patch("d", &PatchParams::default(), &Patch::Json::<()>(p)).await.unwrap();
     assert_eq!(j.spec.unwrap().replicas, Some(5));
-    let bad: json_patch::Patch = serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 6}])).unwrap();
+    let bad: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 6}])).unwrap();
     let e = api.patch("d", &PatchParams::default(), &Patch::Json::<()>(bad)).await.unwrap_err();
     assert_eq!(api_err(e).code, 422);
     // Server-side apply: create-or-merge with ownership; conflicts without force.
@@ -250,20 +282,36 @@ async fn every_patch_type() {
     let mf = applied.metadata.managed_fields.as_ref().unwrap();
     assert_eq!((mf[0].manager.as_deref(), mf[0].operation.as_deref()), (Some("tool-a"), Some("Apply")));
     let conflict = cm_api
-        .patch("cfg", &PatchParams::apply("tool-b"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"x": "2"}})))
+        .patch(
+            "cfg",
+            &PatchParams::apply("tool-b"),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"x": "2"}}),
+            ),
+        )
         .await
         .unwrap_err();
     let st = api_err(conflict);
     assert_eq!(st.code, 409);
     assert!(st.message.contains("conflict with \"tool-a\""), "{}", st.message);
     let forced = cm_api
-        .patch("cfg", &PatchParams::apply("tool-b").force(), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"x": "2"}})))
+        .patch(
+            "cfg",
+            &PatchParams::apply("tool-b").force(),
+            &Patch::Apply(
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {"x": "2"}}),
+            ),
+        )
         .await
         .unwrap();
     assert_eq!(forced.data.as_ref().unwrap()["x"], "2");
     // tool-a re-applies without y: y is removed, since tool-a owned it alone.
     let again = cm_api
-        .patch("cfg", &PatchParams::apply("tool-a"), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {}})))
+        .patch(
+            "cfg",
+            &PatchParams::apply("tool-a"),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": {}})),
+        )
         .await
         .unwrap();
     let data = again.data.unwrap_or_default();
@@ -271,7 +319,11 @@ async fn every_patch_type() {
     assert!(!data.contains_key("y"), "y was removed: {data:?}");
     // A patch carrying a stale resourceVersion conflicts.
     let e = cm_api
-        .patch("cfg", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"z": "1"}})))
+        .patch(
+            "cfg",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"resourceVersion": "1"}, "data": {"z": "1"}})),
+        )
         .await
         .unwrap_err();
     assert_eq!(api_err(e).code, 409);
@@ -282,8 +334,10 @@ async fn pagination_over_ten_thousand_pods_is_consistent() {
     let sim = Sim::start().await;
     let pods = sim.cluster.typed::<Pod>(Some("default"));
     for i in 0..10_000 {
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": format!("p-{i:05}"), "labels": {"i": (i % 2).to_string()}},
-            "spec": {"containers": [{"name": "c", "image": "x"}]}}))
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": format!("p-{i:05}"), "labels": {"i": (i % 2).to_string()}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+        )
         .unwrap();
         pods.create(&p).unwrap();
     }
@@ -304,7 +358,10 @@ async fn pagination_over_ten_thousand_pods_is_consistent() {
             first_rv = page.metadata.resource_version.clone();
             // Changes after the first page must not show up in later pages.
             pods.delete("p-09999", &Default::default()).unwrap();
-            let late: Pod = serde_json::from_value(json!({"metadata": {"name": "p-99999"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap();
+            let late: Pod = serde_json::from_value(
+                json!({"metadata": {"name": "p-99999"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+            )
+            .unwrap();
             pods.create(&late).unwrap();
         }
         names.extend(page.items.iter().map(|p| p.name_any()));
@@ -360,22 +417,46 @@ async fn deletion_honours_grace_finalizers_preconditions_and_propagation() {
     pods.delete("held", &DeleteParams::default()).await.unwrap();
     let held = pods.get("held").await.unwrap();
     assert!(held.metadata.deletion_timestamp.is_some());
-    let e = pods.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "x/y"]}}))).await.unwrap_err();
+    let e = pods
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "x/y"]}})),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(api_err(e).code, 422);
-    pods.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    pods.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
     assert_eq!(api_err(pods.get("held").await.unwrap_err()).code, 404);
     // Preconditions.
     let p = pods.create(&PostParams::default(), &mk("pre", None, false)).await.unwrap();
-    let e = pods.delete("pre", &DeleteParams { preconditions: Some(kube::api::Preconditions { uid: Some("nope".into()), resource_version: None }), ..Default::default() })
+    let e = pods
+        .delete(
+            "pre",
+            &DeleteParams {
+                preconditions: Some(kube::api::Preconditions { uid: Some("nope".into()), resource_version: None }),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(api_err(e).code, 409);
-    pods.delete("pre", &DeleteParams { preconditions: Some(kube::api::Preconditions { uid: p.uid(), resource_version: p.resource_version() }), ..Default::default() })
-        .await
-        .unwrap();
+    pods.delete(
+        "pre",
+        &DeleteParams {
+            preconditions: Some(kube::api::Preconditions { uid: p.uid(), resource_version: p.resource_version() }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     // Propagation policies become the garbage collector's finalizers.
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
-    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "o"}})).unwrap()).await.unwrap();
+    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "o"}})).unwrap())
+        .await
+        .unwrap();
     let r = cms.delete("o", &DeleteParams::orphan()).await.unwrap();
     let pending = r.left().expect("orphan deletion is pending");
     assert_eq!(pending.metadata.finalizers, Some(vec!["orphan".to_string()]));
@@ -400,8 +481,14 @@ async fn selectors_filter_lists_and_bad_ones_are_rejected() {
     }
     let names = |l: kube::core::ObjectList<Pod>| l.items.iter().map(|p| p.name_any()).collect::<Vec<_>>();
     assert_eq!(names(pods.list(&ListParams::default().fields("spec.nodeName=n1")).await.unwrap()), ["a", "c"]);
-    assert_eq!(names(pods.list(&ListParams::default().fields("spec.nodeName=n1,metadata.name!=a")).await.unwrap()), ["c"]);
-    assert_eq!(names(pods.list(&ListParams::default().fields("status.phase=Pending").labels("env in (dev)")).await.unwrap()), ["b", "c"]);
+    assert_eq!(
+        names(pods.list(&ListParams::default().fields("spec.nodeName=n1,metadata.name!=a")).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        names(pods.list(&ListParams::default().fields("status.phase=Pending").labels("env in (dev)")).await.unwrap()),
+        ["b", "c"]
+    );
     assert_eq!(names(pods.list(&ListParams::default().labels("env notin (dev),!missing")).await.unwrap()), ["a"]);
     let e = pods.list(&ListParams::default().fields("spec.bogus=1")).await.unwrap_err();
     let st = api_err(e);
@@ -418,14 +505,18 @@ async fn binding_and_eviction_subresources() {
     let sim = Sim::start().await;
     let c = sim.client().await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
-    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap();
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}),
+    )
+    .unwrap();
     pods.create(&PostParams::default(), &p).await.unwrap();
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
     let _: Value = pods.create_subresource("binding", "p", &PostParams::default(), &binding).await.unwrap();
     let bound = pods.get("p").await.unwrap();
     assert_eq!(bound.spec.unwrap().node_name.as_deref(), Some("n1"));
     assert!(bound.status.unwrap().conditions.unwrap().iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"));
-    let again = pods.create_subresource::<Value, Value>("binding", "p", &PostParams::default(), &binding).await.unwrap_err();
+    let again =
+        pods.create_subresource::<Value, Value>("binding", "p", &PostParams::default(), &binding).await.unwrap_err();
     assert_eq!(api_err(again).code, 409);
     pods.evict("p", &Default::default()).await.unwrap();
     let e = pods.evict("nope", &Default::default()).await.unwrap_err();
@@ -448,7 +539,10 @@ async fn custom_resources_are_served_from_their_definitions() {
     let gvk = GroupVersionKind::gvk("sdi.keti.dev", "v1", "Robot");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "robots");
     let robots: Api<DynamicObject> = Api::namespaced_with(c.clone(), "default", &ar);
-    let r: DynamicObject = serde_json::from_value(json!({"apiVersion": "sdi.keti.dev/v1", "kind": "Robot", "metadata": {"name": "tb3"}, "spec": {"arm": true}})).unwrap();
+    let r: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "sdi.keti.dev/v1", "kind": "Robot", "metadata": {"name": "tb3"}, "spec": {"arm": true}}),
+    )
+    .unwrap();
     let r = robots.create(&PostParams::default(), &r).await.unwrap();
     assert_eq!(r.metadata.generation, Some(1));
     assert_eq!(r.data["spec"]["arm"], true);
@@ -458,7 +552,10 @@ async fn custom_resources_are_served_from_their_definitions() {
         .unwrap_err();
     assert_eq!(api_err(e).code, 415, "no strategic merge patch for custom resources, as upstream");
     robots.patch("tb3", &PatchParams::default(), &Patch::Merge(json!({"spec": {"arm": false}}))).await.unwrap();
-    let st = robots.patch_status("tb3", &PatchParams::default(), &Patch::Merge(json!({"status": {"ok": true}}))).await.unwrap();
+    let st = robots
+        .patch_status("tb3", &PatchParams::default(), &Patch::Merge(json!({"status": {"ok": true}})))
+        .await
+        .unwrap();
     assert_eq!(st.metadata.generation, Some(2));
     assert_eq!(st.data["status"]["ok"], true);
     let discovery = kube::discovery::Discovery::new(c.clone()).run().await.unwrap();
@@ -476,7 +573,10 @@ async fn metrics_api_is_read_only() {
     let ar = ApiResource::from_gvk_with_plural(&gvk, "nodes");
     let api: Api<DynamicObject> = Api::all_with(c.clone(), &ar);
     assert!(api.list(&ListParams::default()).await.unwrap().items.is_empty());
-    let obj: DynamicObject = serde_json::from_value(json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics", "metadata": {"name": "n1"}})).unwrap();
+    let obj: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "metrics.k8s.io/v1beta1", "kind": "NodeMetrics", "metadata": {"name": "n1"}}),
+    )
+    .unwrap();
     let e = api.create(&PostParams::default(), &obj).await.unwrap_err();
     assert_eq!(api_err(e).code, 405);
 }
@@ -508,7 +608,8 @@ async fn watcher_stays_correct_through_disconnects_and_expiry() {
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), "w");
     ns(&c, "w").await;
     let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).default_backoff().applied_objects();
+    let stream =
+        reflector(writer, watcher(api.clone(), watcher::Config::default())).default_backoff().applied_objects();
     let handle = tokio::spawn(async move {
         futures::pin_mut!(stream);
         // Errors (the 410) are reported and the watcher recovers by re-listing.
@@ -522,7 +623,8 @@ async fn watcher_stays_correct_through_disconnects_and_expiry() {
                 let reader = reader.clone();
                 let want = want.clone();
                 async move {
-                    let mut have: Vec<String> = reader.state().iter().map(|c| c.name_any()).filter(|n| n.starts_with("cm-")).collect();
+                    let mut have: Vec<String> =
+                        reader.state().iter().map(|c| c.name_any()).filter(|n| n.starts_with("cm-")).collect();
                     have.sort();
                     have == want
                 }
@@ -553,7 +655,12 @@ async fn watcher_stays_correct_through_disconnects_and_expiry() {
 async fn watch_from_a_compacted_version_gets_410_in_stream() {
     let sim = Sim::start().await;
     sim.cluster.api().store.compact();
-    let mut resp = sim.http().get(sim.url("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1")).send().await.unwrap();
+    let mut resp = sim
+        .http()
+        .get(sim.url("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200, "upstream reports expiry inside the stream");
     let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
     let ev: Value = serde_json::from_slice(chunk.strip_suffix(b"\n").unwrap_or(&chunk)).unwrap();
@@ -577,7 +684,9 @@ async fn concurrent_writers_and_watchers_see_one_ordered_history() {
             let mut rvs = Vec::new();
             while rvs.len() < 200 {
                 match tokio::time::timeout(Duration::from_secs(20), s.try_next()).await {
-                    Ok(Ok(Some(kube::api::WatchEvent::Added(cm)))) => rvs.push(cm.resource_version().unwrap().parse::<u64>().unwrap()),
+                    Ok(Ok(Some(kube::api::WatchEvent::Added(cm)))) => {
+                        rvs.push(cm.resource_version().unwrap().parse::<u64>().unwrap())
+                    }
                     Ok(Ok(Some(_))) => {}
                     other => panic!("watch ended early: {other:?}"),
                 }
@@ -590,7 +699,8 @@ async fn concurrent_writers_and_watchers_see_one_ordered_history() {
         let api = api.clone();
         writers.push(tokio::spawn(async move {
             for i in 0..25 {
-                let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("c-{w}-{i}")}})).unwrap();
+                let cm: ConfigMap =
+                    serde_json::from_value(json!({"metadata": {"name": format!("c-{w}-{i}")}})).unwrap();
                 api.create(&PostParams::default(), &cm).await.unwrap();
             }
         }));
@@ -610,11 +720,21 @@ async fn a_watch_sees_objects_leave_and_enter_its_selector() {
     let sim = Sim::start().await;
     let c = sim.client().await;
     let api: Api<ConfigMap> = Api::namespaced(c.clone(), "default");
-    api.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "s", "labels": {"pick": "yes"}}})).unwrap()).await.unwrap();
+    api.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "s", "labels": {"pick": "yes"}}})).unwrap(),
+    )
+    .await
+    .unwrap();
     let rv = api.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut s = api.watch(&kube::api::WatchParams::default().labels("pick=yes").timeout(10), &rv).await.unwrap().boxed();
-    api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "no"}}}))).await.unwrap();
-    api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "yes"}}}))).await.unwrap();
+    let mut s =
+        api.watch(&kube::api::WatchParams::default().labels("pick=yes").timeout(10), &rv).await.unwrap().boxed();
+    api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "no"}}})))
+        .await
+        .unwrap();
+    api.patch("s", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pick": "yes"}}})))
+        .await
+        .unwrap();
     let mut kinds = Vec::new();
     while kinds.len() < 2 {
         match s.try_next().await.unwrap() {
@@ -633,12 +753,15 @@ async fn namespaces_terminate_and_take_their_content() {
     let c = sim.client().await;
     ns(&c, "gone").await;
     let cms: Api<ConfigMap> = Api::namespaced(c.clone(), "gone");
-    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap()).await.unwrap();
+    cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap())
+        .await
+        .unwrap();
     let nss: Api<Namespace> = Api::all(c.clone());
     let d = nss.delete("gone", &DeleteParams::default()).await.unwrap();
     let terminating = d.left().expect("namespace deletion is pending");
     assert_eq!(terminating.status.unwrap().phase.as_deref(), Some("Terminating"));
-    let e = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "y"}})).unwrap()).await;
+    let e =
+        cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "y"}})).unwrap()).await;
     if let Err(e) = e {
         assert_eq!(api_err(e).code, 403, "no new content in a terminating namespace");
     }
@@ -650,6 +773,9 @@ async fn namespaces_terminate_and_take_their_content() {
     .await;
     let e = nss.delete("default", &DeleteParams::default()).await.unwrap_err();
     assert_eq!(api_err(e).code, 403);
-    let e = cms.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "z"}})).unwrap()).await.unwrap_err();
+    let e = cms
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "z"}})).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(api_err(e).code, 404);
 }

@@ -2,6 +2,7 @@
 //! kubeconfig it writes: create from YAML, get/list (JSON and tables) with
 //! selectors, the three patch types, apply (client- and server-side), label,
 //! annotate, cordon, drain, describe, delete, and `get --watch` seeing a change.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -138,19 +139,45 @@ async fn kubectl_works_against_the_simulator() {
     assert_eq!(edge["items"].as_array().unwrap().len(), 2);
     // server-side tables
     let table = k.ok(&["get", "pods", "-n", "robots", "-o", "wide"]).await;
-    assert!(table.contains("NAME") && table.contains("STATUS") && table.contains("NODE") && table.contains("lidar"), "{table}");
+    assert!(
+        table.contains("NAME") && table.contains("STATUS") && table.contains("NODE") && table.contains("lidar"),
+        "{table}"
+    );
     let nodes = k.ok(&["get", "nodes"]).await;
     assert!(nodes.contains("tb3-1") && nodes.contains("Ready"), "{nodes}");
 
     // patch, all three types
     k.ok(&["patch", "deploy", "nav", "-n", "robots", "--type", "merge", "-p", r#"{"spec":{"replicas":3}}"#]).await;
-    k.ok(&["patch", "deploy", "nav", "-n", "robots", "--type", "json", "-p", r#"[{"op":"add","path":"/metadata/labels/patched","value":"json"}]"#]).await;
-    k.ok(&["patch", "deploy", "nav", "-n", "robots", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"ros","image":"ros:jazzy"}]}}}}"#]).await;
+    k.ok(&[
+        "patch",
+        "deploy",
+        "nav",
+        "-n",
+        "robots",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/patched","value":"json"}]"#,
+    ])
+    .await;
+    k.ok(&[
+        "patch",
+        "deploy",
+        "nav",
+        "-n",
+        "robots",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"ros","image":"ros:jazzy"}]}}}}"#,
+    ])
+    .await;
     let d = k.json(&["get", "deploy", "nav", "-n", "robots"]).await;
     assert_eq!(d["spec"]["replicas"], 3);
     assert_eq!(d["metadata"]["labels"]["patched"], "json");
     assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "ros:jazzy");
-    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "250m", "strategic merge kept the rest");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]["cpu"], "250m",
+        "strategic merge kept the rest"
+    );
     assert_eq!(d["metadata"]["generation"], 3);
 
     // label, annotate (and removal)
@@ -209,13 +236,15 @@ async fn kubectl_works_against_the_simulator() {
 async fn kubectl_get_watch_sees_a_change() {
     let sim = Sim::start().await;
     let k = Kubectl { sim: &sim };
-    let mut child = k.command(&["get", "configmaps", "-n", "default", "--watch", "--request-timeout=30s"]).spawn().unwrap();
+    let mut child =
+        k.command(&["get", "configmaps", "-n", "default", "--watch", "--request-timeout=30s"]).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     // The initial listing arrives first.
     let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
     assert!(first.contains("NAME"), "{first}");
     let cms = sim.cluster.typed::<k8s_openapi::api::core::v1::ConfigMap>(Some("default"));
-    let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "appeared"}})).unwrap();
+    let cm: k8s_openapi::api::core::v1::ConfigMap =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "appeared"}})).unwrap();
     cms.create(&cm).unwrap();
     let seen = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {

@@ -1,6 +1,7 @@
 //! kube-sim's answers compared with answers recorded from a real v1.32 API server
 //! (`shared/k8s-reference/v1.32/`): discovery, Status bodies, defaults filled in
 //! on create, watch streams, pagination and evictions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -32,7 +33,8 @@ async fn discovery_matches_the_real_server() {
         let ours = ours["resources"].as_array().unwrap();
         for entry in ours {
             let name = entry["name"].as_str().unwrap();
-            let t = theirs.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{path}: {name} unknown upstream"));
+            let t =
+                theirs.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("{path}: {name} unknown upstream"));
             assert_eq!(entry, t, "{path}: {name}");
         }
     }
@@ -59,7 +61,14 @@ async fn discovery_matches_the_real_server() {
     }
     let (_, apps) = sim.get("/apis/apps/v1").await;
     let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    for needed in ["deployments", "deployments/scale", "deployments/status", "replicasets/scale", "statefulsets/scale", "daemonsets/status"] {
+    for needed in [
+        "deployments",
+        "deployments/scale",
+        "deployments/status",
+        "replicasets/scale",
+        "statefulsets/scale",
+        "daemonsets/status",
+    ] {
         assert!(names.contains(&needed), "{needed} missing from apps/v1");
     }
     let (_, metrics) = sim.get("/apis/metrics.k8s.io/v1beta1").await;
@@ -175,7 +184,10 @@ async fn error_bodies_match_the_real_server() {
     let theirs = reference("status-400-malformed.json");
     assert_eq!(code, 400);
     assert_eq!((body["reason"].clone(), body["code"].clone()), (theirs["reason"].clone(), theirs["code"].clone()));
-    assert!(body["message"].as_str().unwrap().starts_with("the object provided is unrecognized (must be of type Pod)"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("the object provided is unrecognized (must be of type Pod)"),
+        "{body}"
+    );
     // 415 unsupported patch type
     let (code, body) = sim.send(Method::PATCH, "/api/v1/namespaces/ref/pods/bare", "text/plain", "{}").await;
     assert_eq!((code, body), (415, reference("status-415-unsupported-media.json")));
@@ -217,7 +229,11 @@ async fn paginated_lists_have_upstream_continue_tokens() {
 
 #[tokio::test]
 async fn watch_stream_matches_the_real_server() {
-    let sim = Sim::start_with(kube_sim::ServerConfig { bookmark_interval: std::time::Duration::from_millis(300), ..Default::default() }).await;
+    let sim = Sim::start_with(kube_sim::ServerConfig {
+        bookmark_interval: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
     create_ns(&sim, "ref").await;
     let (_, list) = sim.get("/api/v1/namespaces/ref/configmaps").await;
     let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
@@ -231,28 +247,43 @@ async fn watch_stream_matches_the_real_server() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w"}, "data": {"a": "1"}});
     assert_eq!(sim.post("/api/v1/namespaces/ref/configmaps", &cm).await.0, 201);
     let (code, _) = sim
-        .send(Method::PATCH, "/api/v1/namespaces/ref/configmaps/w", "application/merge-patch+json", r#"{"data":{"a":"2"}}"#)
+        .send(
+            Method::PATCH,
+            "/api/v1/namespaces/ref/configmaps/w",
+            "application/merge-patch+json",
+            r#"{"data":{"a":"2"}}"#,
+        )
         .await;
     assert_eq!(code, 200);
     assert_eq!(sim.send(Method::DELETE, "/api/v1/namespaces/ref/configmaps/w", "application/json", "").await.0, 200);
     let mut buf = String::new();
     let mut events: Vec<Value> = Vec::new();
     while !events.iter().any(|e| e["type"] == "BOOKMARK") {
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk()).await.expect("watch event").unwrap().unwrap();
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), resp.chunk())
+            .await
+            .expect("watch event")
+            .unwrap()
+            .unwrap();
         buf.push_str(std::str::from_utf8(&chunk).unwrap());
         while let Some(i) = buf.find('\n') {
             events.push(serde_json::from_str(&buf[..i]).unwrap());
             buf.drain(..=i);
         }
     }
-    let recorded: Vec<Value> = std::fs::read_to_string(format!("{}/../../../shared/k8s-reference/v1.32/watch-configmaps.jsonl", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recorded: Vec<Value> = std::fs::read_to_string(format!(
+        "{}/../../../shared/k8s-reference/v1.32/watch-configmaps.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .lines()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
     let types = |es: &[Value]| es.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(types(&events), types(&recorded[..4]));
-    let rvs: Vec<u64> = events[..3].iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    let rvs: Vec<u64> = events[..3]
+        .iter()
+        .map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap())
+        .collect();
     assert!(rvs[0] < rvs[1] && rvs[1] < rvs[2], "DELETED carries a new resourceVersion: {rvs:?}");
     assert_eq!(events[1]["object"]["data"], recorded[1]["object"]["data"]);
     assert_eq!(events[2]["object"]["data"], recorded[2]["object"]["data"]);
@@ -271,7 +302,12 @@ async fn ready_pod(sim: &Sim, ns: &str, name: &str, app: &str) {
     assert_eq!(sim.post(&format!("/api/v1/namespaces/{ns}/pods"), &pod).await.0, 201);
     let status = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
     let (code, body) = sim
-        .send(Method::PATCH, &format!("/api/v1/namespaces/{ns}/pods/{name}/status"), "application/merge-patch+json", status.to_string())
+        .send(
+            Method::PATCH,
+            &format!("/api/v1/namespaces/{ns}/pods/{name}/status"),
+            "application/merge-patch+json",
+            status.to_string(),
+        )
         .await;
     assert_eq!(code, 200, "{body}");
 }
@@ -288,7 +324,12 @@ async fn evictions_answer_like_the_real_server() {
     // What the disruption controller would have written.
     let status = json!({"status": {"observedGeneration": 1, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2, "disruptionsAllowed": 0}});
     let (code, _) = sim
-        .send(Method::PATCH, "/apis/policy/v1/namespaces/ref/poddisruptionbudgets/web/status", "application/merge-patch+json", status.to_string())
+        .send(
+            Method::PATCH,
+            "/apis/policy/v1/namespaces/ref/poddisruptionbudgets/web/status",
+            "application/merge-patch+json",
+            status.to_string(),
+        )
         .await;
     assert_eq!(code, 200);
     let eviction = |name: &str| json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": "ref"}});
@@ -303,8 +344,13 @@ async fn evictions_answer_like_the_real_server() {
     assert_eq!(sim.get("/api/v1/namespaces/ref/pods/web-3").await.0, 404);
     // With a disruption allowed, the eviction is accounted in the budget and the pod terminates.
     let status = json!({"status": {"disruptionsAllowed": 1}});
-    sim.send(Method::PATCH, "/apis/policy/v1/namespaces/ref/poddisruptionbudgets/web/status", "application/merge-patch+json", status.to_string())
-        .await;
+    sim.send(
+        Method::PATCH,
+        "/apis/policy/v1/namespaces/ref/poddisruptionbudgets/web/status",
+        "application/merge-patch+json",
+        status.to_string(),
+    )
+    .await;
     let (code, _) = sim.post("/api/v1/namespaces/ref/pods/web-1/eviction", &eviction("web-1")).await;
     assert_eq!(code, 201);
     let (_, pdb) = sim.get("/apis/policy/v1/namespaces/ref/poddisruptionbudgets/web").await;
@@ -313,5 +359,7 @@ async fn evictions_answer_like_the_real_server() {
     let (_, pod) = sim.get("/api/v1/namespaces/ref/pods/web-1").await;
     assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 30, "graceful, like the recorded pod-terminating.json");
     let terminating = reference("pod-terminating.json");
-    assert!(terminating["metadata"]["deletionTimestamp"].is_string() && pod["metadata"]["deletionTimestamp"].is_string());
+    assert!(
+        terminating["metadata"]["deletionTimestamp"].is_string() && pod["metadata"]["deletionTimestamp"].is_string()
+    );
 }

@@ -1,5 +1,6 @@
 //! Shared harness: a kube-sim cluster served on 127.0.0.1:0, with a kube client,
 //! a raw HTTP client and a kubeconfig file for kubectl.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -59,7 +60,13 @@ impl Sim {
     }
 
     /// Send a request with a body and content type; return (status, JSON body).
-    pub async fn send(&self, method: reqwest::Method, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let r = self
             .http()
             .request(method, self.url(path))
