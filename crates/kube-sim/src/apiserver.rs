@@ -611,9 +611,9 @@ impl ApiServer {
         if opts.dry_run {
             return Ok(convert::to_view(res.conversion, obj));
         }
-        let stored = txn.put(&res.storage, obj)?;
+        let (stored, written) = txn.put_value(&res.storage, obj)?;
         self.create_companions(txn, res, &stored)?;
-        Ok(self.render(res, &stored))
+        Ok(convert::to_view(res.conversion, written))
     }
 
     /// Objects a real cluster's controllers create right after another one
@@ -942,8 +942,8 @@ impl ApiServer {
             let gone = txn.remove(&res.storage, &key)?.ok_or_else(|| ApiError::internal("object vanished"))?;
             return Ok(self.render(res, &gone));
         }
-        let stored = txn.put(&res.storage, new)?;
-        Ok(self.render(res, &stored))
+        let (_, written) = txn.put_value(&res.storage, new)?;
+        Ok(convert::to_view(res.conversion, written))
     }
 
     /// Patch an object (`PATCH`) with any of the four patch types.
@@ -1197,8 +1197,8 @@ impl ApiServer {
         if opts.dry_run || (already && !shorter && !changed) {
             return Ok(Deleted { object: convert::to_view(res.conversion, obj), gone: false });
         }
-        let stored = txn.put(&res.storage, obj)?;
-        Ok(Deleted { object: self.render(res, &stored), gone: false })
+        let (_, written) = txn.put_value(&res.storage, obj)?;
+        Ok(Deleted { object: convert::to_view(res.conversion, written), gone: false })
     }
 
     /// Objects whose existence depends on another's inside the server itself (a

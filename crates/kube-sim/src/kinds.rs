@@ -283,24 +283,24 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
 
 /// Validation on update: the create rules plus what may not change.
 pub fn validate_update(res: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
-    let mut errs = validate(res, new);
-    match (res.storage.group.as_str(), res.kind.as_str()) {
-        ("", "Pod") => {
-            if let (Ok(o), Ok(n)) =
-                (serde_json::from_value::<Pod>(old.clone()), serde_json::from_value::<Pod>(new.clone()))
-            {
-                for e in validation::pod_update(&o, &n) {
-                    if !errs.contains(&e) {
-                        errs.push(e);
-                    }
-                }
+    if res.storage.group.is_empty() && res.kind == "Pod" {
+        // One decode of each version serves both rule sets (a hot path:
+        // kubelets update pod status constantly).
+        return match (serde_json::from_value::<Pod>(old.clone()), serde_json::from_value::<Pod>(new.clone())) {
+            (Ok(o), Ok(n)) => {
+                let mut errs = validation::pod(&n);
+                errs.extend(validation::pod_update(&o, &n));
+                errs
             }
-        }
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
-            let sel = |v: &Value| v.pointer("/spec/selector").and_then(|s| serde_json::from_value(s.clone()).ok());
-            errs.extend(validation::workload_update(sel(old).as_ref(), sel(new).as_ref()));
-        }
-        _ => {}
+            _ => check(new, validation::pod),
+        };
+    }
+    let mut errs = validate(res, new);
+    if res.storage.group == "apps"
+        && matches!(res.kind.as_str(), "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+    {
+        let sel = |v: &Value| v.pointer("/spec/selector").and_then(|s| serde_json::from_value(s.clone()).ok());
+        errs.extend(validation::workload_update(sel(old).as_ref(), sel(new).as_ref()));
     }
     errs
 }

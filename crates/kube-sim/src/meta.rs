@@ -86,18 +86,22 @@ pub fn spec_part(v: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
-/// Two versions are the same write if they differ at most in bookkeeping.
+/// Two versions are the same write if they differ at most in bookkeeping
+/// (resourceVersion, managedFields). Compares in place: this runs on every write.
 pub fn same_content(a: &Value, b: &Value) -> bool {
-    strip_bookkeeping(a) == strip_bookkeeping(b)
-}
-
-fn strip_bookkeeping(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("resourceVersion");
-        m.remove("managedFields");
-    }
-    v
+    const BOOKKEEPING: [&str; 2] = ["resourceVersion", "managedFields"];
+    let (Some(ao), Some(bo)) = (a.as_object(), b.as_object()) else { return a == b };
+    let same_meta =
+        |x: Option<&Value>, y: Option<&Value>| match (x.and_then(Value::as_object), y.and_then(Value::as_object)) {
+            (Some(xm), Some(ym)) => {
+                let count = |m: &Map<String, Value>| m.keys().filter(|k| !BOOKKEEPING.contains(&k.as_str())).count();
+                count(xm) == count(ym)
+                    && xm.iter().filter(|(k, _)| !BOOKKEEPING.contains(&k.as_str())).all(|(k, v)| ym.get(k) == Some(v))
+            }
+            _ => x == y,
+        };
+    ao.len() == bo.len()
+        && ao.iter().all(|(k, v)| if k == "metadata" { same_meta(Some(v), bo.get(k)) } else { bo.get(k) == Some(v) })
 }
 
 #[cfg(test)]

@@ -403,7 +403,13 @@ impl Txn<'_> {
     }
 
     /// Create or replace the object at its key. Sets `metadata.resourceVersion`.
-    pub fn put(&mut self, gr: &GroupResource, mut obj: Value) -> ApiResult<Arc<Stored>> {
+    pub fn put(&mut self, gr: &GroupResource, obj: Value) -> ApiResult<Arc<Stored>> {
+        Ok(self.put_value(gr, obj)?.0)
+    }
+
+    /// Like [`Txn::put`], also handing back the object as written (with its new
+    /// resourceVersion), which saves callers parsing it back.
+    pub fn put_value(&mut self, gr: &GroupResource, mut obj: Value) -> ApiResult<(Arc<Stored>, Value)> {
         let (ns, name) = ns_name(&obj)?;
         let key = object_key(ns.as_deref(), &name);
         let exists = self.get(gr, &key).is_some();
@@ -411,7 +417,7 @@ impl Txn<'_> {
         let stored = Arc::new(self.encode(gr, key, ns, name, &mut obj)?);
         let kind = if exists { EventKind::Modified } else { EventKind::Added };
         self.writes.push(Write { gr: gr.clone(), kind, obj: stored.clone() });
-        Ok(stored)
+        Ok((stored, obj))
     }
 
     /// Remove the object at `key`; the DELETED event carries its last state at a
@@ -437,8 +443,7 @@ impl Txn<'_> {
         let rv = self.next_rv;
         let fields = (self.indexer)(gr, obj);
         let o = obj.as_object_mut().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
-        o.remove("kind");
-        o.remove("apiVersion");
+        let type_meta = (o.remove("kind"), o.remove("apiVersion"));
         let meta = o
             .entry("metadata")
             .or_insert_with(|| Value::Object(Default::default()))
@@ -452,6 +457,14 @@ impl Txn<'_> {
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
             .unwrap_or_default();
         let body = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        if let Some(o) = obj.as_object_mut() {
+            if let Some(k) = type_meta.0 {
+                o.insert("kind".into(), k);
+            }
+            if let Some(a) = type_meta.1 {
+                o.insert("apiVersion".into(), a);
+            }
+        }
         Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body) })
     }
 }

@@ -1,0 +1,252 @@
+//! kube-sim API server benchmark: GET of one pod, LIST of 10,000 pods, watch
+//! fan-out to 10 watchers, and memory per 10,000 stored pods. Prints figures
+//! and the ratio to the anchor (at least 10,000 GET/s, so the simulator is
+//! never the bottleneck of later benchmarks).
+//!
+//! Run: `cargo bench -p kube-sim --bench apiserver` (server and load generator
+//! share this machine's cores, as they would in a test run).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube_sim::Cluster;
+use serde_json::json;
+
+const PODS: usize = 10_000;
+const GET_ANCHOR_PER_SEC: f64 = 10_000.0;
+/// Writes per second during the watch fan-out phase.
+const WRITE_RATE: f64 = 500.0;
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4)
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn pod(i: usize) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("bench-{i:05}"), "labels": {"app": format!("app-{}", i % 50), "tier": "edge"},
+                     "annotations": {"male.keti.dev/latency": "0.4"}},
+        "spec": {"nodeName": format!("node-{}", i % 100), "containers": [
+            {"name": "main", "image": "registry.example/robot/nav:1.4.2",
+             "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+             "ports": [{"containerPort": 8080, "name": "http"}],
+             "env": [{"name": "ROS_DOMAIN_ID", "value": "7"}]}]}
+    }))
+    .expect("valid pod")
+}
+
+/// Run `conc` loops of `f` for `dur`; returns (requests, sorted latencies in µs).
+async fn load<F, Fut>(conc: usize, dur: Duration, f: F) -> (u64, Vec<u64>)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let f = f.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lats = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                assert!(f().await, "request failed");
+                lats.push(t.elapsed().as_micros() as u64);
+            }
+            lats
+        }));
+    }
+    tokio::time::sleep(dur).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    all.sort_unstable();
+    (all.len() as u64, all)
+}
+
+/// The `bench/t` annotation of a watch event line.
+fn stamp(line: &[u8]) -> u64 {
+    const KEY: &[u8] = b"\"bench/t\":\"";
+    line.windows(KEY.len())
+        .position(|w| w == KEY)
+        .map(|p| {
+            line[p + KEY.len()..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'))
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::main]
+async fn main() {
+    let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let dur = Duration::from_secs(secs);
+    let cluster = Cluster::new();
+    let server = cluster.serve("127.0.0.1:0".parse().expect("addr")).await.expect("serve");
+    let base = server.url();
+    println!(
+        "kube-sim API server benchmark ({} cores, {secs}s per phase)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+
+    // Memory per 10,000 stored pods (RSS growth while storing them).
+    let before = rss_kib();
+    let pods = cluster.typed::<Pod>(Some("default"));
+    let t = Instant::now();
+    for i in 0..PODS {
+        pods.create(&pod(i)).expect("create pod");
+    }
+    let create_secs = t.elapsed().as_secs_f64();
+    let after = rss_kib();
+    let body_bytes: usize = cluster
+        .api()
+        .store
+        .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
+        .iter_from(None)
+        .map(|o| o.body.len())
+        .sum();
+    println!(
+        "store   {PODS} pods created in-process in {create_secs:.2}s ({:.0}/s); RSS +{:.1} MiB = {:.1} KiB/pod (JSON itself {:.1} KiB/pod)",
+        PODS as f64 / create_secs,
+        (after.saturating_sub(before)) as f64 / 1024.0,
+        (after.saturating_sub(before)) as f64 / PODS as f64,
+        body_bytes as f64 / PODS as f64 / 1024.0
+    );
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+
+    // GET of one pod.
+    let url = format!("{base}/api/v1/namespaces/default/pods/bench-04242");
+    let c = client.clone();
+    let (n, lats) = load(16, dur, move || {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            match c.get(&url).send().await {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let rate = n as f64 / secs as f64;
+    println!(
+        "GET     {rate:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms   (16 connections)   anchor {GET_ANCHOR_PER_SEC:.0}/s -> ratio {:.2}x",
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        rate / GET_ANCHOR_PER_SEC
+    );
+
+    // LIST of 10,000 pods.
+    let url = format!("{base}/api/v1/namespaces/default/pods");
+    let size = client.get(&url).send().await.expect("list").bytes().await.expect("body").len();
+    let c = client.clone();
+    let (n, lats) = load(2, dur, move || {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            match c.get(&url).send().await {
+                Ok(r) => r.bytes().await.is_ok_and(|b| b.len() > 1_000_000),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let rate = n as f64 / secs as f64;
+    println!(
+        "LIST    {rate:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   ({PODS} pods, {:.1} MiB per response, {:.0} MiB/s)",
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        size as f64 / 1048576.0,
+        rate * size as f64 / 1048576.0
+    );
+
+    // Watch fan-out: 10 watchers, each sees every change.
+    let watchers = 10;
+    let updates: u64 = 2_000;
+    let rv = cluster.api().store.current_rv();
+    let received = Arc::new(AtomicU64::new(0));
+    let origin = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..watchers {
+        let url = format!("{base}/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=120");
+        let c = client.clone();
+        let received = received.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut resp = c.get(&url).send().await.expect("watch");
+            let mut buf = Vec::new();
+            let mut lats = Vec::new();
+            while (lats.len() as u64) < updates {
+                let Ok(Some(chunk)) = resp.chunk().await else { break };
+                buf.extend_from_slice(&chunk);
+                while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=i).collect();
+                    // A cheap client (no full JSON parse), so the figure is the server's.
+                    let sent = stamp(&line);
+                    let now = origin.elapsed().as_micros() as u64;
+                    lats.push(now.saturating_sub(sent));
+                    received.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lats
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t = Instant::now();
+    // The writer runs on its own thread, as a client would, not on the server's workers.
+    let writer = pods.clone();
+    let write_secs = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        for i in 0..updates {
+            // Paced at WRITE_RATE so latency measures delivery, not a saturated core.
+            let due = Duration::from_secs_f64(i as f64 / WRITE_RATE);
+            if let Some(wait) = due.checked_sub(t.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let now = origin.elapsed().as_micros().to_string();
+            writer
+                .patch_merge(
+                    &format!("bench-{:05}", i as usize % PODS),
+                    &json!({"metadata": {"annotations": {"bench/t": now}}}),
+                )
+                .expect("patch");
+        }
+        t.elapsed().as_secs_f64()
+    })
+    .await
+    .expect("writer");
+    let mut lats = Vec::new();
+    for t in tasks {
+        lats.extend(
+            tokio::time::timeout(Duration::from_secs(120), t).await.expect("watchers finish").expect("watch task"),
+        );
+    }
+    let total = t.elapsed().as_secs_f64();
+    lats.sort_unstable();
+    println!(
+        "WATCH   {:>9.0} events/s delivered to {watchers} watchers ({} events; {updates} writes paced at {:.0}/s)  write->watcher p50 {:.2} ms  p99 {:.2} ms",
+        received.load(Ordering::Relaxed) as f64 / total,
+        received.load(Ordering::Relaxed),
+        updates as f64 / write_secs,
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+    );
+    cluster.stop();
+    server.shutdown().await;
+}
