@@ -268,11 +268,22 @@ pub struct ApiServer {
     pub config: ServerConfig,
     /// Cancelled to end every open watch (forced disconnects, shutdown).
     watch_epoch: RwLock<CancellationToken>,
+    /// Cancelled once, when the cluster stops.
+    shutdown: CancellationToken,
     next_cluster_ip: AtomicU32,
     /// Address the server reports in discovery (`serverAddressByClientCIDRs`).
     pub advertise: RwLock<String>,
     /// Where `nodes/{name}/proxy/...` requests go (the simulated kubelets).
     node_proxy: RwLock<Option<Arc<dyn NodeProxy>>>,
+    /// Where read-only computed resources (metrics.k8s.io) come from.
+    computed: RwLock<Option<Arc<dyn ComputedResources>>>,
+}
+
+/// Objects computed at read time rather than stored — the metrics API, which a
+/// real cluster serves from metrics-server's latest scrape.
+pub trait ComputedResources: Send + Sync + std::fmt::Debug {
+    /// Every object of `res` now (the caller filters by namespace and selectors).
+    fn list(&self, res: &ResourceInfo) -> Vec<Value>;
 }
 
 /// The kubelet side of `nodes/{name}/proxy/{path}`: the behaviour layer installs
@@ -294,9 +305,11 @@ impl ApiServer {
             faults: Faults::default(),
             config,
             watch_epoch: RwLock::new(CancellationToken::new()),
+            shutdown: CancellationToken::new(),
             next_cluster_ip: AtomicU32::new(10),
             advertise: RwLock::new("127.0.0.1:6443".into()),
             node_proxy: RwLock::new(None),
+            computed: RwLock::new(None),
         });
         server.bootstrap();
         server
@@ -438,9 +451,9 @@ impl ApiServer {
                     }
                     (Some(r), _) => {
                         parse_rv(r)?;
-                        self.store.snapshot(&res.storage)
+                        self.current(res)
                     }
-                    (None, _) => self.store.snapshot(&res.storage),
+                    (None, _) => self.current(res),
                 };
                 (snap, None)
             }
@@ -1487,12 +1500,39 @@ impl ApiServer {
         self.watch_epoch.read().clone()
     }
 
+    /// Cancelled when the cluster shuts down (ends internal watches too).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Stop everything that listens for shutdown, and end every open watch.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.disconnect_watches();
+    }
+
     /// End every open watch now (clients see the stream close, as when an API
     /// server restarts, and must re-watch from their last resourceVersion).
     pub fn disconnect_watches(&self) {
         let mut g = self.watch_epoch.write();
         g.cancel();
         *g = CancellationToken::new();
+    }
+
+    /// Install the source of computed (read-only) resources.
+    pub fn set_computed(&self, source: Arc<dyn ComputedResources>) {
+        *self.computed.write() = Some(source);
+    }
+
+    /// The current state of a resource: stored, or computed now for read-only
+    /// resources with a source.
+    fn current(&self, res: &ResourceInfo) -> Snapshot {
+        if res.read_only
+            && let Some(src) = self.computed.read().clone()
+        {
+            return Snapshot::computed(self.store.current_rv(), &res.storage, convert::index_fields, src.list(res));
+        }
+        self.store.snapshot(&res.storage)
     }
 
     /// Install the handler of node proxy requests.

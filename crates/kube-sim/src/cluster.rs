@@ -59,7 +59,7 @@ impl Cluster {
     /// Stop the cluster's background loops and end every watch.
     pub fn stop(&self) {
         self.stop.cancel();
-        self.api.disconnect_watches();
+        self.api.shutdown();
     }
 
     /// Serve the Kubernetes API over HTTP on `addr` (use port 0 for any free port).
@@ -347,6 +347,7 @@ impl Dynamic {
             bookmarks,
             initial_events_end: false,
             timeout: std::time::Duration::from_secs(365 * 24 * 3600),
+            internal: false,
         };
         let api = self.api.clone();
         let res = self.res.clone();

@@ -398,7 +398,7 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
         Some(s) if s > 0 => Duration::from_secs(s as u64),
         _ => server.config.default_watch_timeout,
     };
-    let req = WatchRequest { filter, start, bookmarks, initial_events_end: send_initial && bookmarks, timeout };
+    let req = WatchRequest { filter, start, bookmarks, initial_events_end: send_initial && bookmarks, timeout, internal: false };
     let stream = watch::watch(server, t.res.clone(), req);
     let server = server.clone();
     let res = t.res.clone();
@@ -830,8 +830,13 @@ fn text(code: StatusCode, s: &'static str) -> Response {
     (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], s).into_response()
 }
 
+/// A kubelet's answer: JSON, or plain text for its errors (as the kubelet writes them).
 fn proxy_response((code, body): (u16, Value)) -> Response {
-    json_bytes(StatusCode::from_u16(code).unwrap_or(StatusCode::OK), serde_json::to_vec(&body).unwrap_or_default())
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    match body {
+        Value::String(text) => (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        other => json_bytes(status, serde_json::to_vec(&other).unwrap_or_default()),
+    }
 }
 
 pub fn error_response(e: &ApiError) -> Response {

@@ -212,6 +212,20 @@ impl Snapshot {
         self.objects.get(key)
     }
 
+    /// A snapshot of objects that are computed rather than stored (the metrics
+    /// API), so they are listed, selected and paginated like stored ones.
+    pub fn computed(rv: u64, gr: &GroupResource, indexer: FieldIndexer, objects: Vec<Value>) -> Snapshot {
+        let mut map = OrdMap::new();
+        for mut obj in objects {
+            let Ok((ns, name)) = ns_name(&obj) else { continue };
+            let key = object_key(ns.as_deref(), &name);
+            if let Ok(stored) = encode(gr, indexer, rv, key.clone(), ns, name, &mut obj) {
+                map.insert(key, Arc::new(stored));
+            }
+        }
+        Snapshot { rv, objects: map }
+    }
+
     pub fn len(&self) -> usize {
         self.objects.len()
     }
@@ -440,33 +454,46 @@ impl Txn<'_> {
         name: String,
         obj: &mut Value,
     ) -> ApiResult<Stored> {
-        let rv = self.next_rv;
-        let fields = (self.indexer)(gr, obj);
-        let o = obj.as_object_mut().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
-        let type_meta = (o.remove("kind"), o.remove("apiVersion"));
-        let meta = o
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Default::default()))
-            .as_object_mut()
-            .ok_or_else(|| ApiError::internal("metadata is not an object"))?;
-        meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
-        let uid = meta.get("uid").and_then(Value::as_str).unwrap_or_default().to_string();
-        let labels = meta
-            .get("labels")
-            .and_then(Value::as_object)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
-            .unwrap_or_default();
-        let body = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
-        if let Some(o) = obj.as_object_mut() {
-            if let Some(k) = type_meta.0 {
-                o.insert("kind".into(), k);
-            }
-            if let Some(a) = type_meta.1 {
-                o.insert("apiVersion".into(), a);
-            }
-        }
-        Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body) })
+        encode(gr, self.indexer, self.next_rv, key, namespace, name, obj)
     }
+}
+
+/// Serialize an object for storage at `rv` (its kind/apiVersion are left out of
+/// the body but kept on `obj`).
+fn encode(
+    gr: &GroupResource,
+    indexer: FieldIndexer,
+    rv: u64,
+    key: Arc<str>,
+    namespace: Option<String>,
+    name: String,
+    obj: &mut Value,
+) -> ApiResult<Stored> {
+    let fields = indexer(gr, obj);
+    let o = obj.as_object_mut().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
+    let type_meta = (o.remove("kind"), o.remove("apiVersion"));
+    let meta = o
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()))
+        .as_object_mut()
+        .ok_or_else(|| ApiError::internal("metadata is not an object"))?;
+    meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    let uid = meta.get("uid").and_then(Value::as_str).unwrap_or_default().to_string();
+    let labels = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .unwrap_or_default();
+    let body = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Some(o) = obj.as_object_mut() {
+        if let Some(k) = type_meta.0 {
+            o.insert("kind".into(), k);
+        }
+        if let Some(a) = type_meta.1 {
+            o.insert("apiVersion".into(), a);
+        }
+    }
+    Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body) })
 }
 
 fn ns_name(obj: &Value) -> ApiResult<(Option<String>, String)> {

@@ -35,6 +35,9 @@ pub struct WatchRequest {
     /// after the initial state (streaming lists).
     pub initial_events_end: bool,
     pub timeout: Duration,
+    /// The simulator's own controllers: not ended by forced disconnects (which
+    /// simulate an API server restart for clients), only by shutdown.
+    pub internal: bool,
 }
 
 /// What a watcher receives.
@@ -65,7 +68,7 @@ pub fn watch(
 async fn run(server: Arc<ApiServer>, res: Arc<ResourceInfo>, req: WatchRequest, tx: mpsc::Sender<WatchItem>) {
     let gr = res.storage.clone();
     let mut notify = server.store.subscribe(&gr);
-    let cancel = server.watch_token();
+    let cancel = if req.internal { server.shutdown_token() } else { server.watch_token() };
     let deadline = tokio::time::Instant::now() + req.timeout;
     let mut cursor = match req.start {
         Start::After(rv) => rv,

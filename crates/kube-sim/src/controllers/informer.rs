@@ -1,0 +1,105 @@
+//! Informers: the simulated controllers' view of one resource, fed by an
+//! internal watch. Like client-go's reflector it lists (the watch's initial
+//! state), then follows changes from the last resourceVersion, and on `410
+//! Expired` re-lists — deleting from the view whatever vanished meanwhile — so
+//! the controllers' caches converge whatever happens to the watch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+
+use crate::apiserver::{ApiServer, Filter};
+use crate::resources::ResourceInfo;
+use crate::store::EventKind;
+use crate::watch::{self, Start, WatchItem, WatchRequest};
+
+/// One change of a watched object.
+#[derive(Debug)]
+pub enum Change<K> {
+    Upsert(Arc<K>),
+    Delete(Arc<K>),
+}
+
+/// Run an informer for `res` until the server shuts down, sending every change,
+/// wrapped by `wrap`, to `tx`.
+pub async fn run<K, M, F>(api: Arc<ApiServer>, res: Arc<ResourceInfo>, tx: mpsc::Sender<M>, wrap: F)
+where
+    K: DeserializeOwned + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    F: Fn(Change<K>) -> M,
+{
+    let stop = api.shutdown_token();
+    // What this informer has reported, for pruning after a re-list.
+    let mut known: HashMap<String, Arc<K>> = HashMap::new();
+    let mut cursor: Option<u64> = None;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let Ok(filter) = Filter::new(&res, None, "", "") else { return };
+        let relist = cursor.is_none();
+        let req = WatchRequest {
+            filter,
+            start: cursor.map_or(Start::WithInitialState, Start::After),
+            bookmarks: true,
+            initial_events_end: relist,
+            timeout: Duration::from_secs(3600),
+            internal: true,
+        };
+        let mut seen: Option<Vec<String>> = relist.then(Vec::new);
+        let mut stream = Box::pin(watch::watch(&api, res.clone(), req));
+        while let Some(item) = stream.next().await {
+            match item {
+                WatchItem::Event(kind, stored) => {
+                    cursor = Some(stored.rv);
+                    let value = api.render(&res, &stored);
+                    let obj: K = match serde_json::from_value(value) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::warn!(resource = %res.plural, object = %stored.key, error = %e, "informer cannot decode an object");
+                            continue;
+                        }
+                    };
+                    let obj = Arc::new(obj);
+                    let key = stored.key.to_string();
+                    let change = if kind == EventKind::Deleted {
+                        known.remove(&key);
+                        Change::Delete(obj)
+                    } else {
+                        known.insert(key.clone(), obj.clone());
+                        if let Some(s) = seen.as_mut() {
+                            s.push(key);
+                        }
+                        Change::Upsert(obj)
+                    };
+                    if tx.send(wrap(change)).await.is_err() {
+                        return;
+                    }
+                }
+                WatchItem::Bookmark { rv, initial_events_end } => {
+                    cursor = Some(rv);
+                    if initial_events_end && let Some(s) = seen.take() {
+                        // Objects known before the re-list but absent from it are gone.
+                        let present: std::collections::HashSet<String> = s.into_iter().collect();
+                        let gone: Vec<String> = known.keys().filter(|k| !present.contains(*k)).cloned().collect();
+                        for k in gone {
+                            if let Some(o) = known.remove(&k)
+                                && tx.send(wrap(Change::Delete(o))).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+                WatchItem::Error(e) => {
+                    tracing::debug!(resource = %res.plural, error = %e, "informer re-lists");
+                    cursor = None;
+                    break;
+                }
+            }
+        }
+    }
+}

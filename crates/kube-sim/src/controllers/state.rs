@@ -1,0 +1,368 @@
+//! The simulated control plane's shared cache: every object the controllers
+//! act on, with the indexes they need (pods by node and namespace, dependents
+//! by owner uid, requested resources per node), plus the simulation's own state
+//! (usage overrides, failed nodes, recorded checkpoints). Written by the
+//! informers' changes and through the controllers' own writes (so a controller
+//! never acts twice on a change it made itself), read by the metrics API and the
+//! kubelet checkpoint endpoint.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use parking_lot::RwLock;
+
+use super::informer::Change;
+use crate::rules::resources::{Resources, pod_requests};
+use crate::scenario::profile::Profile;
+
+pub type Shared = Arc<RwLock<State>>;
+
+/// The kinds the control plane caches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Pod,
+    Node,
+    ReplicaSet,
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    Pdb,
+    Pvc,
+    Pv,
+}
+
+/// One change delivered by an informer.
+#[derive(Debug)]
+pub enum Msg {
+    Pod(Change<Pod>),
+    Node(Change<Node>),
+    ReplicaSet(Change<ReplicaSet>),
+    Deployment(Change<Deployment>),
+    StatefulSet(Change<StatefulSet>),
+    DaemonSet(Change<DaemonSet>),
+    Pdb(Change<PodDisruptionBudget>),
+    Pvc(Change<PersistentVolumeClaim>),
+    Pv(Change<PersistentVolume>),
+}
+
+/// A runtime override of usage (scenario timeline `setUsage`).
+#[derive(Debug, Clone)]
+pub struct UsageOverride {
+    pub namespace: Option<String>,
+    pub selector: crate::selector::LabelSelector,
+    pub cpu: Option<Profile>,
+    pub memory: Option<Profile>,
+}
+
+/// A container checkpoint the simulated kubelet took.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckpointRecord {
+    pub node: String,
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub path: String,
+    pub size_bytes: i64,
+    pub time: String,
+}
+
+/// Scenario-wide simulation settings.
+#[derive(Debug, Clone)]
+pub struct SimSettings {
+    pub seed: u64,
+    pub startup_seconds: f64,
+    pub shutdown_seconds: f64,
+    pub heartbeat_seconds: f64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings { seed: 1, startup_seconds: 1.0, shutdown_seconds: 1.0, heartbeat_seconds: 10.0 }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    pub pods: HashMap<String, Arc<Pod>>,
+    pub nodes: BTreeMap<String, Arc<Node>>,
+    pub replicasets: HashMap<String, Arc<ReplicaSet>>,
+    pub deployments: HashMap<String, Arc<Deployment>>,
+    pub statefulsets: HashMap<String, Arc<StatefulSet>>,
+    pub daemonsets: HashMap<String, Arc<DaemonSet>>,
+    pub pdbs: HashMap<String, Arc<PodDisruptionBudget>>,
+    pub pvcs: HashMap<String, Arc<PersistentVolumeClaim>>,
+    pub pvs: HashMap<String, Arc<PersistentVolume>>,
+    /// node name → keys of pods bound to it
+    pub pods_by_node: HashMap<String, BTreeSet<String>>,
+    /// namespace → pod keys
+    pub pods_by_ns: HashMap<String, BTreeSet<String>>,
+    /// owner uid → dependents
+    pub by_owner: HashMap<String, BTreeSet<(Kind, String)>>,
+    /// uid → the cached object with it
+    pub uids: HashMap<String, (Kind, String)>,
+    /// node → sum of the requests of its non-terminal pods (the scheduler's view)
+    pub requested: HashMap<String, Resources>,
+    pub settings: SimSettings,
+    pub usage_overrides: Vec<UsageOverride>,
+    pub failed_nodes: BTreeSet<String>,
+    pub checkpoints: Vec<CheckpointRecord>,
+}
+
+/// A cached kind besides pods and nodes (which have their own indexes).
+pub trait Cached: k8s_openapi::Metadata<Ty = ObjectMeta> + Sized + 'static {
+    const KIND: Kind;
+    fn map(state: &mut State) -> &mut HashMap<String, Arc<Self>>;
+    /// What a change of this object makes dirty.
+    fn dirty(key: String) -> Dirty;
+}
+
+macro_rules! cached {
+    ($t:ty, $kind:ident, $field:ident, $dirty:expr) => {
+        impl Cached for $t {
+            const KIND: Kind = Kind::$kind;
+            fn map(state: &mut State) -> &mut HashMap<String, Arc<Self>> {
+                &mut state.$field
+            }
+            fn dirty(key: String) -> Dirty {
+                ($dirty)(key)
+            }
+        }
+    };
+}
+
+cached!(ReplicaSet, ReplicaSet, replicasets, Dirty::ReplicaSet);
+cached!(Deployment, Deployment, deployments, Dirty::Deployment);
+cached!(StatefulSet, StatefulSet, statefulsets, Dirty::StatefulSet);
+cached!(DaemonSet, DaemonSet, daemonsets, Dirty::DaemonSet);
+cached!(PodDisruptionBudget, Pdb, pdbs, Dirty::Pdb);
+cached!(PersistentVolumeClaim, Pvc, pvcs, Dirty::Pvc);
+cached!(PersistentVolume, Pv, pvs, |_| Dirty::Capacity);
+
+/// Cache key of an object: `namespace/name` or `name`.
+pub fn key_of(meta: &ObjectMeta) -> String {
+    match meta.namespace.as_deref().filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
+        None => meta.name.clone().unwrap_or_default(),
+    }
+}
+
+fn rv(meta: &ObjectMeta) -> u64 {
+    meta.resource_version.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
+/// Whether a pod still occupies its node's resources (upstream: not terminal).
+pub fn occupies(pod: &Pod) -> bool {
+    !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+pub fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+/// What a change makes someone look at again.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dirty {
+    /// A pod (scheduler, kubelet).
+    Pod(String),
+    /// A node (its kubelet, daemonsets).
+    Node(String),
+    /// Capacity appeared (node added or changed, pod removed): retry unschedulable pods.
+    Capacity,
+    /// The owner with this uid has a changed dependent.
+    Owner(String),
+    ReplicaSet(String),
+    Deployment(String),
+    StatefulSet(String),
+    DaemonSet(String),
+    /// PodDisruptionBudgets of this namespace.
+    PdbNamespace(String),
+    Pdb(String),
+    Pvc(String),
+    /// Something with this uid was deleted: its dependents may be orphans.
+    Gone(String),
+}
+
+impl State {
+    /// Apply an informer change (ignored if the cache already holds a newer
+    /// version, e.g. from the controller's own write) and say what it affects.
+    pub fn apply(&mut self, msg: Msg) -> Vec<Dirty> {
+        match msg {
+            Msg::Pod(c) => self.apply_pod(c),
+            Msg::Node(c) => self.apply_node(c),
+            Msg::ReplicaSet(c) => self.apply_cached(c),
+            Msg::Deployment(c) => self.apply_cached(c),
+            Msg::StatefulSet(c) => self.apply_cached(c),
+            Msg::DaemonSet(c) => self.apply_cached(c),
+            Msg::Pdb(c) => self.apply_cached(c),
+            Msg::Pvc(c) => self.apply_cached(c),
+            Msg::Pv(c) => self.apply_cached(c),
+        }
+    }
+
+    fn index_owner(&mut self, kind: Kind, key: &str, meta: &ObjectMeta, add: bool) {
+        if let Some(uid) = meta.uid.as_deref() {
+            if add {
+                self.uids.insert(uid.to_string(), (kind, key.to_string()));
+            } else {
+                self.uids.remove(uid);
+            }
+        }
+        for o in meta.owner_references.iter().flatten() {
+            let set = self.by_owner.entry(o.uid.clone()).or_default();
+            if add {
+                set.insert((kind, key.to_string()));
+            } else {
+                set.remove(&(kind, key.to_string()));
+                if set.is_empty() {
+                    self.by_owner.remove(&o.uid);
+                }
+            }
+        }
+    }
+
+    fn owner_dirty(meta: &ObjectMeta, out: &mut Vec<Dirty>) {
+        for o in meta.owner_references.iter().flatten() {
+            out.push(Dirty::Owner(o.uid.clone()));
+        }
+    }
+
+    /// Cache a workload-like object (from an informer or a controller's own write).
+    pub fn apply_cached<K: Cached>(&mut self, change: Change<K>) -> Vec<Dirty> {
+        let mut out = Vec::new();
+        let (obj, deleted) = match change {
+            Change::Upsert(o) => (o, false),
+            Change::Delete(o) => (o, true),
+        };
+        let key = key_of(obj.metadata());
+        if K::map(self).get(&key).is_some_and(|cur| rv(cur.metadata()) > rv(obj.metadata())) {
+            return out;
+        }
+        if let Some(old) = K::map(self).remove(&key) {
+            let m = old.metadata().clone();
+            self.index_owner(K::KIND, &key, &m, false);
+            Self::owner_dirty(&m, &mut out);
+        }
+        if deleted {
+            if let Some(uid) = obj.metadata().uid.clone() {
+                out.push(Dirty::Gone(uid));
+            }
+        } else {
+            let m = obj.metadata().clone();
+            self.index_owner(K::KIND, &key, &m, true);
+            Self::owner_dirty(&m, &mut out);
+            K::map(self).insert(key.clone(), obj);
+        }
+        out.push(K::dirty(key));
+        out
+    }
+
+    fn unindex_pod(&mut self, key: &str, pod: &Pod) {
+        if let Some(n) = node_of(pod) {
+            if let Some(set) = self.pods_by_node.get_mut(n) {
+                set.remove(key);
+            }
+            if occupies(pod) {
+                let r = self.requested.entry(n.to_string()).or_default();
+                *r = r.sub(&pod_requests(pod));
+            }
+        }
+        if let Some(ns) = pod.metadata.namespace.as_deref()
+            && let Some(set) = self.pods_by_ns.get_mut(ns)
+        {
+            set.remove(key);
+        }
+        self.index_owner(Kind::Pod, key, &pod.metadata, false);
+    }
+
+    fn index_pod(&mut self, key: &str, pod: &Pod) {
+        if let Some(n) = node_of(pod) {
+            self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
+            if occupies(pod) {
+                let r = self.requested.entry(n.to_string()).or_default();
+                *r = r.add(&pod_requests(pod));
+            }
+        }
+        if let Some(ns) = pod.metadata.namespace.as_deref() {
+            self.pods_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+        }
+        self.index_owner(Kind::Pod, key, &pod.metadata, true);
+    }
+
+    /// Cache a pod (from an informer or a controller's own write).
+    pub fn apply_pod(&mut self, change: Change<Pod>) -> Vec<Dirty> {
+        let mut out = Vec::new();
+        let (obj, deleted) = match change {
+            Change::Upsert(o) => (o, false),
+            Change::Delete(o) => (o, true),
+        };
+        let key = key_of(&obj.metadata);
+        if self.pods.get(&key).is_some_and(|cur| rv(&cur.metadata) > rv(&obj.metadata)) {
+            return out;
+        }
+        let old = self.pods.remove(&key);
+        if let Some(old) = &old {
+            self.unindex_pod(&key, old);
+            Self::owner_dirty(&old.metadata, &mut out);
+            if let Some(n) = node_of(old) {
+                out.push(Dirty::Node(n.to_string()));
+            }
+        }
+        if let Some(ns) = obj.metadata.namespace.as_deref() {
+            out.push(Dirty::PdbNamespace(ns.to_string()));
+        }
+        if deleted {
+            if let Some(uid) = obj.metadata.uid.clone() {
+                out.push(Dirty::Gone(uid));
+            }
+            out.push(Dirty::Capacity);
+        } else {
+            self.index_pod(&key, &obj);
+            Self::owner_dirty(&obj.metadata, &mut out);
+            let freed = old.as_ref().is_some_and(|o| occupies(o) && !occupies(&obj));
+            if freed {
+                out.push(Dirty::Capacity);
+            }
+            self.pods.insert(key.clone(), obj);
+        }
+        out.push(Dirty::Pod(key));
+        out
+    }
+
+    fn apply_node(&mut self, change: Change<Node>) -> Vec<Dirty> {
+        match change {
+            Change::Upsert(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                if self.nodes.get(&name).is_some_and(|cur| rv(&cur.metadata) > rv(&n.metadata)) {
+                    return Vec::new();
+                }
+                self.nodes.insert(name.clone(), n);
+                vec![Dirty::Node(name), Dirty::Capacity]
+            }
+            Change::Delete(n) => {
+                let name = n.metadata.name.clone().unwrap_or_default();
+                self.nodes.remove(&name);
+                vec![Dirty::Node(name)]
+            }
+        }
+    }
+
+    /// Pods bound to `node`.
+    pub fn pods_on(&self, node: &str) -> impl Iterator<Item = &Arc<Pod>> {
+        self.pods_by_node.get(node).into_iter().flatten().filter_map(|k| self.pods.get(k))
+    }
+
+    /// Pods of a namespace.
+    pub fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Arc<Pod>> {
+        self.pods_by_ns.get(ns).into_iter().flatten().filter_map(|k| self.pods.get(k))
+    }
+
+    /// Cached dependents of the owner with `uid`.
+    pub fn dependents(&self, uid: &str) -> Vec<(Kind, String)> {
+        self.by_owner.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+}
