@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub history: usize,
     /// The `gitVersion` /version reports.
     pub version: String,
+    /// Run the simulated control plane (scheduler, kubelets, controllers). Off,
+    /// the server is a bare API server, as when testing REST semantics alone.
+    pub simulate: bool,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             default_watch_timeout: Duration::from_secs(1800),
             history: crate::store::DEFAULT_HISTORY,
             version: "v1.32.13".into(),
+            simulate: true,
         }
     }
 }
@@ -391,7 +395,9 @@ impl ApiServer {
     // ----- reads -----------------------------------------------------------
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Arc<Stored>> {
-        self.store.get(&res.storage, &object_key(ns, name)).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))
+        let key = object_key(ns, name);
+        let found = if res.read_only { self.current(res).get(&key).cloned() } else { self.store.get(&res.storage, &key) };
+        found.ok_or_else(|| ApiError::not_found(Self::subject(res, name)))
     }
 
     pub fn get_value(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Value> {

@@ -27,6 +27,8 @@ pub struct Cluster {
     api: Arc<ApiServer>,
     /// Cancelled when the cluster's background tasks must stop.
     stop: CancellationToken,
+    /// The simulated control plane's cache and simulation state.
+    sim: crate::controllers::state::Shared,
 }
 
 impl Cluster {
@@ -37,9 +39,29 @@ impl Cluster {
     }
 
     pub fn with(config: ServerConfig, clock: Clock) -> Self {
-        let cluster = Cluster { api: ApiServer::new(config, clock), stop: CancellationToken::new() };
-        crate::controllers::start(&cluster);
+        let simulate = config.simulate;
+        let cluster = Cluster {
+            api: ApiServer::new(config, clock),
+            stop: CancellationToken::new(),
+            sim: Default::default(),
+        };
+        crate::controllers::start(&cluster, simulate);
         cluster
+    }
+
+    /// The simulation state shared by the control-plane loops.
+    pub fn sim(&self) -> &crate::controllers::state::Shared {
+        &self.sim
+    }
+
+    /// Create a scenario's objects and play its timeline.
+    pub fn load_scenario(&self, scenario: &crate::scenario::Scenario) -> Result<(), String> {
+        crate::controllers::timeline::load(self, scenario)
+    }
+
+    /// The container checkpoints the simulated kubelets have taken.
+    pub fn checkpoints(&self) -> Vec<crate::controllers::state::CheckpointRecord> {
+        self.sim.read().checkpoints.clone()
     }
 
     /// The API server itself, for full control over requests.

@@ -10,7 +10,7 @@
 pub mod apiserver;
 pub mod clock;
 pub mod cluster;
-mod controllers;
+pub mod controllers;
 pub mod convert;
 pub mod error;
 pub mod faults;
@@ -19,6 +19,8 @@ mod kinds;
 pub mod meta;
 pub mod patch;
 pub mod resources;
+pub mod rules;
+pub mod scenario;
 pub mod selector;
 pub mod store;
 pub mod table;

@@ -1,8 +1,10 @@
 //! `kube-sim`: run a simulated Kubernetes API server.
 //!
 //! ```text
-//! kube-sim serve --addr 127.0.0.1:6443 --kubeconfig /tmp/kube-sim.yaml
-//! KUBECONFIG=/tmp/kube-sim.yaml kubectl get namespaces
+//! kube-sim serve --addr 127.0.0.1:6443 --kubeconfig /tmp/kube-sim.yaml --scenario scenarios/sdi-edge.yaml --speed 10
+//! KUBECONFIG=/tmp/kube-sim.yaml kubectl get pods -A
+//! kube-sim scenario check scenarios/pressure.yaml
+//! kube-sim scenario generate --nodes 5000 --pods 150000 > /tmp/big.yaml
 //! ```
 
 use std::net::SocketAddr;
@@ -39,7 +41,45 @@ enum Command {
         /// Seconds between BOOKMARK events on watches that allow them.
         #[arg(long, default_value_t = 60)]
         bookmark_interval: u64,
+        /// Load this scenario (nodes, workloads, usage, timeline); see docs/scenarios.md.
+        #[arg(long, env = "KUBE_SIM_SCENARIO")]
+        scenario: Option<PathBuf>,
+        /// Run simulated time this many times faster than real time (demos).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Serve the API only: no scheduler, kubelets or controllers.
+        #[arg(long)]
+        no_simulation: bool,
     },
+    /// Work with scenario files.
+    Scenario {
+        #[command(subcommand)]
+        command: ScenarioCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ScenarioCommand {
+    /// Validate a scenario file; prints every error with its line, or a summary.
+    Check { file: PathBuf },
+    /// Print a generated benchmark scenario (nodes in groups, pods in Deployments).
+    Generate {
+        #[arg(long, default_value_t = 5000)]
+        nodes: usize,
+        #[arg(long, default_value_t = 150_000)]
+        pods: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// Read and parse a scenario file, with every error on its own line.
+fn read_scenario(path: &std::path::Path) -> Result<kube_sim::scenario::Scenario, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read scenario {}: {e}", path.display()))?;
+    kube_sim::scenario::parse(&path.display().to_string(), &text).map_err(|errs| {
+        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        format!("invalid scenario:\n{}", lines.join("\n"))
+    })
 }
 
 #[tokio::main]
@@ -63,16 +103,37 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { addr, kubeconfig, history, bookmark_interval } => {
+        Command::Scenario { command: ScenarioCommand::Check { file } } => {
+            let s = read_scenario(&file)?;
+            let objects = s.objects();
+            println!("{}: ok — {} objects, {} timeline actions", file.display(), objects.len(), s.timeline().len());
+            Ok(())
+        }
+        Command::Scenario { command: ScenarioCommand::Generate { nodes, pods, seed } } => {
+            print!("{}", kube_sim::scenario::generate::generate(nodes, pods, seed));
+            Ok(())
+        }
+        Command::Serve { addr, kubeconfig, history, bookmark_interval, scenario, speed, no_simulation } => {
             if bookmark_interval == 0 {
                 return Err("--bookmark-interval: must be at least 1 second".into());
+            }
+            if !(speed.is_finite() && speed > 0.0 && speed <= 1000.0) {
+                return Err(format!("--speed: must be a number in (0, 1000], got {speed}"));
+            }
+            let scenario = scenario.as_deref().map(read_scenario).transpose()?;
+            if scenario.is_some() && no_simulation {
+                return Err("--scenario needs the simulation; drop --no-simulation".into());
             }
             let config = ServerConfig {
                 history,
                 bookmark_interval: std::time::Duration::from_secs(bookmark_interval),
+                simulate: !no_simulation,
                 ..ServerConfig::default()
             };
-            let cluster = Cluster::with(config, kube_sim::Clock::default());
+            let cluster = Cluster::with(config, kube_sim::Clock::new(speed));
+            if let Some(s) = &scenario {
+                cluster.load_scenario(s)?;
+            }
             let server = cluster.serve(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             if let Some(path) = &kubeconfig {
                 std::fs::write(path, server.kubeconfig())

@@ -1,11 +1,67 @@
-//! The simulated control plane's loops. Each is written against the in-process
-//! handles only — what it reads and writes is exactly what a client would see.
+//! The simulated control plane: the loops that make the API server behave like
+//! a cluster — scheduler, kubelets, workload controllers, garbage collector,
+//! disruption controller, volume binder, namespace controller — plus the
+//! metrics API and the kubelet checkpoint endpoint. Every loop is written
+//! against the in-process API: what it reads and writes is exactly what a
+//! client would see. Where a behaviour is simplified, `crates/kube-sim/README.md`
+//! says how.
 
+mod checkpoint;
+mod daemonset;
+mod deployment;
+mod disruption;
+mod gc;
+mod informer;
+mod kubelet;
+mod metrics;
 mod namespace;
+mod nodes;
+mod plane;
+mod replicaset;
+mod scheduler;
+pub mod state;
+mod statefulset;
+pub mod timeline;
+mod volumes;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use tokio::sync::mpsc;
 
 use crate::Cluster;
+use state::Msg;
 
-/// Start every built-in loop of the cluster.
-pub fn start(cluster: &Cluster) {
+pub use kubelet::{BEHAVIOUR, SHUTDOWN, STARTUP};
+
+/// Start the namespace controller (always: it is part of the API server's
+/// lifecycle) and, unless the cluster is inert, every other loop.
+pub fn start(cluster: &Cluster, simulate: bool) {
     tokio::spawn(namespace::run(cluster.clone()));
+    if !simulate {
+        return;
+    }
+    let api = cluster.api().clone();
+    let shared = cluster.sim().clone();
+    let metrics = Arc::new(metrics::Metrics::new(shared.clone(), api.clock.clone()));
+    api.set_computed(metrics.clone());
+    api.set_node_proxy(Arc::new(checkpoint::Kubelets { state: shared.clone(), clock: api.clock.clone(), metrics }));
+    let (tx, rx) = mpsc::channel::<Msg>(8192);
+    macro_rules! inform {
+        ($t:ty, $group:expr, $plural:expr, $msg:path) => {
+            tokio::spawn(informer::run::<$t, Msg, _>(api.clone(), api.res($group, $plural), tx.clone(), $msg));
+        };
+    }
+    inform!(Node, "", "nodes", Msg::Node);
+    inform!(Pod, "", "pods", Msg::Pod);
+    inform!(ReplicaSet, "apps", "replicasets", Msg::ReplicaSet);
+    inform!(Deployment, "apps", "deployments", Msg::Deployment);
+    inform!(StatefulSet, "apps", "statefulsets", Msg::StatefulSet);
+    inform!(DaemonSet, "apps", "daemonsets", Msg::DaemonSet);
+    inform!(PodDisruptionBudget, "policy", "poddisruptionbudgets", Msg::Pdb);
+    inform!(PersistentVolumeClaim, "", "persistentvolumeclaims", Msg::Pvc);
+    inform!(PersistentVolume, "", "persistentvolumes", Msg::Pv);
+    tokio::spawn(plane::Plane::new(cluster.clone(), shared).run(rx));
 }

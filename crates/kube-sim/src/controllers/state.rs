@@ -16,7 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
 use super::informer::Change;
-use crate::rules::resources::{Resources, pod_requests};
+use crate::rules::resources::Resources;
 use crate::scenario::profile::Profile;
 
 pub type Shared = Arc<RwLock<State>>;
@@ -78,11 +78,13 @@ pub struct SimSettings {
     pub startup_seconds: f64,
     pub shutdown_seconds: f64,
     pub heartbeat_seconds: f64,
+    /// Record the Events the control plane's components emit (off for huge benchmark clusters).
+    pub record_events: bool,
 }
 
 impl Default for SimSettings {
     fn default() -> Self {
-        SimSettings { seed: 1, startup_seconds: 1.0, shutdown_seconds: 1.0, heartbeat_seconds: 10.0 }
+        SimSettings { seed: 1, startup_seconds: 1.0, shutdown_seconds: 1.0, heartbeat_seconds: 10.0, record_events: true }
     }
 }
 
@@ -107,6 +109,10 @@ pub struct State {
     pub uids: HashMap<String, (Kind, String)>,
     /// node → sum of the requests of its non-terminal pods (the scheduler's view)
     pub requested: HashMap<String, Resources>,
+    /// Nodes ordered by how free they are (`(-least-allocated score, name)`),
+    /// so the scheduler looks at the emptiest nodes first.
+    pub free: BTreeSet<(i64, String)>,
+    free_score: HashMap<String, i64>,
     pub settings: SimSettings,
     pub usage_overrides: Vec<UsageOverride>,
     pub failed_nodes: BTreeSet<String>,
@@ -115,7 +121,7 @@ pub struct State {
 
 /// A cached kind besides pods and nodes (which have their own indexes).
 pub trait Cached: k8s_openapi::Metadata<Ty = ObjectMeta> + Sized + 'static {
-    const KIND: Kind;
+    const CACHE_KIND: Kind;
     fn map(state: &mut State) -> &mut HashMap<String, Arc<Self>>;
     /// What a change of this object makes dirty.
     fn dirty(key: String) -> Dirty;
@@ -124,7 +130,7 @@ pub trait Cached: k8s_openapi::Metadata<Ty = ObjectMeta> + Sized + 'static {
 macro_rules! cached {
     ($t:ty, $kind:ident, $field:ident, $dirty:expr) => {
         impl Cached for $t {
-            const KIND: Kind = Kind::$kind;
+            const CACHE_KIND: Kind = Kind::$kind;
             fn map(state: &mut State) -> &mut HashMap<String, Arc<Self>> {
                 &mut state.$field
             }
@@ -158,6 +164,11 @@ fn rv(meta: &ObjectMeta) -> u64 {
 /// Whether a pod still occupies its node's resources (upstream: not terminal).
 pub fn occupies(pod: &Pod) -> bool {
     !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+}
+
+/// What a pod requests of its node (upstream's effective requests).
+pub fn requests(pod: &Pod) -> Resources {
+    pod.spec.as_ref().map(crate::rules::resources::pod_requests).unwrap_or_default()
 }
 
 pub fn node_of(pod: &Pod) -> Option<&str> {
@@ -244,7 +255,7 @@ impl State {
         }
         if let Some(old) = K::map(self).remove(&key) {
             let m = old.metadata().clone();
-            self.index_owner(K::KIND, &key, &m, false);
+            self.index_owner(K::CACHE_KIND, &key, &m, false);
             Self::owner_dirty(&m, &mut out);
         }
         if deleted {
@@ -253,12 +264,25 @@ impl State {
             }
         } else {
             let m = obj.metadata().clone();
-            self.index_owner(K::KIND, &key, &m, true);
+            self.index_owner(K::CACHE_KIND, &key, &m, true);
             Self::owner_dirty(&m, &mut out);
             K::map(self).insert(key.clone(), obj);
         }
         out.push(K::dirty(key));
         out
+    }
+
+    /// Recompute a node's place in the free-capacity index.
+    pub fn rescore(&mut self, node: &str) {
+        if let Some(old) = self.free_score.remove(node) {
+            self.free.remove(&(-old, node.to_string()));
+        }
+        let Some(n) = self.nodes.get(node) else { return };
+        let alloc = crate::rules::resources::node_allocatable(n);
+        let used = self.requested.get(node).copied().unwrap_or_default();
+        let score = crate::rules::fit::least_allocated_score(alloc, used);
+        self.free_score.insert(node.to_string(), score);
+        self.free.insert((-score, node.to_string()));
     }
 
     fn unindex_pod(&mut self, key: &str, pod: &Pod) {
@@ -268,7 +292,8 @@ impl State {
             }
             if occupies(pod) {
                 let r = self.requested.entry(n.to_string()).or_default();
-                *r = r.sub(&pod_requests(pod));
+                *r = r.saturating_sub(requests(pod));
+                self.rescore(n);
             }
         }
         if let Some(ns) = pod.metadata.namespace.as_deref()
@@ -284,7 +309,8 @@ impl State {
             self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
             if occupies(pod) {
                 let r = self.requested.entry(n.to_string()).or_default();
-                *r = r.add(&pod_requests(pod));
+                *r = r.saturating_add(requests(pod));
+                self.rescore(n);
             }
         }
         if let Some(ns) = pod.metadata.namespace.as_deref() {
@@ -341,11 +367,13 @@ impl State {
                     return Vec::new();
                 }
                 self.nodes.insert(name.clone(), n);
+                self.rescore(&name);
                 vec![Dirty::Node(name), Dirty::Capacity]
             }
             Change::Delete(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 self.nodes.remove(&name);
+                self.rescore(&name);
                 vec![Dirty::Node(name)]
             }
         }

@@ -1,0 +1,349 @@
+//! The simulated control plane's event loop: informers feed one shared cache;
+//! each change marks what it affects dirty; the loop runs the controllers
+//! (scheduler, kubelets, workload controllers, garbage collector, disruption
+//! controller, volume binder) on dirty keys and on timers kept in simulated
+//! time. One loop for all controllers keeps the simulation deterministic for a
+//! given sequence of events and cheap at 150,000 pods.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::informer::Change;
+use super::state::{Dirty, Kind, Msg, Shared};
+use super::{daemonset, deployment, disruption, gc, kubelet, nodes, replicaset, scheduler, statefulset, volumes};
+use crate::apiserver::{ApiServer, DeleteOptions, WriteOptions};
+use crate::cluster::Cluster;
+use crate::error::{ApiError, ApiResult};
+
+/// Most dirty keys handled before the loop looks at new events again.
+const BATCH: usize = 2_000;
+
+/// The control plane: its cache, queues and timers.
+pub struct Plane {
+    pub cluster: Cluster,
+    pub api: Arc<ApiServer>,
+    pub state: Shared,
+    queue: VecDeque<Dirty>,
+    queued: HashSet<Dirty>,
+    timers: BinaryHeap<Reverse<(Duration, u64, Dirty)>>,
+    timer_seq: u64,
+    pub kubelet: kubelet::Runtime,
+    pub scheduler: scheduler::Queue,
+    /// Last Lease renewal per node (simulated time).
+    pub heartbeats: std::collections::HashMap<String, Duration>,
+}
+
+impl std::fmt::Debug for Plane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plane").field("queued", &self.queue.len()).field("timers", &self.timers.len()).finish()
+    }
+}
+
+impl Plane {
+    pub fn new(cluster: Cluster, state: Shared) -> Self {
+        Plane {
+            api: cluster.api().clone(),
+            cluster,
+            state,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            timers: BinaryHeap::new(),
+            timer_seq: 0,
+            kubelet: kubelet::Runtime::default(),
+            scheduler: scheduler::Queue::default(),
+            heartbeats: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Simulated time since the cluster started.
+    pub fn now(&self) -> Duration {
+        self.api.clock.elapsed()
+    }
+
+    pub fn now_rfc3339(&self) -> String {
+        self.api.clock.now_rfc3339()
+    }
+
+    pub fn mark(&mut self, d: Dirty) {
+        if self.queued.insert(d.clone()) {
+            self.queue.push_back(d);
+        }
+    }
+
+    pub fn mark_all(&mut self, ds: Vec<Dirty>) {
+        for d in ds {
+            self.mark(d);
+        }
+    }
+
+    /// Look at `d` again once simulated time reaches `at`.
+    pub fn at(&mut self, at: Duration, d: Dirty) {
+        self.timer_seq += 1;
+        self.timers.push(Reverse((at, self.timer_seq, d)));
+    }
+
+    /// Look at `d` again after `secs` simulated seconds.
+    pub fn after(&mut self, secs: f64, d: Dirty) {
+        let at = self.now() + Duration::from_secs_f64(secs.max(0.0));
+        self.at(at, d);
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let stop = self.cluster.stopping();
+        loop {
+            let next_timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
+            let wait = match next_timer {
+                Some(t) => self.api.clock.real(t.saturating_sub(self.now())),
+                None => Duration::from_secs(3600),
+            };
+            let busy = !self.queue.is_empty();
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                m = rx.recv() => match m {
+                    Some(m) => self.on_msg(m),
+                    None => return,
+                },
+                _ = tokio::time::sleep(wait) => {}
+                _ = std::future::ready(()), if busy => {}
+            }
+            let mut drained = 0;
+            while drained < 20_000 {
+                match rx.try_recv() {
+                    Ok(m) => self.on_msg(m),
+                    Err(_) => break,
+                }
+                drained += 1;
+            }
+            self.fire_timers();
+            self.work();
+            tokio::task::yield_now().await;
+        }
+    }
+
+    fn on_msg(&mut self, m: Msg) {
+        let dirty = self.state.write().apply(m);
+        self.mark_all(dirty);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = self.now();
+        while let Some(Reverse((t, _, _))) = self.timers.peek() {
+            if *t > now {
+                break;
+            }
+            if let Some(Reverse((_, _, d))) = self.timers.pop() {
+                self.mark(d);
+            }
+        }
+    }
+
+    fn work(&mut self) {
+        for _ in 0..BATCH {
+            let Some(d) = self.queue.pop_front() else { return };
+            self.queued.remove(&d);
+            self.dispatch(d);
+        }
+    }
+
+    fn dispatch(&mut self, d: Dirty) {
+        match d {
+            Dirty::Pod(key) => {
+                scheduler::on_pod(self, &key);
+                kubelet::reconcile(self, &key);
+            }
+            Dirty::Node(name) => {
+                nodes::reconcile(self, &name);
+                let ds: Vec<String> = self.state.read().daemonsets.keys().cloned().collect();
+                for k in ds {
+                    self.mark(Dirty::DaemonSet(k));
+                }
+            }
+            Dirty::Capacity => scheduler::retry_unschedulable(self),
+            Dirty::Owner(uid) => {
+                let target = self.state.read().uids.get(&uid).cloned();
+                match target {
+                    Some((Kind::ReplicaSet, k)) => self.mark(Dirty::ReplicaSet(k)),
+                    Some((Kind::Deployment, k)) => self.mark(Dirty::Deployment(k)),
+                    Some((Kind::StatefulSet, k)) => self.mark(Dirty::StatefulSet(k)),
+                    Some((Kind::DaemonSet, k)) => self.mark(Dirty::DaemonSet(k)),
+                    Some(_) => {}
+                    // The owner is not (or no longer) cached: maybe an orphan.
+                    None => self.mark(Dirty::Gone(uid)),
+                }
+            }
+            Dirty::ReplicaSet(k) => replicaset::reconcile(self, &k),
+            Dirty::Deployment(k) => deployment::reconcile(self, &k),
+            Dirty::StatefulSet(k) => statefulset::reconcile(self, &k),
+            Dirty::DaemonSet(k) => daemonset::reconcile(self, &k),
+            Dirty::PdbNamespace(ns) => {
+                let prefix = format!("{ns}/");
+                let keys: Vec<String> = self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+                for k in keys {
+                    self.mark(Dirty::Pdb(k));
+                }
+            }
+            Dirty::Pdb(k) => disruption::reconcile(self, &k),
+            Dirty::Pvc(k) => volumes::reconcile(self, &k),
+            Dirty::Gone(uid) => gc::reconcile(self, &uid),
+        }
+    }
+
+    // ----- writes (through the API, then into the cache) -----------------------
+
+    pub fn opts(manager: &str) -> WriteOptions {
+        WriteOptions::manager(manager)
+    }
+
+    /// Decode a written object and put it in the cache at once, so the next
+    /// reconcile sees it even before the informer delivers it.
+    fn write_through<K: DeserializeOwned>(&mut self, v: Value, wrap: impl Fn(Change<K>) -> Msg) -> Option<Arc<K>> {
+        let k: K = serde_json::from_value(v).ok()?;
+        let k = Arc::new(k);
+        let dirty = self.state.write().apply(wrap(Change::Upsert(k.clone())));
+        self.mark_all(dirty);
+        Some(k)
+    }
+
+    /// Create an object of kind `K`; cached when `wrap` is given.
+    pub fn create<K: k8s_openapi::Resource + Serialize + DeserializeOwned>(
+        &mut self,
+        manager: &str,
+        ns: Option<&str>,
+        obj: &K,
+        wrap: Option<fn(Change<K>) -> Msg>,
+    ) -> ApiResult<Value> {
+        let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
+        let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        let w = self.api.create(&res, ns, v, &Self::opts(manager))?;
+        if let Some(wrap) = wrap {
+            self.write_through(w.object.clone(), wrap);
+        }
+        Ok(w.object)
+    }
+
+    /// Replace an object (or its status) of kind `K`, caching the result.
+    pub fn replace<K: k8s_openapi::Resource + Serialize + DeserializeOwned>(
+        &mut self,
+        manager: &str,
+        obj: &K,
+        status: bool,
+        wrap: fn(Change<K>) -> Msg,
+    ) -> ApiResult<Arc<K>> {
+        let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
+        let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+        let name = crate::meta::name(&v).to_string();
+        let ns = crate::meta::namespace(&v).map(str::to_string);
+        let sub = status.then_some("status");
+        let w = self.api.update(&res, ns.as_deref(), &name, sub, v, &Self::opts(manager))?;
+        self.write_through(w.object, wrap).ok_or_else(|| ApiError::internal("decoding a written object"))
+    }
+
+    /// Merge-patch an object of kind `K`, caching the result when `wrap` is given.
+    pub fn patch<K: k8s_openapi::Resource + DeserializeOwned>(
+        &mut self,
+        manager: &str,
+        ns: Option<&str>,
+        name: &str,
+        status: bool,
+        patch: &Value,
+        wrap: Option<fn(Change<K>) -> Msg>,
+    ) -> ApiResult<Value> {
+        let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
+        let body = serde_json::to_vec(patch).map_err(|e| ApiError::internal(e.to_string()))?;
+        let sub = status.then_some("status");
+        let w = self.api.patch(&res, ns, name, sub, crate::apiserver::PatchType::Merge, &body, &Self::opts(manager))?;
+        if let Some(wrap) = wrap {
+            self.write_through(w.object.clone(), wrap);
+        }
+        Ok(w.object)
+    }
+
+    /// Delete an object of kind `K` (uid precondition when given).
+    pub fn delete<K: k8s_openapi::Resource>(
+        &mut self,
+        ns: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+        grace: Option<i64>,
+        propagation: Option<crate::apiserver::Propagation>,
+    ) -> ApiResult<()> {
+        let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
+        let opts = DeleteOptions {
+            grace_period: grace,
+            precondition_uid: uid.map(str::to_string),
+            propagation,
+            ..Default::default()
+        };
+        self.api.delete(&res, ns, name, &opts).map(|_| ())
+    }
+
+    /// Record an Event about an object, as the named component would (core/v1
+    /// form, with the events.k8s.io fields filled, like upstream's recorders).
+    #[allow(clippy::too_many_arguments)]
+    pub fn event_about(
+        &mut self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        api_version: &str,
+        kind: &str,
+        reason: &str,
+        message: &str,
+        type_: &str,
+        component: &str,
+        action: &str,
+    ) {
+        if !self.state.read().settings.record_events {
+            return;
+        }
+        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
+        let nanos = self.api.clock.now().as_nanosecond();
+        let ev = serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
+                "uid": meta.uid, "resourceVersion": meta.resource_version},
+            "reason": reason, "message": message, "type": type_, "action": action,
+            "eventTime": self.api.clock.now_micro(),
+            "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
+            "source": {"component": component},
+        });
+        let res = self.api.res("", "events");
+        if let Err(e) = self.api.create(&res, Some(&ns), ev, &Self::opts(component)) {
+            self.note("event", &name, &e);
+        }
+    }
+
+    /// An Event about a pod.
+    pub fn event(&mut self, pod: &Pod, reason: &str, message: &str, type_: &str, component: &str, action: &str) {
+        self.event_about(&pod.metadata, "v1", "Pod", reason, message, type_, component, action);
+    }
+
+    /// Cached pod by key.
+    pub fn pod(&self, key: &str) -> Option<Arc<Pod>> {
+        self.state.read().pods.get(key).cloned()
+    }
+
+    pub fn node(&self, name: &str) -> Option<Arc<Node>> {
+        self.state.read().nodes.get(name).cloned()
+    }
+
+    /// Log a failed write at debug level: conflicts and not-founds are the
+    /// normal result of acting on a cache a step behind, and are retried when
+    /// the newer version arrives.
+    pub fn note(&self, what: &str, key: &str, e: &ApiError) {
+        if matches!(e.code, 404 | 409) {
+            tracing::debug!(what, key, error = %e, "control plane write raced a newer version");
+        } else {
+            tracing::warn!(what, key, error = %e, "control plane write failed");
+        }
+    }
+}

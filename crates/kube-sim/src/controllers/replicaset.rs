@@ -1,0 +1,174 @@
+//! The ReplicaSet controller: keeps `spec.replicas` active pods. It adopts
+//! orphan pods that match its selector, releases pods whose labels stop
+//! matching, creates pods from its template, and scales down in upstream's
+//! order (unscheduled, pending, not ready, lower `pod-deletion-cost`, doubled
+//! up on a node, recently ready, restarted, newer first — `crate::rules::ranking`).
+//! Its status counts replicas, fully labeled, ready and available pods.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use serde_json::json;
+
+use super::plane::Plane;
+use super::state::Msg;
+use crate::rules;
+use crate::selector::LabelSelector;
+
+const MANAGER: &str = "replicaset-controller";
+
+pub fn controller_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
+}
+
+pub fn selector_of(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
+    serde_json::to_value(sel).ok().and_then(|v| LabelSelector::from_object(&v).ok()).unwrap_or_else(LabelSelector::nothing)
+}
+
+/// A new pod for a controller, from its template.
+pub fn pod_from_template(template: &PodTemplateSpec, ns: &str, generate_name: &str, owner: OwnerReference) -> Pod {
+    let tmeta = template.metadata.clone().unwrap_or_default();
+    Pod {
+        metadata: ObjectMeta {
+            generate_name: Some(generate_name.to_string()),
+            namespace: Some(ns.to_string()),
+            labels: tmeta.labels,
+            annotations: tmeta.annotations,
+            finalizers: tmeta.finalizers,
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: template.spec.clone(),
+        status: None,
+    }
+}
+
+/// Claim (adopt) or release one pod so that ownership follows the selector.
+fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &Pod) -> Option<bool> {
+    let uid = rs.metadata.uid.as_deref()?;
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let matches = sel.matches(&labels);
+    let owner = controller_uid(&pod.metadata);
+    let (ns, name) = (pod.metadata.namespace.clone(), pod.metadata.name.clone().unwrap_or_default());
+    match (owner, matches) {
+        (Some(o), true) if o == uid => Some(true),
+        (Some(o), false) if o == uid => {
+            // Release: labels no longer match.
+            let refs: Vec<OwnerReference> =
+                pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
+            let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+            if let Err(e) = plane.patch::<Pod>(MANAGER, ns.as_deref(), &name, false, &patch, Some(Msg::Pod)) {
+                plane.note("release pod", &name, &e);
+            }
+            Some(false)
+        }
+        (None, true) if pod.metadata.deletion_timestamp.is_none() && rs.metadata.deletion_timestamp.is_none() => {
+            // Adopt an orphan that matches.
+            let mut refs: Vec<OwnerReference> = pod.metadata.owner_references.clone().unwrap_or_default();
+            refs.push(controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
+            let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
+            match plane.patch::<Pod>(MANAGER, ns.as_deref(), &name, false, &patch, Some(Msg::Pod)) {
+                Ok(_) => Some(true),
+                Err(e) => {
+                    plane.note("adopt pod", &name, &e);
+                    None
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+pub fn reconcile(plane: &mut Plane, key: &str) {
+    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
+    if rs.metadata.deletion_timestamp.is_some() {
+        super::gc::on_owner_deleting(plane, &rs.metadata, "apps/v1", "ReplicaSet");
+        return;
+    }
+    let Some(spec) = rs.spec.clone() else { return };
+    let ns = rs.metadata.namespace.clone().unwrap_or_default();
+    let sel = selector_of(&spec.selector);
+    let candidates: Vec<Arc<Pod>> = plane.state.read().pods_in(&ns).cloned().collect();
+    let mut owned: Vec<Arc<Pod>> = Vec::new();
+    for pod in candidates {
+        if claim(plane, &rs, &sel, &pod) == Some(true) {
+            owned.push(plane.pod(&super::state::key_of(&pod.metadata)).unwrap_or(pod));
+        }
+    }
+    let active: Vec<Pod> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).map(|p| (**p).clone()).collect();
+    let want = spec.replicas.unwrap_or(1).max(0) as usize;
+    if active.len() < want {
+        let template = spec.template.clone().unwrap_or_default();
+        let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+        let name = rs.metadata.name.clone().unwrap_or_default();
+        for _ in active.len()..want {
+            let pod = pod_from_template(&template, &ns, &format!("{name}-"), owner.clone());
+            match plane.create(MANAGER, Some(&ns), &pod, Some(Msg::Pod)) {
+                Ok(created) => {
+                    let pname = crate::meta::name(&created).to_string();
+                    plane.event_about(&rs.metadata, "apps/v1", "ReplicaSet", "SuccessfulCreate", &format!("Created pod: {pname}"), "Normal", MANAGER, "Create");
+                }
+                Err(e) => {
+                    plane.note("create pod", key, &e);
+                    break;
+                }
+            }
+        }
+    } else if active.len() > want {
+        let order = rules::ranking::scale_down_order(&active, plane.api.clock.now());
+        for i in order.into_iter().take(active.len() - want) {
+            let Some(p) = active.get(i) else { continue };
+            let pname = p.metadata.name.clone().unwrap_or_default();
+            match plane.delete::<Pod>(Some(&ns), &pname, p.metadata.uid.as_deref(), None, None) {
+                Ok(()) => plane.event_about(&rs.metadata, "apps/v1", "ReplicaSet", "SuccessfulDelete", &format!("Deleted pod: {pname}"), "Normal", MANAGER, "Delete"),
+                Err(e) => plane.note("delete pod", &pname, &e),
+            }
+        }
+    }
+    update_status(plane, &rs, &owned);
+}
+
+fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<Pod>]) {
+    let template_labels = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
+    let fully = active
+        .iter()
+        .filter(|p| {
+            let l = p.metadata.labels.clone().unwrap_or_default();
+            template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+        })
+        .count() as i32;
+    let ready = active.iter().filter(|p| rules::ranking::is_pod_ready(p)).count() as i32;
+    // Zero counts are omitted, as Go's `omitempty` does.
+    let nz = |n: i32| (n != 0).then_some(n);
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        fully_labeled_replicas: nz(fully),
+        ready_replicas: nz(ready),
+        available_replicas: nz(ready),
+        observed_generation: rs.metadata.generation,
+        conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
+        ..ReplicaSetStatus::default()
+    };
+    if rs.status.as_ref() == Some(&status) {
+        return;
+    }
+    let mut new = rs.clone();
+    new.status = Some(status);
+    if let Err(e) = plane.replace(MANAGER, &new, true, Msg::ReplicaSet) {
+        plane.note("replicaset status", rs.metadata.name.as_deref().unwrap_or_default(), &e);
+    }
+}

@@ -1,0 +1,301 @@
+//! Generated scenarios for benchmarks: thousands of nodes and pods described
+//! in a few hundred lines, using `count` patterns for nodes and Deployments
+//! (with many replicas) for pods.
+//!
+//! The cluster is shaped like the ones the rebalancer has to handle at scale:
+//!
+//! - up to 3 control-plane nodes (tainted, run nothing);
+//! - `small-{i}` (8 cores / 32Gi), `large-{i}` (32 cores / 128Gi) general workers;
+//! - `edge-{i}` (4 cores / 8Gi) tainted `sdi.keti.dev/edge=true:NoSchedule`, used
+//!   only by edge Deployments that tolerate it;
+//! - `hot-{i}` (16 cores / 64Gi) labelled `sdi.keti.dev/pool: hot`, where pinned
+//!   Deployments use more than they request, so these nodes sit above 85% CPU.
+//!
+//! Pods are spread over a few hundred Deployments in several namespaces with
+//! varied requests, MALE labels (all three criticality classes) and usage
+//! profiles. The output is deterministic for a given seed.
+
+use std::fmt::Write as _;
+
+use super::profile::splitmix64;
+
+/// A small deterministic generator (splitmix64), so the same seed always
+/// gives the same scenario, on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(1);
+        splitmix64(self.0)
+    }
+
+    /// Uniform in `0..n` (0 when n is 0).
+    fn below(&mut self, n: usize) -> usize {
+        if n == 0 { 0 } else { (self.next() % n as u64) as usize }
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const NAMESPACES: [&str; 6] = ["analytics", "robots", "ai", "web", "batch", "monitoring"];
+
+/// (accuracy, latency) pairs: C, C, B, B, A, A per SPEC §5.
+const MALE: [(&str, &str); 6] =
+    [("0.90", "0.95"), ("0.60", "0.40"), ("0.55", "0.20"), ("0.30", "0.50"), ("0.20", "0.10"), ("0.40", "0.30")];
+
+/// (cpu millicores, memory MiB) request sizes of general Deployments.
+const SIZES: [(u32, u32); 6] = [(50, 64), (100, 128), (200, 256), (250, 512), (500, 512), (1000, 1024)];
+
+/// Splits `total` into `parts` shares that vary by up to ±50% but sum exactly to `total`.
+fn split(total: usize, parts: usize, rng: &mut Rng) -> Vec<usize> {
+    if parts == 0 {
+        return Vec::new();
+    }
+    let base = total / parts;
+    let mut shares: Vec<usize> = (0..parts).map(|i| base + usize::from(i < total % parts)).collect();
+    for pair in 0..parts / 2 {
+        // Move up to half a share from one Deployment to its neighbour: the sum stays `total`.
+        let moved = rng.below(base / 2 + 1).min(shares[2 * pair + 1]);
+        shares[2 * pair + 1] -= moved;
+        shares[2 * pair] += moved;
+    }
+    shares
+}
+
+/// Node groups: (pattern, count, cpu, memory, max pods, extra YAML lines).
+fn node_groups(nodes: usize) -> Vec<(&'static str, usize, &'static str, &'static str, u32, &'static str)> {
+    let control = match nodes {
+        0 | 1 => 0,
+        2..=9 => 1,
+        _ => 3,
+    };
+    let workers = nodes - control;
+    let hot = workers / 10;
+    let edge = workers * 15 / 100;
+    let large = workers * 35 / 100;
+    let small = workers - hot - edge - large;
+    let cp = "    controlPlane: true\n    labels: {sdi.keti.dev/node-type: control-plane}\n";
+    let small_extra = "    labels: {sdi.keti.dev/node-type: small, topology.kubernetes.io/zone: zone-a}\n";
+    let large_extra = "    labels: {sdi.keti.dev/node-type: large, topology.kubernetes.io/zone: zone-b}\n";
+    let edge_extra = "    labels: {sdi.keti.dev/node-type: edge, topology.kubernetes.io/zone: edge}\n    taints: \
+                      [{key: sdi.keti.dev/edge, value: \"true\", effect: NoSchedule}]\n    checkpoint: false\n";
+    let hot_extra = "    labels: {sdi.keti.dev/node-type: large, sdi.keti.dev/pool: hot, topology.kubernetes.io/zone: \
+                     zone-b}\n    systemUsage: {cpu: \"1 ~10%\", memory: 2Gi}\n";
+    [
+        ("control-plane-{i}", control, "8", "32Gi", 110, cp),
+        ("small-{i}", small, "8", "32Gi", 110, small_extra),
+        ("large-{i}", large, "32", "128Gi", 250, large_extra),
+        ("edge-{i}", edge, "4", "8Gi", 60, edge_extra),
+        ("hot-{i}", hot, "16", "64Gi", 110, hot_extra),
+    ]
+    .into_iter()
+    .filter(|g| g.1 > 0)
+    .collect()
+}
+
+/// A scenario YAML with `nodes` nodes and Deployments totalling exactly `pods`
+/// replicas (see the module docs for its shape). It parses with
+/// `super::load::parse`; the same seed always gives the same text.
+pub fn generate(nodes: usize, pods: usize, seed: u64) -> String {
+    let mut rng = Rng(seed);
+    let mut y = String::new();
+    let groups = node_groups(nodes);
+    let count_of = |prefix: &str| groups.iter().find(|g| g.0.starts_with(prefix)).map_or(0, |g| g.1);
+    let (hot_nodes, edge_nodes) = (count_of("hot-"), count_of("edge-"));
+    let general_nodes = count_of("small-") + count_of("large-") + hot_nodes;
+
+    // `write!` to a String cannot fail; the results are ignored on purpose.
+    let _ = writeln!(y, "# Generated by kube_sim::scenario::generate::generate({nodes}, {pods}, {seed}).");
+    let _ = writeln!(y, "name: generated-{nodes}-nodes-{pods}-pods");
+    let _ =
+        writeln!(y, "description: Benchmark cluster with {nodes} nodes and {pods} pods; hot-* nodes run above 85% CPU");
+    let _ = writeln!(y, "seed: {seed}");
+    y.push_str("defaults: {startupSeconds: 2, shutdownSeconds: 1, heartbeatSeconds: 10}\n");
+    y.push_str(if groups.is_empty() { "nodes: []\n" } else { "nodes:\n" });
+    for (pattern, count, cpu, memory, max_pods, extra) in &groups {
+        let _ = writeln!(y, "  - name: {pattern}\n    count: {count}");
+        let _ = writeln!(y, "    capacity: {{cpu: \"{cpu}\", memory: {memory}, pods: {max_pods}}}");
+        y.push_str(extra);
+    }
+    let _ = writeln!(y, "namespaces: [{}]", NAMESPACES.join(", "));
+    y.push_str(
+        "priorityClasses:\n  - {name: critical, value: 100000}\n  - {name: standard, value: 1000, globalDefault: \
+         true}\n  \
+         - {name: batch, value: 10}\n",
+    );
+
+    let hot_pods = if hot_nodes > 0 { (pods / 10).min(hot_nodes * 10) } else { 0 };
+    let edge_pods = if edge_nodes > 0 { ((pods - hot_pods) / 20).min(edge_nodes * 20) } else { 0 };
+    let general_pods = pods - hot_pods - edge_pods;
+    y.push_str(if pods == 0 { "workloads: []\n" } else { "workloads:\n" });
+
+    for (i, replicas) in split(hot_pods, hot_pods.div_ceil(500), &mut rng).into_iter().enumerate() {
+        let (accuracy, latency) = MALE[2 + i % 4];
+        let _ = writeln!(
+            y,
+            "  - kind: Deployment\n    name: hot-{i:03}\n    namespace: analytics\n    replicas: {replicas}"
+        );
+        let _ = writeln!(
+            y,
+            "    labels: {{app: hot-{i:03}, tier: hot, male.keti.dev/accuracy: \"{accuracy}\", male.keti.dev/latency: \
+             \"{latency}\"}}"
+        );
+        y.push_str("    priorityClassName: standard\n    nodeSelector: {sdi.keti.dev/pool: hot}\n");
+        y.push_str("    containers:\n      - name: worker\n        requests: {cpu: \"1\", memory: 2Gi}\n");
+        y.push_str("        usage: {cpu: \"1400m ~3%\", memory: \"ramp(1536Mi, 2Gi, 0, 30m)\"}\n");
+    }
+    for (i, replicas) in split(edge_pods, edge_pods.div_ceil(200), &mut rng).into_iter().enumerate() {
+        let _ =
+            writeln!(y, "  - kind: Deployment\n    name: edge-{i:03}\n    namespace: robots\n    replicas: {replicas}");
+        let _ = writeln!(
+            y,
+            "    labels: {{app: edge-{i:03}, tier: edge, male.keti.dev/accuracy: \"0.80\", male.keti.dev/latency: \
+             \"0.95\"}}"
+        );
+        y.push_str("    priorityClassName: critical\n    nodeSelector: {sdi.keti.dev/node-type: edge}\n");
+        y.push_str("    tolerations: [{key: sdi.keti.dev/edge, operator: Exists, effect: NoSchedule}]\n");
+        y.push_str("    containers:\n      - name: driver\n        requests: {cpu: 100m, memory: 128Mi}\n");
+        y.push_str("        usage: {cpu: \"sine(80m, 30m, 10m) ~10%\", memory: 100Mi}\n");
+    }
+    let deployments = if general_pods == 0 { 0 } else { (general_pods / 500).clamp(1, 600) };
+    let mut first_general = None;
+    for (i, replicas) in split(general_pods, deployments, &mut rng).into_iter().enumerate() {
+        let ns = *rng.pick(&NAMESPACES);
+        let (cpu, mem) = *rng.pick(&SIZES);
+        let (accuracy, latency) = *rng.pick(&MALE);
+        let energy = rng.below(10);
+        let priority = *rng.pick(&["critical", "standard", "standard", "batch"]);
+        let name = format!("{ns}-{i:03}");
+        first_general.get_or_insert_with(|| (ns, name.clone()));
+        let _ = writeln!(y, "  - kind: Deployment\n    name: {name}\n    namespace: {ns}\n    replicas: {replicas}");
+        let _ = writeln!(
+            y,
+            "    labels: {{app: {name}, tier: general, male.keti.dev/accuracy: \"{accuracy}\", male.keti.dev/latency: \
+             \"{latency}\", male.keti.dev/energy: \"0.{energy}\"}}"
+        );
+        let _ = writeln!(y, "    priorityClassName: {priority}");
+        let _ = writeln!(y, "    containers:\n      - name: app\n        requests: {{cpu: {cpu}m, memory: {mem}Mi}}");
+        let (period, phase) = (5 + rng.below(20), rng.below(5));
+        let cpu_usage = match rng.below(4) {
+            0 => format!("{}m ~10%", cpu * 6 / 10),
+            1 => format!("sine({}m, {}m, {period}m, {phase}m) ~5%", cpu * 6 / 10, cpu / 5),
+            2 => format!("ramp({}m, {}m, {phase}m, {}m) ~5%", cpu * 4 / 10, cpu * 9 / 10, phase + period),
+            _ => format!("pulse({}m, {}m, 10m, 1m)", cpu * 3 / 10, cpu * 12 / 10),
+        };
+        let _ = writeln!(y, "        usage: {{cpu: \"{cpu_usage}\", memory: {}Mi}}", mem * 8 / 10);
+        if i % 10 == 0 && replicas > 1 {
+            let _ = writeln!(
+                y,
+                "  - kind: PodDisruptionBudget\n    name: {name}\n    namespace: {ns}\n    maxUnavailable: \
+                 \"10%\"\n    \
+                 selector: {{matchLabels: {{app: {name}}}}}"
+            );
+        }
+    }
+    let mut timeline = Vec::new();
+    if let Some((ns, name)) = &first_general {
+        timeline.push(format!(
+            "  - at: 5m\n    setUsage: {{namespace: {ns}, selector: \"app={name}\", cpu: \"ramp(100m, 400m, 5m, \
+             15m) ~5%\"}}"
+        ));
+    }
+    if general_nodes > hot_nodes {
+        let node = if count_of("small-") > 0 { "small-1" } else { "large-1" };
+        timeline.push(format!("  - at: 10m\n    nodeFailure: {node}\n  - at: 15m\n    nodeRecovery: {node}"));
+    }
+    y.push_str(if timeline.is_empty() { "timeline: []\n" } else { "timeline:\n" });
+    for t in timeline {
+        let _ = writeln!(y, "{t}");
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::load::parse;
+    use super::*;
+    use serde_json::Value;
+
+    /// (nodes, replicas, PDBs, timeline length) of a generated scenario, after parsing it.
+    fn counts(nodes: usize, pods: usize, seed: u64) -> (usize, i64, usize, usize) {
+        let text = generate(nodes, pods, seed);
+        let scenario = parse("generated.yaml", &text).unwrap_or_else(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            panic!("generate({nodes}, {pods}, {seed}):\n{}\n{text}", lines.join("\n"))
+        });
+        let objects = scenario.objects();
+        let kind = |o: &Value, k: &str| o["kind"] == k;
+        let node_count = objects.iter().filter(|o| kind(o, "Node")).count();
+        let replicas =
+            objects.iter().filter(|o| kind(o, "Deployment")).filter_map(|o| o["spec"]["replicas"].as_i64()).sum();
+        let pdbs = objects.iter().filter(|o| kind(o, "PodDisruptionBudget")).count();
+        (node_count, replicas, pdbs, scenario.timeline().len())
+    }
+
+    #[test]
+    fn benchmark_size_parses_with_exact_counts_and_stays_small() {
+        let text = generate(5000, 150_000, 1);
+        assert!(text.len() < 200_000, "{} bytes", text.len());
+        let (nodes, replicas, pdbs, timeline) = counts(5000, 150_000, 1);
+        assert_eq!((nodes, replicas), (5000, 150_000));
+        assert!(pdbs > 10);
+        assert_eq!(timeline, 3);
+        let deployments = text.matches("kind: Deployment").count();
+        assert!((200..=600).contains(&deployments), "{deployments} deployments");
+        for ns in NAMESPACES {
+            assert!(text.contains(&format!("namespace: {ns}\n")), "{ns} unused");
+        }
+    }
+
+    #[test]
+    fn hot_nodes_are_loaded_above_the_threshold() {
+        use super::super::profile::Profile;
+        let scenario = parse("g.yaml", &generate(100, 3000, 9)).unwrap_or_else(|e| panic!("{e:?}"));
+        let objects = scenario.objects();
+        let hot_nodes: Vec<&Value> =
+            objects.iter().filter(|o| o["metadata"]["labels"]["sdi.keti.dev/pool"] == "hot").collect();
+        let hot: Vec<&Value> = objects.iter().filter(|o| o["metadata"]["labels"]["tier"] == "hot").collect();
+        assert!(!hot_nodes.is_empty() && !hot.is_empty());
+        let pods: i64 = hot.iter().filter_map(|d| d["spec"]["replicas"].as_i64()).sum();
+        let per_node = pods as f64 / hot_nodes.len() as f64;
+        let annotation = |o: &Value, key: &str| -> Profile {
+            o[key].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{key} in {o}"))
+        };
+        let pod_cpu = annotation(&hot[0]["spec"]["template"]["metadata"]["annotations"], "sim.kube-sim.io/cpu.worker");
+        let system = annotation(&hot_nodes[0]["metadata"]["annotations"], "sim.kube-sim.io/system-cpu");
+        let allocatable: f64 =
+            hot_nodes[0]["status"]["allocatable"]["cpu"].as_str().and_then(|c| c.parse().ok()).unwrap_or(0.0);
+        for t in [0.0, 600.0, 1800.0] {
+            // Lowest the noise can go, to be sure the node is pressured regardless of the draw.
+            let used =
+                per_node * pod_cpu.value_milli(t, 1, "p") as f64 * 0.97 + system.value_milli(t, 1, "n") as f64 * 0.9;
+            assert!(used / (allocatable * 1000.0) > 0.85, "{used} of {allocatable} cores at {t}s");
+        }
+    }
+
+    #[test]
+    fn small_and_degenerate_sizes_parse() {
+        for (nodes, pods) in [(0, 0), (1, 0), (0, 10), (1, 1), (2, 5), (3, 10), (10, 1000), (17, 333), (50, 12_345)] {
+            let (n, r, _, _) = counts(nodes, pods, 3);
+            assert_eq!((n, r), (nodes, pods as i64), "generate({nodes}, {pods})");
+        }
+    }
+
+    #[test]
+    fn deterministic_per_seed() {
+        assert_eq!(generate(200, 5000, 7), generate(200, 5000, 7));
+        assert_ne!(generate(200, 5000, 7), generate(200, 5000, 8));
+    }
+
+    #[test]
+    fn split_sums_exactly() {
+        let mut rng = Rng(5);
+        for (total, parts) in [(0, 0), (0, 3), (1, 1), (7, 3), (150_000, 300), (999, 1000)] {
+            let shares = split(total, parts, &mut rng);
+            assert_eq!(shares.len(), parts);
+            assert_eq!(shares.iter().sum::<usize>(), total, "{total}/{parts}");
+        }
+    }
+}
