@@ -273,3 +273,132 @@ async fn kubectl_reports_errors_cleanly() {
     let (ok, _, err) = k.run_input(&["create", "-f", "-"], Some(unknown)).await;
     assert!(!ok && err.contains("unknown field \"bogus\""), "strict field validation: {err}");
 }
+
+// ----- the live simulated cluster, through kubectl -------------------------------
+
+const TWO_NODES: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {kubernetes.io/hostname: n1}}
+status: {capacity: {cpu: "4", memory: 8Gi, pods: "110"}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {kubernetes.io/hostname: n2}}
+status: {capacity: {cpu: "4", memory: 8Gi, pods: "110"}}
+"#;
+
+fn guarded(name: &str, replicas: u32, min_available: u32, node_selector: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+      annotations: {{sim.kube-sim.io/startup-seconds: "2", sim.kube-sim.io/shutdown-seconds: "1"}}
+    spec:
+      {node_selector}
+      containers: [{{name: c, image: "nginx:1.27"}}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {{name: {name}}}
+spec:
+  minAvailable: {min_available}
+  selector: {{matchLabels: {{app: {name}}}}}
+"#
+    )
+}
+
+async fn wait_ready(k: &Kubectl<'_>, selector: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = k.json(&["get", "pods", "-l", selector]).await;
+        let ready = pods["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter(|p| p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            .count();
+        if ready == n {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{selector}: {ready} of {n} ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn kubectl_drain_is_refused_exactly_when_a_budget_would_be_violated() {
+    let sim = Sim::start_live_speed(20.0).await;
+    let k = Kubectl { sim: &sim };
+    k.ok_input(&["apply", "-f", "-"], Some(TWO_NODES)).await;
+    // Pinned to n1 and guarded by minAvailable 2 of 2: no eviction is ever allowed.
+    k.ok_input(&["apply", "-f", "-"], Some(&guarded("pinned", 2, 2, "nodeSelector: {kubernetes.io/hostname: n1}"))).await;
+    let free = "apiVersion: v1\nkind: Pod\nmetadata: {name: free}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: x}]\n";
+    k.ok_input(&["apply", "-f", "-"], Some(free)).await;
+    wait_ready(&k, "app=pinned", 2).await;
+    let (ok, out, err) = k.run_input(&["drain", "n1", "--force", "--ignore-daemonsets", "--timeout=6s"], None).await;
+    let all = format!("{out}{err}");
+    assert!(!ok, "the drain must fail: {all}");
+    assert!(all.contains("Cannot evict pod as it would violate the pod's disruption budget"), "{all}");
+    assert!(all.contains("pod/free evicted"), "what may be evicted is: {all}");
+    wait_ready(&k, "app=pinned", 2).await;
+    assert_eq!(k.json(&["get", "node", "n1"]).await["spec"]["unschedulable"], true, "drain cordons first");
+}
+
+#[tokio::test]
+async fn kubectl_drain_completes_when_the_budget_allows_one_at_a_time() {
+    let sim = Sim::start_live_speed(20.0).await;
+    let k = Kubectl { sim: &sim };
+    k.ok_input(&["apply", "-f", "-"], Some(TWO_NODES)).await;
+    k.ok(&["cordon", "n2"]).await;
+    k.ok_input(&["apply", "-f", "-"], Some(&guarded("web", 2, 1, ""))).await;
+    wait_ready(&k, "app=web", 2).await;
+    let on_n1 = k.json(&["get", "pods", "-l", "app=web", "--field-selector", "spec.nodeName=n1"]).await;
+    assert_eq!(on_n1["items"].as_array().unwrap().len(), 2, "both start on n1");
+    k.ok(&["uncordon", "n2"]).await;
+    // One eviction at a time: the second waits until the first replacement is Ready on n2.
+    let out = k.ok(&["drain", "n1", "--ignore-daemonsets", "--timeout=60s"]).await;
+    assert!(out.contains("node/n1 drained"), "{out}");
+    wait_ready(&k, "app=web", 2).await;
+    let on_n2 = k.json(&["get", "pods", "-l", "app=web", "--field-selector", "spec.nodeName=n2"]).await;
+    assert_eq!(on_n2["items"].as_array().unwrap().len(), 2, "both moved to n2");
+    let pdb = k.json(&["get", "pdb", "web"]).await;
+    assert_eq!(pdb["status"]["currentHealthy"], 2);
+    assert_eq!(pdb["status"]["disruptionsAllowed"], 1);
+}
+
+#[tokio::test]
+async fn kubectl_top_shows_scenario_usage() {
+    let sim = Sim::start_live_speed(10.0).await;
+    let text = std::fs::read_to_string(format!("{}/../../scenarios/sdi-edge.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let scenario = kube_sim::scenario::parse("sdi-edge.yaml", &text).unwrap();
+    sim.cluster.load_scenario(&scenario).unwrap();
+    let k = Kubectl { sim: &sim };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let pods = loop {
+        let (ok, out, _) = k.run_input(&["top", "pods", "-n", "robots", "--no-headers"], None).await;
+        if ok && out.lines().filter(|l| l.starts_with("lidar-driver-")).count() == 4 {
+            break out;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "lidar pods never showed in kubectl top: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for line in pods.lines().filter(|l| l.starts_with("lidar-driver-")) {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cols[2], "300Mi", "the scenario's constant memory profile: {line}");
+        let cpu: i64 = cols[1].trim_end_matches('m').parse().unwrap();
+        assert!((225..=275).contains(&cpu), "250m ±10%: {line}");
+    }
+    let nodes = k.ok(&["top", "nodes"]).await;
+    for n in ["sdi-master", "turtlebot-1", "turtlebot-4", "edge-server"] {
+        assert!(nodes.contains(n), "{nodes}");
+    }
+}

@@ -87,6 +87,9 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         }
     }
     let new_rs = all.iter().find(|rs| is_new(rs)).cloned();
+    if let Some(rs) = &new_rs {
+        sync_revision(plane, &d, revision(rs));
+    }
     let olds: Vec<ReplicaSet> = all.iter().filter(|rs| !is_new(rs)).cloned().collect();
     if let (Some(new_rs), false) = (&new_rs, paused) {
         let recreate = spec.strategy.as_ref().and_then(|s| s.type_.as_deref()) == Some("Recreate");
@@ -114,6 +117,19 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     nd.status = Some(status);
     if let Err(e) = plane.replace(MANAGER, &nd, true, Msg::Deployment) {
         plane.note("deployment status", key, &e);
+    }
+}
+
+/// The Deployment carries the revision of its current ReplicaSet.
+fn sync_revision(plane: &mut Plane, d: &Deployment, rev: i64) {
+    let current = d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).cloned();
+    if rev == 0 || current.as_deref() == Some(rev.to_string().as_str()) {
+        return;
+    }
+    let name = d.metadata.name.clone().unwrap_or_default();
+    let patch = json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
+    if let Err(e) = plane.patch::<Deployment>(MANAGER, d.metadata.namespace.as_deref(), &name, false, &patch, Some(Msg::Deployment)) {
+        plane.note("deployment revision", &name, &e);
     }
 }
 

@@ -111,6 +111,12 @@ pub fn reconcile(plane: &mut Plane, uid: &str) {
     }
 }
 
+/// Whether an object carries a finalizer the garbage collector acts on.
+pub fn has_gc_finalizer(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+        && meta.finalizers.iter().flatten().any(|f| f == "orphan" || f == "foregroundDeletion")
+}
+
 /// An owner is being deleted: act on its garbage collector finalizers.
 pub fn on_owner_deleting(plane: &mut Plane, owner: &ObjectMeta, api_version: &str, kind: &str) {
     let finalizers = owner.finalizers.clone().unwrap_or_default();
@@ -134,8 +140,12 @@ pub fn on_owner_deleting(plane: &mut Plane, owner: &ObjectMeta, api_version: &st
                 blocking += 1;
             }
             if meta.deletion_timestamp.is_none() {
+                // Upstream deletes a dependent that has dependents of its own in the
+                // foreground too, and a leaf in the background.
+                let has_dependents = meta.uid.as_deref().is_some_and(|u| !plane.state.read().dependents(u).is_empty());
+                let policy = if has_dependents { Propagation::Foreground } else { Propagation::Background };
                 let (av, k) = gvk(*dkind);
-                delete_obj(plane, av, k, &meta, Propagation::Foreground);
+                delete_obj(plane, av, k, &meta, policy);
             }
         }
         if blocking == 0 {

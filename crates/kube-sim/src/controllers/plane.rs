@@ -157,6 +157,12 @@ impl Plane {
     fn dispatch(&mut self, d: Dirty) {
         match d {
             Dirty::Pod(key) => {
+                if let Some(pod) = self.pod(&key) {
+                    if gc::has_gc_finalizer(&pod.metadata) {
+                        gc::on_owner_deleting(self, &pod.metadata, "v1", "Pod");
+                    }
+                    self.wake_matching_replicasets(&pod);
+                }
                 scheduler::on_pod(self, &key);
                 kubelet::reconcile(self, &key);
             }
@@ -192,8 +198,38 @@ impl Plane {
                 }
             }
             Dirty::Pdb(k) => disruption::reconcile(self, &k),
-            Dirty::Pvc(k) => volumes::reconcile(self, &k),
+            Dirty::Pvc(k) => {
+                let meta = self.state.read().pvcs.get(&k).map(|p| p.metadata.clone());
+                if let Some(m) = meta.filter(gc::has_gc_finalizer) {
+                    gc::on_owner_deleting(self, &m, "v1", "PersistentVolumeClaim");
+                }
+                volumes::reconcile(self, &k)
+            }
             Dirty::Gone(uid) => gc::reconcile(self, &uid),
+        }
+    }
+
+    /// A pod without a controller may be adopted: let the ReplicaSets of its
+    /// namespace whose selector matches it look (upstream's pod handlers do).
+    fn wake_matching_replicasets(&mut self, pod: &Pod) {
+        let has_controller = pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true));
+        if has_controller || pod.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let prefix = format!("{ns}/");
+        let matching: Vec<String> = self
+            .state
+            .read()
+            .replicasets
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, rs)| rs.spec.as_ref().is_some_and(|s| replicaset::selector_of(&s.selector).matches(&labels)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in matching {
+            self.mark(Dirty::ReplicaSet(k));
         }
     }
 

@@ -16,16 +16,32 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// A bare API server (no scheduler, kubelets or controllers): for tests of
+    /// REST semantics, where the test itself plays the controllers.
     pub async fn start() -> Sim {
+        Self::start_with(ServerConfig { simulate: false, ..ServerConfig::default() }).await
+    }
+
+    /// A live simulated cluster (scheduler, kubelets, controllers running).
+    pub async fn start_live() -> Sim {
         Self::start_with(ServerConfig::default()).await
     }
 
+    /// A live cluster whose simulated time runs `speed` times faster.
+    pub async fn start_live_speed(speed: f64) -> Sim {
+        Self::start_clock(ServerConfig::default(), kube_sim::Clock::new(speed)).await
+    }
+
     pub async fn start_with(config: ServerConfig) -> Sim {
+        Self::start_clock(config, kube_sim::Clock::default()).await
+    }
+
+    pub async fn start_clock(config: ServerConfig, clock: kube_sim::Clock) -> Sim {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .with_test_writer()
             .try_init();
-        let cluster = Cluster::with(config, kube_sim::Clock::default());
+        let cluster = Cluster::with(config, clock);
         let server = cluster.serve("127.0.0.1:0".parse().unwrap()).await.expect("bind 127.0.0.1:0");
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("kubeconfig"), server.kubeconfig()).expect("write kubeconfig");
