@@ -6,8 +6,12 @@
 //! Run: `cargo bench -p kube-sim --bench apiserver` (server and load generator
 //! share this machine's cores, as they would in a test run).
 
+mod common;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::{load, pct, rss_kib};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -18,21 +22,6 @@ const PODS: usize = 10_000;
 const GET_ANCHOR_PER_SEC: f64 = 10_000.0;
 /// Writes per second during the watch fan-out phase.
 const WRITE_RATE: f64 = 500.0;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4)
-}
-
-fn pct(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
 
 fn pod(i: usize) -> Pod {
     serde_json::from_value(json!({
@@ -45,38 +34,6 @@ fn pod(i: usize) -> Pod {
              "env": [{"name": "ROS_DOMAIN_ID", "value": "7"}]}]}
     }))
     .expect("valid pod")
-}
-
-/// Run `conc` loops of `f` for `dur`; returns (requests, sorted latencies in µs).
-async fn load<F, Fut>(conc: usize, dur: Duration, f: F) -> (u64, Vec<u64>)
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = bool> + Send,
-{
-    let f = Arc::new(f);
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for _ in 0..conc {
-        let f = f.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lats = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                assert!(f().await, "request failed");
-                lats.push(t.elapsed().as_micros() as u64);
-            }
-            lats
-        }));
-    }
-    tokio::time::sleep(dur).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("load task"));
-    }
-    all.sort_unstable();
-    (all.len() as u64, all)
 }
 
 /// The `bench/t` annotation of a watch event line.

@@ -396,7 +396,8 @@ impl ApiServer {
 
     pub fn get(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Arc<Stored>> {
         let key = object_key(ns, name);
-        let found = if res.read_only { self.current(res).get(&key).cloned() } else { self.store.get(&res.storage, &key) };
+        let found =
+            if res.read_only { self.current(res).get(&key).cloned() } else { self.store.get(&res.storage, &key) };
         found.ok_or_else(|| ApiError::not_found(Self::subject(res, name)))
     }
 
@@ -1867,6 +1868,10 @@ fn tracked(obj: &Value) -> Value {
 /// What a write to `sub` of `res` can own: writes to the main resource do not
 /// own status when status is a subresource (upstream's reset fields).
 fn tracked_for(res: &ResourceInfo, sub: Option<&str>, obj: &Value) -> Value {
+    if sub == Some("status") {
+        // A status write changes nothing else: diff only that subtree.
+        return obj.get("status").map_or_else(|| json!({}), |s| json!({"status": s}));
+    }
     let mut v = tracked(obj);
     if sub.is_none()
         && res.has_status

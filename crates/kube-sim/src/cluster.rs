@@ -40,11 +40,8 @@ impl Cluster {
 
     pub fn with(config: ServerConfig, clock: Clock) -> Self {
         let simulate = config.simulate;
-        let cluster = Cluster {
-            api: ApiServer::new(config, clock),
-            stop: CancellationToken::new(),
-            sim: Default::default(),
-        };
+        let cluster =
+            Cluster { api: ApiServer::new(config, clock), stop: CancellationToken::new(), sim: Default::default() };
         crate::controllers::start(&cluster, simulate);
         cluster
     }

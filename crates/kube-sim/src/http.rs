@@ -398,7 +398,14 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
         Some(s) if s > 0 => Duration::from_secs(s as u64),
         _ => server.config.default_watch_timeout,
     };
-    let req = WatchRequest { filter, start, bookmarks, initial_events_end: send_initial && bookmarks, timeout, internal: false };
+    let req = WatchRequest {
+        filter,
+        start,
+        bookmarks,
+        initial_events_end: send_initial && bookmarks,
+        timeout,
+        internal: false,
+    };
     let stream = watch::watch(server, t.res.clone(), req);
     let server = server.clone();
     let res = t.res.clone();

@@ -40,7 +40,10 @@ fn deployment(name: &str, replicas: i32, surge: Value, unavailable: Value, start
 async fn wait_available(d: &Api<Deployment>, name: &str, n: i32) {
     eventually(60, &format!("deployment {name} has {n} available"), || async {
         d.get(name).await.ok().and_then(|d| d.status).is_some_and(|s| {
-            s.available_replicas == Some(n) && s.updated_replicas == Some(n) && s.replicas == Some(n) && s.ready_replicas == Some(n)
+            s.available_replicas == Some(n)
+                && s.updated_replicas == Some(n)
+                && s.replicas == Some(n)
+                && s.ready_replicas == Some(n)
         })
     })
     .await;
@@ -52,7 +55,16 @@ fn strip(mut v: Value) -> Value {
     fn walk(v: &mut Value) {
         match v {
             Value::Object(m) => {
-                for k in ["uid", "resourceVersion", "creationTimestamp", "lastTransitionTime", "lastUpdateTime", "managedFields", "name", "generateName"] {
+                for k in [
+                    "uid",
+                    "resourceVersion",
+                    "creationTimestamp",
+                    "lastTransitionTime",
+                    "lastUpdateTime",
+                    "managedFields",
+                    "name",
+                    "generateName",
+                ] {
                     m.remove(k);
                 }
                 if let Some(a) = m.get_mut("annotations").and_then(Value::as_object_mut) {
@@ -86,10 +98,16 @@ async fn controller_outputs_match_the_recorded_cluster() {
     node(&c, "n2", "4", "8Gi", json!({})).await;
     // The recorded objects live in namespace "ref".
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(c.clone());
-    namespaces.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "ref"}})).unwrap()).await.unwrap();
+    namespaces
+        .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "ref"}})).unwrap())
+        .await
+        .unwrap();
     // The recorded Deployment, created from its last-applied configuration.
     let recorded = reference("deployment-available.json");
-    let sent: Value = serde_json::from_str(recorded["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str().unwrap()).unwrap();
+    let sent: Value = serde_json::from_str(
+        recorded["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str().unwrap(),
+    )
+    .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(c.clone(), "ref");
     deployments.create(&PostParams::default(), &serde_json::from_value(sent).unwrap()).await.unwrap();
     wait_available(&deployments, "web", 2).await;
@@ -104,7 +122,11 @@ async fn controller_outputs_match_the_recorded_cluster() {
     assert_eq!(hash.len(), 10, "upstream's hash shape");
     let their_rs = reference("replicaset-list.json")["items"][0].clone();
     let their_hash = their_rs["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
-    assert_eq!(unhash(&strip(serde_json::to_value(&rs).unwrap()), &hash), unhash(&strip(their_rs), &their_hash), "ReplicaSet");
+    assert_eq!(
+        unhash(&strip(serde_json::to_value(&rs).unwrap()), &hash),
+        unhash(&strip(their_rs), &their_hash),
+        "ReplicaSet"
+    );
     // Its pods: generateName, labels, ownerReferences, the Running/Ready status shape.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "ref");
     let ours = pods.list(&ListParams::default().labels("app=web")).await.unwrap();
@@ -112,24 +134,41 @@ async fn controller_outputs_match_the_recorded_cluster() {
     assert_eq!(ours.items.len(), theirs["items"].as_array().unwrap().len());
     let (o, t) = (serde_json::to_value(&ours.items[0]).unwrap(), &theirs["items"][0]);
     assert_eq!(o["metadata"]["generateName"].as_str().unwrap(), format!("web-{hash}-"));
-    assert_eq!(unhash(&strip(o["metadata"]["ownerReferences"].clone()), &hash), unhash(&strip(t["metadata"]["ownerReferences"].clone()), &their_hash));
+    assert_eq!(
+        unhash(&strip(o["metadata"]["ownerReferences"].clone()), &hash),
+        unhash(&strip(t["metadata"]["ownerReferences"].clone()), &their_hash)
+    );
     assert_eq!(unhash(&o["metadata"]["labels"], &hash), unhash(&t["metadata"]["labels"], &their_hash));
-    let cond_types = |v: &Value| v["status"]["conditions"].as_array().unwrap().iter().map(|c| (c["type"].clone(), c["status"].clone())).collect::<Vec<_>>();
+    let cond_types = |v: &Value| {
+        v["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["type"].clone(), c["status"].clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(cond_types(&o), cond_types(t));
     assert_eq!(o["status"]["phase"], "Running");
     assert_eq!(o["status"]["containerStatuses"][0]["ready"], true);
     // The recorded PDB: minAvailable 2 of 2 pods.
     let pdb = reference("pdb-status.json");
-    let sent: Value = serde_json::from_str(pdb["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str().unwrap()).unwrap();
+    let sent: Value = serde_json::from_str(
+        pdb["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str().unwrap(),
+    )
+    .unwrap();
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(c.clone(), "ref");
     pdbs.create(&PostParams::default(), &serde_json::from_value(sent).unwrap()).await.unwrap();
-    eventually(30, "PDB status computed", || async { pdbs.get("web").await.unwrap().status.is_some_and(|s| s.observed_generation == Some(1)) }).await;
+    eventually(30, "PDB status computed", || async {
+        pdbs.get("web").await.unwrap().status.is_some_and(|s| s.observed_generation == Some(1))
+    })
+    .await;
     let ours = serde_json::to_value(pdbs.get("web").await.unwrap()).unwrap();
     assert_eq!(strip(ours["status"].clone()), strip(pdb["status"].clone()), "PodDisruptionBudget status");
     // Eviction is refused with upstream's body, from the controller's own status.
     // (Sent raw: kube's client retries 429s on its own.)
     let victim = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items[0].name_any();
-    let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim, "namespace": "ref"}});
+    let eviction =
+        json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": victim, "namespace": "ref"}});
     let (code, body) = sim.post(&format!("/api/v1/namespaces/ref/pods/{victim}/eviction"), &eviction).await;
     assert_eq!((code, body), (429, reference("eviction-429-pdb.json")));
 }
@@ -146,23 +185,49 @@ async fn a_rollout_stays_within_max_surge_and_max_unavailable() {
     // Watch pods through the rollout and check the bounds after every change.
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let rv = pods.list(&ListParams::default()).await.unwrap().metadata.resource_version.unwrap();
-    let mut stream = pods.watch(&kube::api::WatchParams::default().labels("app=web").timeout(120), &rv).await.unwrap().boxed();
-    let mut view: BTreeMap<String, Pod> = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items.into_iter().map(|p| (p.name_any(), p)).collect();
+    let mut stream =
+        pods.watch(&kube::api::WatchParams::default().labels("app=web").timeout(120), &rv).await.unwrap().boxed();
+    let mut view: BTreeMap<String, Pod> = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|p| (p.name_any(), p))
+        .collect();
     deployments
-        .patch("web", &PatchParams::default(), &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}}}})))
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "nginx:1.28"}]}}}}),
+            ),
+        )
         .await
         .unwrap();
-    let ready = |p: &Pod| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
     let live = |p: &Pod| p.metadata.deletion_timestamp.is_none();
     let (mut max_live, mut min_ready, mut changes) = (0usize, usize::MAX, 0);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
         let done = view.values().filter(|p| live(p) && ready(p)).count() == 4
-            && view.values().filter(|p| live(p)).all(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("nginx:1.28"));
+            && view
+                .values()
+                .filter(|p| live(p))
+                .all(|p| p.spec.as_ref().unwrap().containers[0].image.as_deref() == Some("nginx:1.28"));
         if done && changes > 0 {
             break;
         }
-        let ev = tokio::time::timeout_at(deadline, stream.next()).await.expect("rollout finishes").expect("watch open").unwrap();
+        let ev = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("rollout finishes")
+            .expect("watch open")
+            .unwrap();
         match ev {
             kube::api::WatchEvent::Added(p) | kube::api::WatchEvent::Modified(p) => {
                 view.insert(p.name_any(), p);
@@ -182,7 +247,8 @@ async fn a_rollout_stays_within_max_surge_and_max_unavailable() {
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
     let rss = rss.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(rss.len(), 2, "old and new ReplicaSets are kept (revision history)");
-    let revisions: Vec<String> = rss.iter().map(|r| r.annotations()["deployment.kubernetes.io/revision"].clone()).collect();
+    let revisions: Vec<String> =
+        rss.iter().map(|r| r.annotations()["deployment.kubernetes.io/revision"].clone()).collect();
     assert!(revisions.contains(&"1".to_string()) && revisions.contains(&"2".to_string()), "{revisions:?}");
 }
 
@@ -192,15 +258,29 @@ async fn a_replicaset_adopts_a_matching_pod_and_scales_away_the_cheapest() {
     let c = sim.client().await;
     node(&c, "n1", "8", "16Gi", json!({})).await;
     let rss: Api<ReplicaSet> = Api::namespaced(c.clone(), "default");
-    let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "rs"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}},
-        "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}))
+    let rs: ReplicaSet = serde_json::from_value(
+        json!({"metadata": {"name": "rs"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "a"}},
+        "template": {"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}}),
+    )
     .unwrap();
     rss.create(&PostParams::default(), &rs).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let ready_count = |pods: Api<Pod>| async move {
-        pods.list(&ListParams::default().labels("app=a")).await.unwrap().items.iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none() && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-            .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+        pods.list(&ListParams::default().labels("app=a"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|p| {
+                p.metadata.deletion_timestamp.is_none()
+                    && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+            })
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
             .count()
     };
     eventually(30, "2 ready pods", || {
@@ -208,15 +288,23 @@ async fn a_replicaset_adopts_a_matching_pod_and_scales_away_the_cheapest() {
         async move { n.await == 2 }
     })
     .await;
-    let names: Vec<String> = pods.list(&ListParams::default().labels("app=a")).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+    let names: Vec<String> =
+        pods.list(&ListParams::default().labels("app=a")).await.unwrap().items.iter().map(|p| p.name_any()).collect();
     // Costs: the first replica is precious, the second cheap.
     for (name, cost) in [(&names[0], "100"), (&names[1], "-100")] {
-        pods.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": cost}}}))).await.unwrap();
+        pods.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": cost}}})),
+        )
+        .await
+        .unwrap();
     }
     // A matching pod with a middle cost, Ready like the others.
     let extra: Pod = serde_json::from_value(json!({"metadata": {"name": "extra", "labels": {"app": "a"},
         "annotations": {"controller.kubernetes.io/pod-deletion-cost": "0", "sim.kube-sim.io/startup-seconds": "0"}},
-        "spec": {"containers": [{"name": "c", "image": "x"}]}})).unwrap();
+        "spec": {"containers": [{"name": "c", "image": "x"}]}}))
+    .unwrap();
     pods.create(&PostParams::default(), &extra).await.unwrap();
     eventually(30, "the cheapest pod is scaled away", || {
         let pods = pods.clone();
@@ -231,10 +319,16 @@ async fn a_replicaset_adopts_a_matching_pod_and_scales_away_the_cheapest() {
     .await;
     let extra = pods.get("extra").await.unwrap();
     let owner = &extra.owner_references()[0];
-    assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.controller), ("ReplicaSet", "rs", Some(true)), "adopted");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("ReplicaSet", "rs", Some(true)),
+        "adopted"
+    );
     assert!(pods.get(&names[0]).await.unwrap().metadata.deletion_timestamp.is_none(), "the precious pod stays");
     // Relabelled pods are released.
-    pods.patch("extra", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}}))).await.unwrap();
+    pods.patch("extra", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}})))
+        .await
+        .unwrap();
     eventually(30, "released", || async { pods.get("extra").await.unwrap().owner_references().is_empty() }).await;
 }
 
@@ -258,7 +352,8 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods() {
     deployments.create(&PostParams::default(), &deployment("fg", 2, json!(1), json!(0), "1")).await.unwrap();
     wait_available(&deployments, "fg", 2).await;
     deployments.delete("fg", &DeleteParams::foreground()).await.unwrap();
-    eventually(30, "foreground deletion completes", || async { deployments.get_opt("fg").await.unwrap().is_none() }).await;
+    eventually(30, "foreground deletion completes", || async { deployments.get_opt("fg").await.unwrap().is_none() })
+        .await;
     assert!(pods.list(&ListParams::default().labels("app=fg")).await.unwrap().items.is_empty());
     // Orphan: the ReplicaSet survives, released.
     deployments.create(&PostParams::default(), &deployment("or", 1, json!(1), json!(0), "1")).await.unwrap();
@@ -266,7 +361,13 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods() {
     deployments.delete("or", &DeleteParams::orphan()).await.unwrap();
     eventually(30, "orphaned", || async {
         deployments.get_opt("or").await.unwrap().is_none()
-            && rss.list(&ListParams::default()).await.unwrap().items.iter().any(|r| r.name_any().starts_with("or-") && r.owner_references().is_empty())
+            && rss
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .iter()
+                .any(|r| r.name_any().starts_with("or-") && r.owner_references().is_empty())
     })
     .await;
 }
@@ -276,23 +377,52 @@ async fn an_unschedulable_pod_waits_for_a_node() {
     let sim = Sim::start_live_speed(20.0).await;
     let c = sim.client().await;
     node(&c, "small", "1", "1Gi", json!({})).await;
-    node(&c, "tainted", "16", "32Gi", json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}})).await;
+    node(
+        &c,
+        "tainted",
+        "16",
+        "32Gi",
+        json!({"spec": {"taints": [{"key": "gpu", "value": "true", "effect": "NoSchedule"}]}}),
+    )
+    .await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
-    let big: Pod = serde_json::from_value(json!({"metadata": {"name": "big"}, "spec": {"containers": [{"name": "c", "image": "x",
-        "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}})).unwrap();
+    let big: Pod =
+        serde_json::from_value(json!({"metadata": {"name": "big"}, "spec": {"containers": [{"name": "c", "image": "x",
+        "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}}))
+        .unwrap();
     pods.create(&PostParams::default(), &big).await.unwrap();
     eventually(30, "marked unschedulable", || async {
         pods.get("big").await.unwrap().status.and_then(|s| s.conditions).is_some_and(|cs| {
-            cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+            cs.iter().any(|c| {
+                c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable")
+            })
         })
     })
     .await;
-    let msg = pods.get("big").await.unwrap().status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "PodScheduled").unwrap().message.unwrap();
-    assert!(msg.starts_with("0/2 nodes are available:") && msg.contains("Insufficient cpu") && msg.contains("untolerated taint {gpu: true}"), "{msg}");
+    let msg = pods
+        .get("big")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")
+        .unwrap()
+        .message
+        .unwrap();
+    assert!(
+        msg.starts_with("0/2 nodes are available:")
+            && msg.contains("Insufficient cpu")
+            && msg.contains("untolerated taint {gpu: true}"),
+        "{msg}"
+    );
     node(&c, "large", "8", "16Gi", json!({})).await;
     eventually(30, "scheduled on the new node and running", || async {
         let p = pods.get("big").await.unwrap();
-        p.spec.unwrap().node_name.as_deref() == Some("large") && p.status.and_then(|s| s.phase).as_deref() == Some("Running")
+        p.spec.unwrap().node_name.as_deref() == Some("large")
+            && p.status.and_then(|s| s.phase).as_deref() == Some("Running")
     })
     .await;
 }
@@ -304,10 +434,15 @@ async fn kubelet_admission_rejects_a_pod_that_does_not_fit() {
     node(&c, "tiny", "1", "1Gi", json!({})).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let pinned: Pod = serde_json::from_value(json!({"metadata": {"name": "pinned"}, "spec": {"nodeName": "tiny",
-        "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "3"}}}]}})).unwrap();
+        "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "3"}}}]}}))
+    .unwrap();
     pods.create(&PostParams::default(), &pinned).await.unwrap();
     eventually(30, "rejected by the kubelet", || async {
-        pods.get("pinned").await.unwrap().status.is_some_and(|s| s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some("OutOfcpu"))
+        pods.get("pinned")
+            .await
+            .unwrap()
+            .status
+            .is_some_and(|s| s.phase.as_deref() == Some("Failed") && s.reason.as_deref() == Some("OutOfcpu"))
     })
     .await;
 }
@@ -321,18 +456,37 @@ async fn a_node_going_not_ready_is_tainted_and_its_pods_marked() {
     let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
         "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 30}]}})).unwrap();
     pods.create(&PostParams::default(), &p).await.unwrap();
-    eventually(30, "running", || async { pods.get("p").await.unwrap().status.and_then(|s| s.phase).as_deref() == Some("Running") }).await;
+    eventually(30, "running", || async {
+        pods.get("p").await.unwrap().status.and_then(|s| s.phase).as_deref() == Some("Running")
+    })
+    .await;
     let nodes: Api<Node> = Api::all(c.clone());
-    nodes.patch("n1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "false"}}}))).await.unwrap();
+    nodes
+        .patch(
+            "n1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "false"}}})),
+        )
+        .await
+        .unwrap();
     eventually(30, "node NotReady and tainted", || async {
         let n = nodes.get("n1").await.unwrap();
-        let unknown = n.status.and_then(|s| s.conditions).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown"));
-        let tainted = n.spec.and_then(|s| s.taints).is_some_and(|ts| ts.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute"));
+        let unknown = n
+            .status
+            .and_then(|s| s.conditions)
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "Unknown"));
+        let tainted = n
+            .spec
+            .and_then(|s| s.taints)
+            .is_some_and(|ts| ts.iter().any(|t| t.key == "node.kubernetes.io/unreachable" && t.effect == "NoExecute"));
         unknown && tainted
     })
     .await;
     // After its 30 s toleration (simulated) the pod is evicted; with the kubelet down it stays Terminating.
-    eventually(30, "pod evicted after its toleration", || async { pods.get("p").await.unwrap().metadata.deletion_timestamp.is_some() }).await;
+    eventually(30, "pod evicted after its toleration", || async {
+        pods.get("p").await.unwrap().metadata.deletion_timestamp.is_some()
+    })
+    .await;
     let p = pods.get("p").await.unwrap();
     let ready = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "False");
@@ -345,7 +499,10 @@ async fn claims_are_bound_to_provisioned_volumes() {
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), "default");
     let pvc = serde_json::from_value(json!({"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})).unwrap();
     pvcs.create(&PostParams::default(), &pvc).await.unwrap();
-    eventually(20, "bound", || async { pvcs.get("data").await.unwrap().status.and_then(|s| s.phase).as_deref() == Some("Bound") }).await;
+    eventually(20, "bound", || async {
+        pvcs.get("data").await.unwrap().status.and_then(|s| s.phase).as_deref() == Some("Bound")
+    })
+    .await;
     let claim = pvcs.get("data").await.unwrap();
     let pv_name = claim.spec.as_ref().unwrap().volume_name.clone().unwrap();
     let pvs: Api<k8s_openapi::api::core::v1::PersistentVolume> = Api::all(c.clone());
@@ -365,8 +522,11 @@ async fn checkpoint_endpoint_answers_like_a_kubelet() {
     node(&c, "nocp", "4", "8Gi", json!({"metadata": {"annotations": {"sim.kube-sim.io/checkpoint": "false"}}})).await;
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     for (name, node) in [("a", "cp"), ("b", "nocp")] {
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name, "annotations": {"sim.kube-sim.io/memory": "300Mi"}},
-            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "x"}]}})).unwrap();
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "annotations": {"sim.kube-sim.io/memory": "300Mi"}},
+            "spec": {"nodeName": node, "containers": [{"name": "main", "image": "x"}]}}),
+        )
+        .unwrap();
         pods.create(&PostParams::default(), &p).await.unwrap();
     }
     eventually(30, "both running", || async {
@@ -386,7 +546,10 @@ async fn checkpoint_endpoint_answers_like_a_kubelet() {
     assert_eq!(code, 200, "{body}");
     let items: Value = serde_json::from_str(&body).unwrap();
     let path = items["items"][0].as_str().unwrap().to_string();
-    assert!(path.starts_with("/var/lib/kubelet/checkpoints/checkpoint-a_default-main-") && path.ends_with(".tar"), "{path}");
+    assert!(
+        path.starts_with("/var/lib/kubelet/checkpoints/checkpoint-a_default-main-") && path.ends_with(".tar"),
+        "{path}"
+    );
     let recorded = sim.cluster.checkpoints();
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].path, path);
@@ -409,7 +572,8 @@ async fn metrics_follow_usage_profiles() {
         "spec": {"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "300m"}}}, {"name": "b", "image": "y", "resources": {"requests": {"cpu": "100m"}}}]}})).unwrap();
     pods.create(&PostParams::default(), &p).await.unwrap();
     let gvk = kube::core::GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "PodMetrics");
-    let pm: Api<kube::core::DynamicObject> = Api::namespaced_with(c.clone(), "default", &kube::core::ApiResource::from_gvk_with_plural(&gvk, "pods"));
+    let pm: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(c.clone(), "default", &kube::core::ApiResource::from_gvk_with_plural(&gvk, "pods"));
     let cpu_of = |o: &kube::core::DynamicObject, i: usize| -> i64 {
         let s = o.data["containers"][i]["usage"]["cpu"].as_str().unwrap().trim_end_matches('n').to_string();
         s.parse::<i64>().unwrap() / 1_000_000
@@ -417,10 +581,89 @@ async fn metrics_follow_usage_profiles() {
     eventually(30, "pod metrics before the step", || async { pm.get_opt("load").await.unwrap().is_some() }).await;
     let before = pm.get("load").await.unwrap();
     assert_eq!((cpu_of(&before, 0), cpu_of(&before, 1)), (150, 50), "200m split 3:1 by requests");
-    eventually(30, "after the step at t=20s", || async { pm.get("load").await.ok().is_some_and(|o| cpu_of(&o, 0) == 1125) }).await;
+    eventually(30, "after the step at t=20s", || async {
+        pm.get("load").await.ok().is_some_and(|o| cpu_of(&o, 0) == 1125)
+    })
+    .await;
     let gvk = kube::core::GroupVersionKind::gvk("metrics.k8s.io", "v1beta1", "NodeMetrics");
-    let nm: Api<kube::core::DynamicObject> = Api::all_with(c.clone(), &kube::core::ApiResource::from_gvk_with_plural(&gvk, "nodes"));
+    let nm: Api<kube::core::DynamicObject> =
+        Api::all_with(c.clone(), &kube::core::ApiResource::from_gvk_with_plural(&gvk, "nodes"));
     let n = nm.get("m1").await.unwrap();
     assert_eq!(n.data["usage"]["cpu"], "1600000000n", "pod 1500m + system 100m");
     assert_eq!(n.data["usage"]["memory"], format!("{}Ki", (512 + 200) * 1024));
+}
+
+#[tokio::test]
+async fn statefulset_pods_come_in_order_and_daemonsets_cover_eligible_nodes() {
+    let sim = Sim::start_live_speed(20.0).await;
+    let c = sim.client().await;
+    node(&c, "w1", "8", "16Gi", json!({"metadata": {"labels": {"role": "worker"}}})).await;
+    node(&c, "w2", "8", "16Gi", json!({"metadata": {"labels": {"role": "worker"}}})).await;
+    node(&c, "cp", "4", "8Gi", json!({"metadata": {"labels": {"role": "control"}}})).await;
+    let sts: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(c.clone(), "default");
+    let s = serde_json::from_value(json!({"metadata": {"name": "db"}, "spec": {"replicas": 3, "serviceName": "db",
+        "selector": {"matchLabels": {"app": "db"}},
+        "template": {"metadata": {"labels": {"app": "db"}, "annotations": {"sim.kube-sim.io/startup-seconds": "2"}},
+            "spec": {"containers": [{"name": "c", "image": "postgres:16"}]}},
+        "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}}))
+    .unwrap();
+    sts.create(&PostParams::default(), &s).await.unwrap();
+    // Watch creations: ordinals appear one at a time, each after the previous is Ready.
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let mut seen: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods.list(&ListParams::default().labels("app=db")).await.unwrap().items;
+        let mut names: Vec<String> = list.iter().map(|p| p.name_any()).collect();
+        names.sort();
+        for n in names {
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        let ready = list
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .count();
+        assert!(list.len() <= ready + 1, "one pod at a time: {} pods, {ready} ready", list.len());
+        if ready == 3 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "db-0..2 never all ready (saw {seen:?})");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, vec!["db-0", "db-1", "db-2"], "ordinal names, in order");
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), "default");
+    let mut names: Vec<String> = claims.list(&ListParams::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+    names.sort();
+    assert_eq!(names, vec!["data-db-0", "data-db-1", "data-db-2"]);
+    sts.patch_scale("db", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
+    eventually(60, "scaled down from the highest ordinal", || async {
+        let mut names: Vec<String> = pods.list(&ListParams::default().labels("app=db")).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+        names.sort();
+        names == vec!["db-0"]
+    })
+    .await;
+    // A DaemonSet for workers only.
+    let ds: Api<k8s_openapi::api::apps::v1::DaemonSet> = Api::namespaced(c.clone(), "default");
+    let d = serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"nodeSelector": {"role": "worker"}, "containers": [{"name": "c", "image": "agent"}]}}}}))
+    .unwrap();
+    ds.create(&PostParams::default(), &d).await.unwrap();
+    eventually(30, "one agent per worker", || async {
+        let mut nodes: Vec<String> = pods.list(&ListParams::default().labels("app=agent")).await.unwrap().items.iter()
+            .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())).collect();
+        nodes.sort();
+        nodes == vec!["w1", "w2"]
+    })
+    .await;
+    node(&c, "w3", "8", "16Gi", json!({"metadata": {"labels": {"role": "worker"}}})).await;
+    eventually(30, "a new worker gets its agent", || async {
+        pods.list(&ListParams::default().labels("app=agent")).await.unwrap().items.iter().any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("w3"))
+    })
+    .await;
+    eventually(30, "daemonset status", || async {
+        ds.get("agent").await.unwrap().status.is_some_and(|s| s.desired_number_scheduled == 3 && s.number_ready == 3)
+    })
+    .await;
 }

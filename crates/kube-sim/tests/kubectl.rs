@@ -324,7 +324,11 @@ async fn wait_ready(k: &Kubectl<'_>, selector: &str, n: usize) {
             .unwrap()
             .iter()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .filter(|p| p["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")))
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
             .count();
         if ready == n {
             return;
@@ -340,7 +344,8 @@ async fn kubectl_drain_is_refused_exactly_when_a_budget_would_be_violated() {
     let k = Kubectl { sim: &sim };
     k.ok_input(&["apply", "-f", "-"], Some(TWO_NODES)).await;
     // Pinned to n1 and guarded by minAvailable 2 of 2: no eviction is ever allowed.
-    k.ok_input(&["apply", "-f", "-"], Some(&guarded("pinned", 2, 2, "nodeSelector: {kubernetes.io/hostname: n1}"))).await;
+    k.ok_input(&["apply", "-f", "-"], Some(&guarded("pinned", 2, 2, "nodeSelector: {kubernetes.io/hostname: n1}")))
+        .await;
     let free = "apiVersion: v1\nkind: Pod\nmetadata: {name: free}\nspec:\n  nodeName: n1\n  containers: [{name: c, image: x}]\n";
     k.ok_input(&["apply", "-f", "-"], Some(free)).await;
     wait_ready(&k, "app=pinned", 2).await;
@@ -378,7 +383,8 @@ async fn kubectl_drain_completes_when_the_budget_allows_one_at_a_time() {
 #[tokio::test]
 async fn kubectl_top_shows_scenario_usage() {
     let sim = Sim::start_live_speed(10.0).await;
-    let text = std::fs::read_to_string(format!("{}/../../scenarios/sdi-edge.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let text =
+        std::fs::read_to_string(format!("{}/../../scenarios/sdi-edge.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let scenario = kube_sim::scenario::parse("sdi-edge.yaml", &text).unwrap();
     sim.cluster.load_scenario(&scenario).unwrap();
     let k = Kubectl { sim: &sim };

@@ -63,14 +63,19 @@ impl Kubelets {
         if !supported {
             return text(
                 500,
-                &format!("checkpointing of {ns}/{pod_name}/{container} failed (rpc error: code = Unimplemented desc = method CheckpointContainer not implemented)"),
+                &format!(
+                    "checkpointing of {ns}/{pod_name}/{container} failed (rpc error: code = Unimplemented desc = method CheckpointContainer not implemented)"
+                ),
             );
         }
         let running = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
             cs.iter().any(|c| c.name == container && c.state.as_ref().is_some_and(|s| s.running.is_some()))
         });
         if !running {
-            return text(500, &format!("checkpointing of {ns}/{pod_name}/{container} failed (container is not running)"));
+            return text(
+                500,
+                &format!("checkpointing of {ns}/{pod_name}/{container} failed (container is not running)"),
+            );
         }
         let time = self.clock.now_rfc3339();
         let path = format!("/var/lib/kubelet/checkpoints/checkpoint-{pod_name}_{ns}-{container}-{time}.tar");

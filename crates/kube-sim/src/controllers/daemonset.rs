@@ -61,9 +61,12 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             .nodes
             .iter()
             .filter(|(_, n)| {
-                rules::fit::check(n, Default::default(), &probe)
-                    .iter()
-                    .all(|u| matches!(u, Unfit::InsufficientCpu | Unfit::InsufficientMemory | Unfit::TooManyPods | Unfit::Unschedulable))
+                rules::fit::check(n, Default::default(), &probe).iter().all(|u| {
+                    matches!(
+                        u,
+                        Unfit::InsufficientCpu | Unfit::InsufficientMemory | Unfit::TooManyPods | Unfit::Unschedulable
+                    )
+                })
             })
             .map(|(name, _)| name.clone())
             .collect();
@@ -101,8 +104,14 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             }
         }
     }
-    let scheduled = mine.iter().filter(|(n, ps)| eligible.contains(*n) && ps.iter().any(|p| rules::ranking::is_pod_active(p))).count() as i32;
-    let ready = mine.iter().filter(|(n, ps)| eligible.contains(*n) && ps.iter().any(|p| rules::ranking::is_pod_ready(p))).count() as i32;
+    let scheduled = mine
+        .iter()
+        .filter(|(n, ps)| eligible.contains(*n) && ps.iter().any(|p| rules::ranking::is_pod_active(p)))
+        .count() as i32;
+    let ready = mine
+        .iter()
+        .filter(|(n, ps)| eligible.contains(*n) && ps.iter().any(|p| rules::ranking::is_pod_ready(p)))
+        .count() as i32;
     let status = DaemonSetStatus {
         desired_number_scheduled: eligible.len() as i32,
         current_number_scheduled: scheduled,

@@ -50,8 +50,16 @@ fn scale(plane: &mut Plane, d: &Deployment, rs: &ReplicaSet, to: i32) {
     let name = rs.metadata.name.clone().unwrap_or_default();
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let (surge, _) = rules::deployment::resolve_fenceposts(
-        d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_surge.as_ref()),
-        d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.max_unavailable.as_ref()),
+        d.spec
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_surge.as_ref()),
+        d.spec
+            .as_ref()
+            .and_then(|s| s.strategy.as_ref())
+            .and_then(|s| s.rolling_update.as_ref())
+            .and_then(|r| r.max_unavailable.as_ref()),
         desired,
     );
     let patch = json!({"metadata": {"annotations": {
@@ -61,8 +69,16 @@ fn scale(plane: &mut Plane, d: &Deployment, rs: &ReplicaSet, to: i32) {
     match plane.patch::<ReplicaSet>(MANAGER, ns.as_deref(), &name, false, &patch, Some(Msg::ReplicaSet)) {
         Ok(_) => {
             let verb = if to > from { "up" } else { "down" };
-            plane.event_about(&d.metadata, "apps/v1", "Deployment", "ScalingReplicaSet",
-                &format!("Scaled {verb} replica set {name} from {from} to {to}"), "Normal", MANAGER, "Scaling");
+            plane.event_about(
+                &d.metadata,
+                "apps/v1",
+                "Deployment",
+                "ScalingReplicaSet",
+                &format!("Scaled {verb} replica set {name} from {from} to {to}"),
+                "Normal",
+                MANAGER,
+                "Scaling",
+            );
         }
         Err(e) => plane.note("scale replicaset", &name, &e),
     }
@@ -128,14 +144,19 @@ fn sync_revision(plane: &mut Plane, d: &Deployment, rev: i64) {
     }
     let name = d.metadata.name.clone().unwrap_or_default();
     let patch = json!({"metadata": {"annotations": {REVISION: rev.to_string()}}});
-    if let Err(e) = plane.patch::<Deployment>(MANAGER, d.metadata.namespace.as_deref(), &name, false, &patch, Some(Msg::Deployment)) {
+    if let Err(e) =
+        plane.patch::<Deployment>(MANAGER, d.metadata.namespace.as_deref(), &name, false, &patch, Some(Msg::Deployment))
+    {
         plane.note("deployment revision", &name, &e);
     }
 }
 
 /// Status equality without the condition timestamps (which would otherwise
 /// make every reconcile a write).
-fn same_ignoring_times(old: Option<&k8s_openapi::api::apps::v1::DeploymentStatus>, new: &k8s_openapi::api::apps::v1::DeploymentStatus) -> bool {
+fn same_ignoring_times(
+    old: Option<&k8s_openapi::api::apps::v1::DeploymentStatus>,
+    new: &k8s_openapi::api::apps::v1::DeploymentStatus,
+) -> bool {
     let Some(old) = old else { return false };
     let strip = |s: &k8s_openapi::api::apps::v1::DeploymentStatus| {
         let mut s = s.clone();
@@ -184,8 +205,16 @@ fn create_new_rs(plane: &mut Plane, d: &Deployment, all: &[ReplicaSet], hash: &s
     }
     match plane.create(MANAGER, Some(&ns), &rs, Some(Msg::ReplicaSet)) {
         Ok(v) => {
-            plane.event_about(&d.metadata, "apps/v1", "Deployment", "ScalingReplicaSet",
-                &format!("Scaled up replica set {name} from 0 to {target}"), "Normal", MANAGER, "Scaling");
+            plane.event_about(
+                &d.metadata,
+                "apps/v1",
+                "Deployment",
+                "ScalingReplicaSet",
+                &format!("Scaled up replica set {name} from 0 to {target}"),
+                "Normal",
+                MANAGER,
+                "Scaling",
+            );
             serde_json::from_value(v).ok()
         }
         Err(e) if e.code == 409 => {
@@ -235,7 +264,9 @@ fn cleanup(plane: &mut Plane, d: &Deployment, all: &[ReplicaSet], new_rs: Option
     }
     for rs in empty.iter().take(empty.len() - limit) {
         let name = rs.metadata.name.clone().unwrap_or_default();
-        if let Err(e) = plane.delete::<ReplicaSet>(rs.metadata.namespace.as_deref(), &name, rs.metadata.uid.as_deref(), None, None) {
+        if let Err(e) =
+            plane.delete::<ReplicaSet>(rs.metadata.namespace.as_deref(), &name, rs.metadata.uid.as_deref(), None, None)
+        {
             plane.note("clean up old replicaset", &name, &e);
         }
     }

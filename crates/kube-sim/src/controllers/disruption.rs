@@ -22,13 +22,20 @@ fn controller_scale(state: &State, pods: &[&Arc<Pod>]) -> i32 {
     let mut seen = std::collections::BTreeSet::new();
     let mut total = 0;
     for p in pods {
-        let Some(r) = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)) else { continue };
+        let Some(r) = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)) else {
+            continue;
+        };
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let key = format!("{ns}/{}", r.name);
         let (uid, scale) = match r.kind.as_str() {
             "ReplicaSet" => match state.replicasets.get(&key) {
                 Some(rs) => {
-                    let parent = rs.metadata.owner_references.iter().flatten().find(|o| o.controller == Some(true) && o.kind == "Deployment");
+                    let parent = rs
+                        .metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .find(|o| o.controller == Some(true) && o.kind == "Deployment");
                     match parent.and_then(|o| state.deployments.get(&format!("{ns}/{}", o.name))) {
                         Some(d) => (d.metadata.uid.clone(), d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
                         None => (rs.metadata.uid.clone(), rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)),
@@ -57,7 +64,9 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         let state = plane.state.read();
         let sel = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()).map(selector_of);
         let pods: Vec<&Arc<Pod>> = match &sel {
-            Some(sel) => state.pods_in(&ns).filter(|p| sel.matches(&p.metadata.labels.clone().unwrap_or_default())).collect(),
+            Some(sel) => {
+                state.pods_in(&ns).filter(|p| sel.matches(&p.metadata.labels.clone().unwrap_or_default())).collect()
+            }
             None => Vec::new(),
         };
         let scale = rules::disruption::needs_controller_scale(&pdb).then(|| controller_scale(&state, &pods));

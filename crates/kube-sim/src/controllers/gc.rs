@@ -69,7 +69,9 @@ fn patch_meta(plane: &mut Plane, api_version: &str, kind: &str, meta: &ObjectMet
     let name = meta.name.clone().unwrap_or_default();
     let body = serde_json::to_vec(patch).unwrap_or_default();
     let opts = Plane::opts(MANAGER);
-    if let Err(e) = plane.api.patch(&res, meta.namespace.as_deref(), &name, None, crate::apiserver::PatchType::Merge, &body, &opts) {
+    if let Err(e) =
+        plane.api.patch(&res, meta.namespace.as_deref(), &name, None, crate::apiserver::PatchType::Merge, &body, &opts)
+    {
         plane.note("garbage collector patch", &name, &e);
     }
 }
@@ -125,7 +127,8 @@ pub fn on_owner_deleting(plane: &mut Plane, owner: &ObjectMeta, api_version: &st
     if finalizers.iter().any(|f| f == "orphan") {
         for (dkind, key) in &deps {
             let Some(meta) = meta_of(plane, *dkind, key) else { continue };
-            let keep: Vec<OwnerReference> = meta.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
+            let keep: Vec<OwnerReference> =
+                meta.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
             let (av, k) = gvk(*dkind);
             patch_meta(plane, av, k, &meta, &json!({"metadata": {"ownerReferences": keep, "uid": meta.uid}}));
         }
@@ -135,7 +138,8 @@ pub fn on_owner_deleting(plane: &mut Plane, owner: &ObjectMeta, api_version: &st
         let mut blocking = 0;
         for (dkind, key) in &deps {
             let Some(meta) = meta_of(plane, *dkind, key) else { continue };
-            let blocks = meta.owner_references.iter().flatten().any(|r| r.uid == uid && r.block_owner_deletion == Some(true));
+            let blocks =
+                meta.owner_references.iter().flatten().any(|r| r.uid == uid && r.block_owner_deletion == Some(true));
             if blocks {
                 blocking += 1;
             }

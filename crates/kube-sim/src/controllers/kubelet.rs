@@ -67,7 +67,10 @@ fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
 }
 
 fn seconds(pod: &Pod, key: &str, default: f64) -> f64 {
-    annotation(pod, key).and_then(|v| v.trim().parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0).unwrap_or(default)
+    annotation(pod, key)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .unwrap_or(default)
 }
 
 /// The kubelets' memory of each pod's lifecycle.
@@ -158,7 +161,8 @@ fn adopt_running(pod: &Pod, uid: &str) -> Option<PodRuntime> {
     }
     let started = status.start_time.as_ref().map(|t| crate::clock::format_time(t.0)).unwrap_or_default();
     let restarts = status.container_statuses.iter().flatten().map(|c| c.restart_count).max().unwrap_or(0);
-    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
+    let crashing =
+        pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
     Some(PodRuntime {
         uid: uid.to_string(),
         start_at: Duration::ZERO,
@@ -222,7 +226,8 @@ fn admit(
 fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, mut rt: PodRuntime) {
     let now = plane.now();
     rt.started = Some(plane.now_rfc3339());
-    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
+    let crashing =
+        pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
     if crashing {
         rt.next_crash = Some(now + Duration::from_secs(10));
         plane.after(10.0, Dirty::Pod(key.to_string()));
@@ -273,6 +278,9 @@ fn write_status(plane: &mut Plane, key: &str, pod: &Pod, status: PodStatus) {
     p.status = Some(status);
     if let Err(e) = plane.replace(MANAGER, &p, true, Msg::Pod) {
         plane.note("pod status", key, &e);
+        // The kubelet syncs again shortly (it would on its next sync period).
+        plane.kubelet.pods.remove(key);
+        plane.after(1.0, Dirty::Pod(key.to_string()));
     }
 }
 

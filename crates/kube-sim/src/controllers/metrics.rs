@@ -50,7 +50,12 @@ const DEFAULT_SYSTEM_MEMORY: &str = "256Mi";
 fn request_milli(c: &Container, resource: &str) -> i128 {
     c.resources
         .as_ref()
-        .and_then(|r| r.requests.as_ref().and_then(|m| m.get(resource)).or_else(|| r.limits.as_ref().and_then(|m| m.get(resource))))
+        .and_then(|r| {
+            r.requests
+                .as_ref()
+                .and_then(|m| m.get(resource))
+                .or_else(|| r.limits.as_ref().and_then(|m| m.get(resource)))
+        })
         .and_then(|q| crate::quantity::parse_milli(&q.0).ok())
         .unwrap_or(0)
 }
@@ -89,7 +94,8 @@ impl Metrics {
         let seed = state.settings.seed;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let running = pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
-        let mut out: Vec<(String, Usage)> = spec.containers.iter().map(|c| (c.name.clone(), Usage::default())).collect();
+        let mut out: Vec<(String, Usage)> =
+            spec.containers.iter().map(|c| (c.name.clone(), Usage::default())).collect();
         for resource in ["cpu", "memory"] {
             let overridden = self.override_profile(state, pod, resource);
             let pod_level = self.annotation_profile(pod, &format!("sim.kube-sim.io/{resource}"));
@@ -129,7 +135,9 @@ impl Metrics {
         };
         let name = node.metadata.name.clone().unwrap_or_default();
         let seed = state.settings.seed;
-        let v = |text: String, what: &str| self.profile(&text).map_or(0, |p| p.value_milli(t, seed, &format!("node/{name}/{what}")));
+        let v = |text: String, what: &str| {
+            self.profile(&text).map_or(0, |p| p.value_milli(t, seed, &format!("node/{name}/{what}")))
+        };
         Usage {
             cpu: v(ann("sim.kube-sim.io/system-cpu", DEFAULT_SYSTEM_CPU), "cpu"),
             memory: v(ann("sim.kube-sim.io/system-memory", DEFAULT_SYSTEM_MEMORY), "memory"),

@@ -60,7 +60,11 @@ fn conditions(up: bool, now: &str, old: Option<&Vec<NodeCondition>>) -> Vec<Node
                 status: status.to_string(),
                 reason: Some(reason.to_string()),
                 message: Some(message.to_string()),
-                last_heartbeat_time: if same && !up { prev.and_then(|c| c.last_heartbeat_time.clone()) } else { t.clone() },
+                last_heartbeat_time: if same && !up {
+                    prev.and_then(|c| c.last_heartbeat_time.clone())
+                } else {
+                    t.clone()
+                },
                 last_transition_time: if same { prev.and_then(|c| c.last_transition_time.clone()) } else { t.clone() },
             }
         })
@@ -186,12 +190,13 @@ fn heartbeat(plane: &mut Plane, name: &str) {
         let patch = json!({"spec": {"renewTime": renew, "holderIdentity": name}});
         plane.patch::<Lease>(MANAGER, Some("kube-node-lease"), name, false, &patch, None).map(|_| ())
     } else {
-        let lease: Lease = match serde_json::from_value(json!({"metadata": {"name": name, "namespace": "kube-node-lease"},
+        let lease: Lease =
+            match serde_json::from_value(json!({"metadata": {"name": name, "namespace": "kube-node-lease"},
             "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renew}}))
-        {
-            Ok(l) => l,
-            Err(_) => return,
-        };
+            {
+                Ok(l) => l,
+                Err(_) => return,
+            };
         plane.create(MANAGER, Some("kube-node-lease"), &lease, None).map(|_| ())
     };
     if let Err(e) = result {
@@ -267,7 +272,8 @@ fn unreachable_toleration(pod: &Pod) -> Toleration {
     let mut best = Toleration::No;
     for t in pod.spec.iter().flat_map(|s| s.tolerations.iter().flatten()) {
         let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");
-        let key_ok = t.key.as_deref() == Some(UNREACHABLE) || (t.key.as_deref().is_none_or(str::is_empty) && t.operator.as_deref() == Some("Exists"));
+        let key_ok = t.key.as_deref() == Some(UNREACHABLE)
+            || (t.key.as_deref().is_none_or(str::is_empty) && t.operator.as_deref() == Some("Exists"));
         if !(effect_ok && key_ok) {
             continue;
         }

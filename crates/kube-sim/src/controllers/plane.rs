@@ -192,7 +192,8 @@ impl Plane {
             Dirty::DaemonSet(k) => daemonset::reconcile(self, &k),
             Dirty::PdbNamespace(ns) => {
                 let prefix = format!("{ns}/");
-                let keys: Vec<String> = self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+                let keys: Vec<String> =
+                    self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
                 for k in keys {
                     self.mark(Dirty::Pdb(k));
                 }
@@ -241,7 +242,10 @@ impl Plane {
 
     /// Decode a written object and put it in the cache at once, so the next
     /// reconcile sees it even before the informer delivers it.
-    fn write_through<K: DeserializeOwned>(&mut self, v: Value, wrap: impl Fn(Change<K>) -> Msg) -> Option<Arc<K>> {
+    fn write_through<K: DeserializeOwned>(&mut self, mut v: Value, wrap: impl Fn(Change<K>) -> Msg) -> Option<Arc<K>> {
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+        }
         let k: K = serde_json::from_value(v).ok()?;
         let k = Arc::new(k);
         let dirty = self.state.write().apply(wrap(Change::Upsert(k.clone())));

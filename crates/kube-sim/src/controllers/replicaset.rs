@@ -35,7 +35,10 @@ fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
 }
 
 pub fn selector_of(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
-    serde_json::to_value(sel).ok().and_then(|v| LabelSelector::from_object(&v).ok()).unwrap_or_else(LabelSelector::nothing)
+    serde_json::to_value(sel)
+        .ok()
+        .and_then(|v| LabelSelector::from_object(&v).ok())
+        .unwrap_or_else(LabelSelector::nothing)
 }
 
 /// A new pod for a controller, from its template.
@@ -119,10 +122,20 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             match plane.create(MANAGER, Some(&ns), &pod, Some(Msg::Pod)) {
                 Ok(created) => {
                     let pname = crate::meta::name(&created).to_string();
-                    plane.event_about(&rs.metadata, "apps/v1", "ReplicaSet", "SuccessfulCreate", &format!("Created pod: {pname}"), "Normal", MANAGER, "Create");
+                    plane.event_about(
+                        &rs.metadata,
+                        "apps/v1",
+                        "ReplicaSet",
+                        "SuccessfulCreate",
+                        &format!("Created pod: {pname}"),
+                        "Normal",
+                        MANAGER,
+                        "Create",
+                    );
                 }
                 Err(e) => {
                     plane.note("create pod", key, &e);
+                    plane.after(1.0, super::state::Dirty::ReplicaSet(key.to_string()));
                     break;
                 }
             }
@@ -133,7 +146,16 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             let Some(p) = active.get(i) else { continue };
             let pname = p.metadata.name.clone().unwrap_or_default();
             match plane.delete::<Pod>(Some(&ns), &pname, p.metadata.uid.as_deref(), None, None) {
-                Ok(()) => plane.event_about(&rs.metadata, "apps/v1", "ReplicaSet", "SuccessfulDelete", &format!("Deleted pod: {pname}"), "Normal", MANAGER, "Delete"),
+                Ok(()) => plane.event_about(
+                    &rs.metadata,
+                    "apps/v1",
+                    "ReplicaSet",
+                    "SuccessfulDelete",
+                    &format!("Deleted pod: {pname}"),
+                    "Normal",
+                    MANAGER,
+                    "Delete",
+                ),
                 Err(e) => plane.note("delete pod", &pname, &e),
             }
         }
@@ -142,7 +164,13 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
 }
 
 fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<Pod>]) {
-    let template_labels = rs.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).and_then(|m| m.labels.clone()).unwrap_or_default();
+    let template_labels = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
     let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let fully = active
         .iter()

@@ -25,6 +25,12 @@ use crate::rules::resources::Resources;
 const SCHEDULER: &str = "default-scheduler";
 /// Feasible nodes scored per pod before choosing.
 const FEASIBLE_SAMPLE: usize = 16;
+/// Unschedulable pods are tried again at least this often (simulated seconds),
+/// whatever happens: a change that frees capacity can come before the failed
+/// attempt is recorded (upstream flushes its unschedulable queue periodically too).
+const UNSCHEDULABLE_RETRY: f64 = 15.0;
+/// A failed bind is retried after this long (simulated seconds).
+const BIND_RETRY: f64 = 1.0;
 
 #[derive(Debug, Default)]
 pub struct Queue {
@@ -113,18 +119,28 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
                         let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
                         plane.mark_all(dirty);
                     }
-                    plane.event(pod, "Scheduled", &format!("Successfully assigned {ns}/{name} to {node}"), "Normal", SCHEDULER, "Binding");
+                    plane.event(
+                        pod,
+                        "Scheduled",
+                        &format!("Successfully assigned {ns}/{name} to {node}"),
+                        "Normal",
+                        SCHEDULER,
+                        "Binding",
+                    );
                 }
-                Err(e) => plane.note("bind", key, &e),
+                Err(e) => {
+                    plane.note("bind", key, &e);
+                    plane.after(BIND_RETRY, Dirty::Pod(key.to_string()));
+                }
             }
         }
         Err(message) => {
             plane.scheduler.unschedulable.insert(key.to_string());
-            let already = pod
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.message.as_deref() == Some(&message)));
+            plane.after(UNSCHEDULABLE_RETRY, Dirty::Capacity);
+            let already = pod.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.message.as_deref() == Some(&message))
+            });
             if already {
                 return;
             }
@@ -134,7 +150,15 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
             // Strategic merge keeps the pod's other conditions (conditions merge by type).
             let res = plane.api.res("", "pods");
             let body = serde_json::to_vec(&patch).unwrap_or_default();
-            match plane.api.patch(&res, Some(&ns), &name, Some("status"), crate::apiserver::PatchType::Strategic, &body, &Plane::opts(SCHEDULER)) {
+            match plane.api.patch(
+                &res,
+                Some(&ns),
+                &name,
+                Some("status"),
+                crate::apiserver::PatchType::Strategic,
+                &body,
+                &Plane::opts(SCHEDULER),
+            ) {
                 Ok(w) => {
                     if let Ok(p) = serde_json::from_value::<Pod>(w.object) {
                         let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));

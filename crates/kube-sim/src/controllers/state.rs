@@ -84,7 +84,13 @@ pub struct SimSettings {
 
 impl Default for SimSettings {
     fn default() -> Self {
-        SimSettings { seed: 1, startup_seconds: 1.0, shutdown_seconds: 1.0, heartbeat_seconds: 10.0, record_events: true }
+        SimSettings {
+            seed: 1,
+            startup_seconds: 1.0,
+            shutdown_seconds: 1.0,
+            heartbeat_seconds: 10.0,
+            record_events: true,
+        }
     }
 }
 
@@ -159,6 +165,13 @@ pub fn key_of(meta: &ObjectMeta) -> String {
 
 fn rv(meta: &ObjectMeta) -> u64 {
     meta.resource_version.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
+/// Whether `incoming` is older than what the cache holds (a controller's own
+/// write got there first). A change without a resourceVersion (the informer's
+/// deletions after a re-list) is never stale.
+fn stale(cached: &ObjectMeta, incoming: &ObjectMeta) -> bool {
+    incoming.resource_version.is_some() && rv(cached) > rv(incoming)
 }
 
 /// Whether a pod still occupies its node's resources (upstream: not terminal).
@@ -250,16 +263,18 @@ impl State {
             Change::Delete(o) => (o, true),
         };
         let key = key_of(obj.metadata());
-        if K::map(self).get(&key).is_some_and(|cur| rv(cur.metadata()) > rv(obj.metadata())) {
+        if K::map(self).get(&key).is_some_and(|cur| stale(cur.metadata(), obj.metadata())) {
             return out;
         }
-        if let Some(old) = K::map(self).remove(&key) {
+        let old = K::map(self).remove(&key);
+        if let Some(old) = &old {
             let m = old.metadata().clone();
             self.index_owner(K::CACHE_KIND, &key, &m, false);
             Self::owner_dirty(&m, &mut out);
         }
         if deleted {
-            if let Some(uid) = obj.metadata().uid.clone() {
+            let uid = obj.metadata().uid.clone().or_else(|| old.and_then(|o| o.metadata().uid.clone()));
+            if let Some(uid) = uid {
                 out.push(Dirty::Gone(uid));
             }
         } else {
@@ -327,7 +342,7 @@ impl State {
             Change::Delete(o) => (o, true),
         };
         let key = key_of(&obj.metadata);
-        if self.pods.get(&key).is_some_and(|cur| rv(&cur.metadata) > rv(&obj.metadata)) {
+        if self.pods.get(&key).is_some_and(|cur| stale(&cur.metadata, &obj.metadata)) {
             return out;
         }
         let old = self.pods.remove(&key);
@@ -342,7 +357,8 @@ impl State {
             out.push(Dirty::PdbNamespace(ns.to_string()));
         }
         if deleted {
-            if let Some(uid) = obj.metadata.uid.clone() {
+            let uid = obj.metadata.uid.clone().or_else(|| old.as_ref().and_then(|o| o.metadata.uid.clone()));
+            if let Some(uid) = uid {
                 out.push(Dirty::Gone(uid));
             }
             out.push(Dirty::Capacity);
@@ -363,7 +379,7 @@ impl State {
         match change {
             Change::Upsert(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
-                if self.nodes.get(&name).is_some_and(|cur| rv(&cur.metadata) > rv(&n.metadata)) {
+                if self.nodes.get(&name).is_some_and(|cur| stale(&cur.metadata, &n.metadata)) {
                     return Vec::new();
                 }
                 self.nodes.insert(name.clone(), n);

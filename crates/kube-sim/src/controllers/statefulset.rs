@@ -127,8 +127,16 @@ fn create_pod(plane: &mut Plane, sts: &StatefulSet, i: usize, revision: &str) {
         }
     }
     match plane.create(MANAGER, Some(&ns), &pod, Some(Msg::Pod)) {
-        Ok(_) => plane.event_about(&sts.metadata, "apps/v1", "StatefulSet", "SuccessfulCreate",
-            &format!("create Pod {pod_name} in StatefulSet {set} successful"), "Normal", MANAGER, "Create"),
+        Ok(_) => plane.event_about(
+            &sts.metadata,
+            "apps/v1",
+            "StatefulSet",
+            "SuccessfulCreate",
+            &format!("create Pod {pod_name} in StatefulSet {set} successful"),
+            "Normal",
+            MANAGER,
+            "Create",
+        ),
         Err(e) if e.code == 409 => {}
         Err(e) => plane.note("create statefulset pod", &pod_name, &e),
     }

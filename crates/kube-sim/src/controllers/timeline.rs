@@ -36,9 +36,14 @@ pub fn create_object(cluster: &Cluster, obj: Value) -> Result<(), String> {
     let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
     let name = crate::meta::name(&obj).to_string();
-    let res = resource_for(cluster, Some(&av), &kind).ok_or_else(|| format!("{kind} {name}: {av} {kind} is not served"))?;
+    let res =
+        resource_for(cluster, Some(&av), &kind).ok_or_else(|| format!("{kind} {name}: {av} {kind} is not served"))?;
     let ns = if res.namespaced { Some(crate::meta::namespace(&obj).unwrap_or("default").to_string()) } else { None };
-    cluster.api().create(&res, ns.as_deref(), obj, &opts()).map(|_| ()).map_err(|e| format!("{kind} {name}: {}", e.message))
+    cluster
+        .api()
+        .create(&res, ns.as_deref(), obj, &opts())
+        .map(|_| ())
+        .map_err(|e| format!("{kind} {name}: {}", e.message))
 }
 
 /// Create a scenario's objects and start playing its timeline.
@@ -93,8 +98,12 @@ pub fn apply(cluster: &Cluster, action: Action) -> Result<(), String> {
             cluster.sim().write().usage_overrides.push(UsageOverride { namespace, selector, cpu, memory });
             Ok(())
         }
-        Action::NodeFailure(n) => patch(cluster, &nodes, None, &n, json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "false"}}})),
-        Action::NodeRecovery(n) => patch(cluster, &nodes, None, &n, json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "true"}}})),
+        Action::NodeFailure(n) => {
+            patch(cluster, &nodes, None, &n, json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "false"}}}))
+        }
+        Action::NodeRecovery(n) => {
+            patch(cluster, &nodes, None, &n, json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": "true"}}}))
+        }
         Action::Cordon(n) => patch(cluster, &nodes, None, &n, json!({"spec": {"unschedulable": true}})),
         Action::Uncordon(n) => patch(cluster, &nodes, None, &n, json!({"spec": {"unschedulable": null}})),
         Action::Faults(v) => {
@@ -118,7 +127,11 @@ pub fn apply(cluster: &Cluster, action: Action) -> Result<(), String> {
         Action::Delete { kind, namespace, name } => {
             let res = resource_for(cluster, None, &kind).ok_or_else(|| format!("{kind} is not served"))?;
             let ns = if res.namespaced { namespace.or(Some("default".into())) } else { None };
-            cluster.api().delete(&res, ns.as_deref(), &name, &DeleteOptions::default()).map(|_| ()).map_err(|e| e.message)
+            cluster
+                .api()
+                .delete(&res, ns.as_deref(), &name, &DeleteOptions::default())
+                .map(|_| ())
+                .map_err(|e| e.message)
         }
     }
 }

@@ -40,7 +40,10 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         let pv = PersistentVolume {
             metadata: ObjectMeta {
                 name: Some(pv_name.clone()),
-                annotations: Some(BTreeMap::from([("pv.kubernetes.io/provisioned-by".into(), "kube-sim.io/hostpath".into())])),
+                annotations: Some(BTreeMap::from([(
+                    "pv.kubernetes.io/provisioned-by".into(),
+                    "kube-sim.io/hostpath".into(),
+                )])),
                 ..ObjectMeta::default()
             },
             spec: Some(PersistentVolumeSpec {
@@ -54,7 +57,10 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
                     uid: Some(uid.clone()),
                     ..ObjectReference::default()
                 }),
-                host_path: Some(HostPathVolumeSource { path: format!("/var/lib/kube-sim/volumes/{pv_name}"), type_: None }),
+                host_path: Some(HostPathVolumeSource {
+                    path: format!("/var/lib/kube-sim/volumes/{pv_name}"),
+                    type_: None,
+                }),
                 persistent_volume_reclaim_policy: Some("Delete".into()),
                 storage_class_name: spec.storage_class_name.clone(),
                 volume_mode: spec.volume_mode.clone(),
@@ -68,8 +74,18 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         }
     }
     let steps: [(bool, &str, serde_json::Value, bool); 3] = [
-        (false, "PersistentVolumeClaim", json!({"metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}}, "spec": {"volumeName": pv_name}}), true),
-        (true, "PersistentVolumeClaim", json!({"status": {"phase": "Bound", "accessModes": spec.access_modes, "capacity": {"storage": size}}}), true),
+        (
+            false,
+            "PersistentVolumeClaim",
+            json!({"metadata": {"annotations": {"pv.kubernetes.io/bind-completed": "yes", "pv.kubernetes.io/bound-by-controller": "yes"}}, "spec": {"volumeName": pv_name}}),
+            true,
+        ),
+        (
+            true,
+            "PersistentVolumeClaim",
+            json!({"status": {"phase": "Bound", "accessModes": spec.access_modes, "capacity": {"storage": size}}}),
+            true,
+        ),
         (true, "PersistentVolume", json!({"status": {"phase": "Bound"}}), false),
     ];
     for (status, kind, patch, is_claim) in steps {
@@ -88,9 +104,18 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
 /// A claim is gone: delete the volume provisioned for it.
 fn release(plane: &mut Plane, key: &str) {
     let Some((ns, name)) = key.split_once('/') else { return };
-    let pv = plane.state.read().pvs.values().find(|pv| {
-        pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).is_some_and(|c| c.namespace.as_deref() == Some(ns) && c.name.as_deref() == Some(name))
-    }).cloned();
+    let pv = plane
+        .state
+        .read()
+        .pvs
+        .values()
+        .find(|pv| {
+            pv.spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .is_some_and(|c| c.namespace.as_deref() == Some(ns) && c.name.as_deref() == Some(name))
+        })
+        .cloned();
     if let Some(pv) = pv
         && pv.spec.as_ref().and_then(|s| s.persistent_volume_reclaim_policy.as_deref()) == Some("Delete")
     {

@@ -97,11 +97,7 @@ fn rs_status(rs: &ReplicaSet) -> (i32, i32, i32) {
 
 /// The strategy type, defaulting to `RollingUpdate`.
 pub fn strategy_type(d: &Deployment) -> &str {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.strategy.as_ref())
-        .and_then(|s| s.type_.as_deref())
-        .unwrap_or("RollingUpdate")
+    d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate")
 }
 
 /// Whether the strategy is `RollingUpdate`.
@@ -110,11 +106,7 @@ pub fn is_rolling_update(d: &Deployment) -> bool {
 }
 
 fn rolling_params(d: &Deployment) -> (IntOrString, IntOrString) {
-    let ru = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.strategy.as_ref())
-        .and_then(|s| s.rolling_update.as_ref());
+    let ru = d.spec.as_ref().and_then(|s| s.strategy.as_ref()).and_then(|s| s.rolling_update.as_ref());
     let default = || IntOrString::String(DEFAULT_PERCENT.to_string());
     (
         ru.and_then(|r| r.max_surge.clone()).unwrap_or_else(default),
@@ -197,9 +189,7 @@ pub fn new_rs_new_replicas(deployment: &Deployment, all_rss: &[ReplicaSet], new_
             if current_total >= max_total {
                 return current_new;
             }
-            let scale_up = max_total
-                .saturating_sub(current_total)
-                .min(desired.saturating_sub(current_new));
+            let scale_up = max_total.saturating_sub(current_total).min(desired.saturating_sub(current_new));
             current_new.saturating_add(scale_up)
         }
         "Recreate" => desired,
@@ -208,10 +198,7 @@ pub fn new_rs_new_replicas(deployment: &Deployment, all_rss: &[ReplicaSet], new_
 }
 
 fn creation_key(rs: &ReplicaSet) -> (Option<Timestamp>, String) {
-    (
-        rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
-        rs.metadata.name.clone().unwrap_or_default(),
-    )
+    (rs.metadata.creation_timestamp.as_ref().map(|t| t.0), rs.metadata.name.clone().unwrap_or_default())
 }
 
 /// New sizes for old ReplicaSets, oldest first, for those that change.
@@ -234,11 +221,7 @@ pub fn old_rs_scale_down(
     let name = |rs: &ReplicaSet| rs.metadata.name.clone().unwrap_or_default();
 
     if strategy_type(deployment) == "Recreate" {
-        return olds
-            .iter()
-            .filter(|r| rs_replicas(r) != 0)
-            .map(|r| (name(r), 0))
-            .collect();
+        return olds.iter().filter(|r| rs_replicas(r) != 0).map(|r| (name(r), 0)).collect();
     }
     if !is_rolling_update(deployment) {
         return Vec::new();
@@ -268,9 +251,7 @@ pub fn old_rs_scale_down(
         if sizes[i] == 0 || sizes[i] == available {
             continue;
         }
-        let down = max_scaled_down
-            .saturating_sub(cleaned)
-            .min(sizes[i].saturating_sub(available));
+        let down = max_scaled_down.saturating_sub(cleaned).min(sizes[i].saturating_sub(available));
         if down <= 0 {
             // More available than desired (stale status): upstream errors out here, keeping the
             // cleanups already made and skipping the scale-down step.
@@ -282,9 +263,7 @@ pub fn old_rs_scale_down(
     }
 
     // scaleDownOldReplicaSetsForRollingUpdate (availability from status, unchanged by cleanup)
-    let available_total = with_new(old_rss, Some(new_rs))
-        .iter()
-        .fold(0i32, |a, rs| a.saturating_add(rs_status(rs).2));
+    let available_total = with_new(old_rss, Some(new_rs)).iter().fold(0i32, |a, rs| a.saturating_add(rs_status(rs).2));
     if !aborted && available_total > min_avail {
         let budget = available_total.saturating_sub(min_avail);
         let mut scaled = 0i32;
@@ -301,11 +280,7 @@ pub fn old_rs_scale_down(
         }
     }
 
-    olds.iter()
-        .zip(sizes)
-        .filter(|(rs, size)| rs_replicas(rs) != *size)
-        .map(|(rs, size)| (name(rs), size))
-        .collect()
+    olds.iter().zip(sizes).filter(|(rs, size)| rs_replicas(rs) != *size).map(|(rs, size)| (name(rs), size)).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,10 +337,7 @@ pub fn has_progress_deadline(d: &Deployment) -> bool {
 }
 
 fn progress_deadline(d: &Deployment) -> i32 {
-    d.spec
-        .as_ref()
-        .and_then(|s| s.progress_deadline_seconds)
-        .unwrap_or(DEFAULT_PROGRESS_DEADLINE)
+    d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(DEFAULT_PROGRESS_DEADLINE)
 }
 
 fn paused(d: &Deployment) -> bool {
@@ -404,13 +376,7 @@ pub fn new_replica_set_status(
             now,
         )
     } else if get_condition(&status, "Progressing").is_none() {
-        new_condition(
-            "Progressing",
-            "True",
-            REASON_FOUND_NEW_RS,
-            &format!("Found new replica set {rs_name:?}"),
-            now,
-        )
+        new_condition("Progressing", "True", REASON_FOUND_NEW_RS, &format!("Found new replica set {rs_name:?}"), now)
     } else {
         return None;
     };
@@ -430,15 +396,9 @@ fn apply_paused_condition(d: &Deployment, status: &mut DeploymentStatus, now: Ti
     }
     let paused_cond_exists = cond.is_some_and(|c| c.reason.as_deref() == Some(REASON_PAUSED));
     if paused(d) && !paused_cond_exists {
-        set_condition(
-            status,
-            new_condition("Progressing", "Unknown", REASON_PAUSED, "Deployment is paused", now),
-        );
+        set_condition(status, new_condition("Progressing", "Unknown", REASON_PAUSED, "Deployment is paused", now));
     } else if !paused(d) && paused_cond_exists {
-        set_condition(
-            status,
-            new_condition("Progressing", "Unknown", REASON_RESUMED, "Deployment is resumed", now),
-        );
+        set_condition(status, new_condition("Progressing", "Unknown", REASON_RESUMED, "Deployment is resumed", now));
     }
 }
 
@@ -485,13 +445,7 @@ pub fn deployment_status(
         terminating_replicas: None,
     };
     if available >= desired.saturating_sub(max_unavailable(deployment)) {
-        let c = new_condition(
-            "Available",
-            "True",
-            REASON_MIN_AVAILABLE,
-            "Deployment has minimum availability.",
-            now,
-        );
+        let c = new_condition("Available", "True", REASON_MIN_AVAILABLE, "Deployment has minimum availability.", now);
         set_condition(&mut status, c);
     } else {
         let c = new_condition(
@@ -512,10 +466,8 @@ pub fn deployment_status(
         remove_condition(&mut status, "Progressing");
     }
     let current = get_condition(&old_status, "Progressing").cloned();
-    let complete_before = replicas == updated
-        && current
-            .as_ref()
-            .is_some_and(|c| c.reason.as_deref() == Some(REASON_NEW_RS_AVAILABLE));
+    let complete_before =
+        replicas == updated && current.as_ref().is_some_and(|c| c.reason.as_deref() == Some(REASON_NEW_RS_AVAILABLE));
     if has_progress_deadline(deployment) && !complete_before {
         let subject = match new_rs {
             Some(rs) => format!("ReplicaSet {:?}", rs_name(rs)),
@@ -523,20 +475,14 @@ pub fn deployment_status(
         };
         // DeploymentComplete (observedGeneration is this generation, so that check always holds).
         let complete = updated == desired && replicas == desired && available == desired;
-        let old_old = old_status
-            .replicas
-            .unwrap_or(0)
-            .saturating_sub(old_status.updated_replicas.unwrap_or(0));
+        let old_old = old_status.replicas.unwrap_or(0).saturating_sub(old_status.updated_replicas.unwrap_or(0));
         let progressing = updated > old_status.updated_replicas.unwrap_or(0)
             || replicas.saturating_sub(updated) < old_old
             || ready > old_status.ready_replicas.unwrap_or(0)
             || available > old_status.available_replicas.unwrap_or(0);
         if complete {
             let msg = format!("{subject} has successfully progressed.");
-            set_condition(
-                &mut status,
-                new_condition("Progressing", "True", REASON_NEW_RS_AVAILABLE, &msg, now),
-            );
+            set_condition(&mut status, new_condition("Progressing", "True", REASON_NEW_RS_AVAILABLE, &msg, now));
         } else if progressing {
             let msg = format!("{subject} is progressing.");
             let mut cond = new_condition("Progressing", "True", REASON_RS_UPDATED, &msg, now);
@@ -549,10 +495,7 @@ pub fn deployment_status(
             set_condition(&mut status, cond);
         } else if timed_out(deployment, &status, now) {
             let msg = format!("{subject} has timed out progressing.");
-            set_condition(
-                &mut status,
-                new_condition("Progressing", "False", REASON_TIMED_OUT, &msg, now),
-            );
+            set_condition(&mut status, new_condition("Progressing", "False", REASON_TIMED_OUT, &msg, now));
         }
     }
 
@@ -586,24 +529,18 @@ fn timed_out(d: &Deployment, status: &DeploymentStatus, now: Timestamp) -> bool 
 /// `getReplicaFailures`: the new ReplicaSet's ReplicaFailure condition, else any other's.
 fn replica_failure(rss: &[&ReplicaSet], new_rs: Option<&ReplicaSet>) -> Option<DeploymentCondition> {
     let failure = |rs: &ReplicaSet| {
-        rs.status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "ReplicaFailure")
-            .map(|c| DeploymentCondition {
+        rs.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "ReplicaFailure").map(|c| {
+            DeploymentCondition {
                 type_: c.type_.clone(),
                 status: c.status.clone(),
                 reason: c.reason.clone(),
                 message: c.message.clone(),
                 last_update_time: c.last_transition_time.clone(),
                 last_transition_time: c.last_transition_time.clone(),
-            })
+            }
+        })
     };
-    new_rs
-        .and_then(failure)
-        .or_else(|| rss.iter().find_map(|rs| failure(rs)))
+    new_rs.and_then(failure).or_else(|| rss.iter().find_map(|rs| failure(rs)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,21 +573,13 @@ pub fn replicaset_annotations(deployment: &Deployment, revision: i64) -> BTreeMa
     let desired = desired_replicas(deployment);
     out.insert(REVISION_ANNOTATION.to_string(), revision.to_string());
     out.insert(DESIRED_REPLICAS_ANNOTATION.to_string(), desired.to_string());
-    out.insert(
-        MAX_REPLICAS_ANNOTATION.to_string(),
-        desired.saturating_add(max_surge(deployment)).to_string(),
-    );
+    out.insert(MAX_REPLICAS_ANNOTATION.to_string(), desired.saturating_add(max_surge(deployment)).to_string());
     out
 }
 
 /// A ReplicaSet's revision annotation (0 when absent or not a number).
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    rs.metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(REVISION_ANNOTATION))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION_ANNOTATION)).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// The revision for a new ReplicaSet: one more than the highest among the old ones.
@@ -665,10 +594,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn reference(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/k8s-reference/v1.32/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -733,10 +659,7 @@ mod tests {
         assert_eq!(resolve_fenceposts(None, None, 10), (0, 1));
         assert_eq!(resolve_fenceposts(Some(&pct("25%")), Some(&pct("25%")), 2), (1, 0));
         assert_eq!(resolve_fenceposts(Some(&pct("0%")), Some(&pct("1%")), 2), (0, 1));
-        assert_eq!(
-            resolve_fenceposts(Some(&IntOrString::Int(3)), Some(&IntOrString::Int(2)), 10),
-            (3, 2)
-        );
+        assert_eq!(resolve_fenceposts(Some(&IntOrString::Int(3)), Some(&IntOrString::Int(2)), 10), (3, 2));
     }
 
     #[test]
@@ -744,14 +667,7 @@ mod tests {
         let d = ref_deployment();
         assert_eq!((max_surge(&d), max_unavailable(&d), min_available(&d)), (1, 0, 2));
         let recreate = deployment(4, json!({"type": "Recreate"}));
-        assert_eq!(
-            (
-                max_surge(&recreate),
-                max_unavailable(&recreate),
-                min_available(&recreate)
-            ),
-            (0, 0, 0)
-        );
+        assert_eq!((max_surge(&recreate), max_unavailable(&recreate), min_available(&recreate)), (0, 0, 0));
         // Absent strategy reads as RollingUpdate 25%/25%; maxUnavailable is capped at replicas.
         let defaulted: Deployment =
             serde_json::from_value(json!({"spec": {"replicas": 8, "selector": {}, "template": {}}})).unwrap();
@@ -812,19 +728,10 @@ mod tests {
         // At the surge limit nothing happens; oversized goes down to spec.replicas.
         let full = rs("old", "2026-11-21T08:00:00Z", 10, 10);
         assert_eq!(new_rs_new_replicas(&d, &[full, new.clone()], &new), 3);
-        assert_eq!(
-            new_rs_new_replicas(&d, &[], &rs("new", "2026-11-21T09:00:00Z", 12, 12)),
-            10
-        );
+        assert_eq!(new_rs_new_replicas(&d, &[], &rs("new", "2026-11-21T09:00:00Z", 12, 12)), 10);
         // Recreate wants everything; a broken surge keeps the size.
-        assert_eq!(
-            new_rs_new_replicas(&deployment(4, json!({"type": "Recreate"})), &[], &new),
-            4
-        );
-        assert_eq!(
-            new_rs_new_replicas(&deployment(10, rolling(json!("x"), json!(1))), &[], &new),
-            3
-        );
+        assert_eq!(new_rs_new_replicas(&deployment(4, json!({"type": "Recreate"})), &[], &new), 4);
+        assert_eq!(new_rs_new_replicas(&deployment(10, rolling(json!("x"), json!(1))), &[], &new), 3);
     }
 
     #[test]
@@ -841,10 +748,7 @@ mod tests {
         let d = deployment(10, rolling(json!(3), json!(2)));
         let old = rs("old", "2026-11-21T08:00:00Z", 10, 10);
         let new = rs("new", "2026-11-21T09:00:00Z", 3, 0);
-        assert_eq!(
-            old_rs_scale_down(&d, &[old.clone(), new.clone()], &[old], &new),
-            vec![("old".to_string(), 8)]
-        );
+        assert_eq!(old_rs_scale_down(&d, &[old.clone(), new.clone()], &[old], &new), vec![("old".to_string(), 8)]);
     }
 
     #[test]
@@ -855,10 +759,7 @@ mod tests {
         let new = rs("new", "2026-11-21T09:00:00Z", 0, 0);
         let all = [old2.clone(), new.clone(), old1.clone()];
         // maxScaledDown = 10 - 8 - 0 = 2 → old1 loses 2 unavailable; then 7 available ≤ 8.
-        assert_eq!(
-            old_rs_scale_down(&d, &all, &[old2, old1], &new),
-            vec![("old1".to_string(), 3)]
-        );
+        assert_eq!(old_rs_scale_down(&d, &all, &[old2, old1], &new), vec![("old1".to_string(), 3)]);
     }
 
     #[test]
@@ -868,10 +769,7 @@ mod tests {
         let b = rs("b", "2026-11-21T08:00:00Z", 2, 2);
         let new = rs("new", "2026-11-21T09:00:00Z", 0, 0);
         let all = [b.clone(), a.clone(), new.clone()];
-        assert_eq!(
-            old_rs_scale_down(&d, &all, &[b, a], &new),
-            vec![("a".to_string(), 0), ("b".to_string(), 0)]
-        );
+        assert_eq!(old_rs_scale_down(&d, &all, &[b, a], &new), vec![("a".to_string(), 0), ("b".to_string(), 0)]);
     }
 
     #[test]
@@ -908,10 +806,7 @@ mod tests {
         );
         let rs = ref_rs();
         let got = deployment_status(&d, std::slice::from_ref(&rs), Some(&rs), "2026-11-21T08:11:31Z");
-        assert_eq!(
-            serde_json::to_value(&got).unwrap(),
-            reference("deployment-available.json")["status"]
-        );
+        assert_eq!(serde_json::to_value(&got).unwrap(), reference("deployment-available.json")["status"]);
         // And it is a fixed point.
         let mut done = ref_deployment();
         done.status = Some(got.clone());
@@ -951,10 +846,7 @@ mod tests {
         );
         // An existing ReplicaSet found with no Progressing condition at all.
         let found = new_replica_set_status(&d0, "web-58fd498598", false, "2026-11-21T08:11:30Z").unwrap();
-        assert_eq!(
-            get_condition(&found, "Progressing").and_then(|c| c.reason.as_deref()),
-            Some(REASON_FOUND_NEW_RS)
-        );
+        assert_eq!(get_condition(&found, "Progressing").and_then(|c| c.reason.as_deref()), Some(REASON_FOUND_NEW_RS));
         assert!(new_replica_set_status(&d, "web-58fd498598", false, "2026-11-21T08:11:30Z").is_none());
     }
 
@@ -977,20 +869,11 @@ mod tests {
         }
         let all = [old, new.clone()];
         let before = deployment_status(&d, &all, Some(&new), "2026-11-21T08:10:00Z");
-        assert_eq!(
-            get_condition(&before, "Progressing").and_then(|c| c.reason.as_deref()),
-            Some(REASON_RS_UPDATED)
-        );
+        assert_eq!(get_condition(&before, "Progressing").and_then(|c| c.reason.as_deref()), Some(REASON_RS_UPDATED));
         let after = deployment_status(&d, &all, Some(&new), "2026-11-21T08:10:01Z");
         let c = get_condition(&after, "Progressing").unwrap();
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_deref()),
-            ("False", Some(REASON_TIMED_OUT))
-        );
-        assert_eq!(
-            c.message.as_deref(),
-            Some("ReplicaSet \"new\" has timed out progressing.")
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(REASON_TIMED_OUT)));
+        assert_eq!(c.message.as_deref(), Some("ReplicaSet \"new\" has timed out progressing."));
     }
 
     #[test]
@@ -1003,21 +886,10 @@ mod tests {
         let c = get_condition(&got, "Progressing").unwrap();
         assert_eq!(c.reason.as_deref(), Some(REASON_RS_UPDATED));
         assert_eq!(c.message.as_deref(), Some("ReplicaSet \"new\" is progressing."));
+        assert_eq!(c.last_update_time.as_ref().map(|t| t.0.to_string()), Some("2026-11-21T08:05:00Z".into()));
+        assert_eq!(c.last_transition_time.as_ref().map(|t| t.0.to_string()), Some("2026-11-21T08:00:00Z".into()));
         assert_eq!(
-            c.last_update_time.as_ref().map(|t| t.0.to_string()),
-            Some("2026-11-21T08:05:00Z".into())
-        );
-        assert_eq!(
-            c.last_transition_time.as_ref().map(|t| t.0.to_string()),
-            Some("2026-11-21T08:00:00Z".into())
-        );
-        assert_eq!(
-            (
-                got.replicas,
-                got.updated_replicas,
-                got.available_replicas,
-                got.unavailable_replicas
-            ),
+            (got.replicas, got.updated_replicas, got.available_replicas, got.unavailable_replicas),
             (Some(3), Some(2), Some(2), Some(1))
         );
     }
@@ -1041,10 +913,7 @@ mod tests {
         }
         resumed.status = Some(got);
         let got = deployment_status(&resumed, &[], None, "2026-11-21T08:06:00Z");
-        assert_eq!(
-            get_condition(&got, "Progressing").and_then(|c| c.reason.as_deref()),
-            Some(REASON_RESUMED)
-        );
+        assert_eq!(get_condition(&got, "Progressing").and_then(|c| c.reason.as_deref()), Some(REASON_RESUMED));
         let mut no_deadline = deployment(2, json!({"type": "RollingUpdate"}));
         if let Some(s) = no_deadline.spec.as_mut() {
             s.progress_deadline_seconds = Some(i32::MAX);
@@ -1052,10 +921,7 @@ mod tests {
         no_deadline.status = Some(status_with_progressing(REASON_RS_UPDATED, "2026-11-21T08:00:00Z"));
         let got = deployment_status(&no_deadline, &[], None, "2026-11-21T08:05:00Z");
         assert!(get_condition(&got, "Progressing").is_none());
-        assert_eq!(
-            get_condition(&got, "Available").map(|c| c.status.as_str()),
-            Some("False")
-        );
+        assert_eq!(get_condition(&got, "Available").map(|c| c.status.as_str()), Some("False"));
     }
 
     #[test]
@@ -1071,19 +937,11 @@ mod tests {
         }
         let got = deployment_status(&d, std::slice::from_ref(&new), Some(&new), "2026-11-21T08:00:02Z");
         let c = get_condition(&got, "ReplicaFailure").unwrap();
-        assert_eq!(
-            (c.reason.as_deref(), c.message.as_deref()),
-            (Some("FailedCreate"), Some("quota"))
-        );
+        assert_eq!((c.reason.as_deref(), c.message.as_deref()), (Some("FailedCreate"), Some("quota")));
         let mut d2 = d.clone();
         d2.status = Some(got);
         let healthy = rs("new", "2026-11-21T08:00:00Z", 1, 1);
-        let got = deployment_status(
-            &d2,
-            std::slice::from_ref(&healthy),
-            Some(&healthy),
-            "2026-11-21T08:00:03Z",
-        );
+        let got = deployment_status(&d2, std::slice::from_ref(&healthy), Some(&healthy), "2026-11-21T08:00:03Z");
         assert!(get_condition(&got, "ReplicaFailure").is_none());
     }
 
@@ -1102,19 +960,11 @@ mod tests {
         set_condition(&mut s, new_condition("Available", "True", "B", "m3", t1));
         let c = get_condition(&s, "Available").unwrap();
         assert_eq!(
-            (
-                c.last_transition_time.as_ref().map(|t| t.0),
-                c.last_update_time.as_ref().map(|t| t.0)
-            ),
+            (c.last_transition_time.as_ref().map(|t| t.0), c.last_update_time.as_ref().map(|t| t.0)),
             (Some(t0), Some(t1))
         );
         set_condition(&mut s, new_condition("Available", "False", "B", "m4", t1));
-        assert_eq!(
-            get_condition(&s, "Available")
-                .and_then(|c| c.last_transition_time.as_ref())
-                .map(|t| t.0),
-            Some(t1)
-        );
+        assert_eq!(get_condition(&s, "Available").and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0), Some(t1));
         assert_eq!(parse_now("garbage"), Timestamp::UNIX_EPOCH);
     }
 

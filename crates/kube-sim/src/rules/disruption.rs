@@ -39,10 +39,7 @@ pub struct PdbInput<'a> {
 pub fn needs_controller_scale(pdb: &PodDisruptionBudget) -> bool {
     let spec = pdb.spec.as_ref();
     spec.is_some_and(|s| s.max_unavailable.is_some())
-        || matches!(
-            spec.and_then(|s| s.min_available.as_ref()),
-            Some(IntOrString::String(_))
-        )
+        || matches!(spec.and_then(|s| s.min_available.as_ref()), Some(IntOrString::String(_)))
 }
 
 /// `intstr.GetScaledValueFromIntOrPercent`, with upstream's error text.
@@ -71,22 +68,14 @@ fn scaled(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String
 }
 
 fn has_controller(pod: &Pod) -> bool {
-    pod.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true))
+    pod.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true))
 }
 
 /// `(expectedPods, desiredHealthy)` as `getExpectedPodCount` computes them.
 fn expected_and_desired(input: &PdbInput<'_>) -> Result<(i32, i32), String> {
     let spec = input.pdb.spec.as_ref();
     let scale = || {
-        if input.pods.iter().any(|p| has_controller(p)) {
-            input.controller_scale.unwrap_or(0)
-        } else {
-            0
-        }
+        if input.pods.iter().any(|p| has_controller(p)) { input.controller_scale.unwrap_or(0) } else { 0 }
     };
     if let Some(max_unavailable) = spec.and_then(|s| s.max_unavailable.as_ref()) {
         let expected = scale();
@@ -180,12 +169,7 @@ fn disruption_condition(
 
 /// `ConditionsAreUpToDate`.
 fn conditions_up_to_date(status: &PodDisruptionBudgetStatus, generation: Option<i64>) -> bool {
-    let Some(c) = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == CONDITION_DISRUPTION_ALLOWED)
-    else {
+    let Some(c) = status.conditions.iter().flatten().find(|c| c.type_ == CONDITION_DISRUPTION_ALLOWED) else {
         return false;
     };
     if status.observed_generation.unwrap_or(0) != generation.unwrap_or(0) {
@@ -261,10 +245,7 @@ pub fn pdb_status(input: &PdbInput<'_>) -> PodDisruptionBudgetStatus {
 pub fn recheck_time(input: &PdbInput<'_>) -> Option<Timestamp> {
     disrupted_pods(input)
         .values()
-        .filter_map(|t| {
-            t.0.checked_add(jiff::SignedDuration::from_secs(DELETION_TIMEOUT_SECONDS))
-                .ok()
-        })
+        .filter_map(|t| t.0.checked_add(jiff::SignedDuration::from_secs(DELETION_TIMEOUT_SECONDS)).ok())
         .min()
 }
 
@@ -275,10 +256,7 @@ mod tests {
     use serde_json::{Value, json};
 
     fn reference(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/k8s-reference/v1.32/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -311,12 +289,7 @@ mod tests {
     }
 
     fn input<'a>(pdb: &'a PodDisruptionBudget, pods: &'a [Pod], scale: Option<i32>, now: &str) -> PdbInput<'a> {
-        PdbInput {
-            pdb,
-            pods: pods.iter().collect(),
-            controller_scale: scale,
-            now: ts(now),
-        }
+        PdbInput { pdb, pods: pods.iter().collect(), controller_scale: scale, now: ts(now) }
     }
 
     #[test]
@@ -328,12 +301,7 @@ mod tests {
         budget.status = None;
         let first = pdb_status(&input(&budget, &[], None, "2026-11-21T08:11:30Z"));
         assert_eq!(
-            (
-                first.expected_pods,
-                first.desired_healthy,
-                first.current_healthy,
-                first.disruptions_allowed
-            ),
+            (first.expected_pods, first.desired_healthy, first.current_healthy, first.disruptions_allowed),
             (0, 2, 0, 0)
         );
         // Then the two Ready pods of deployment-pods-list.json.
@@ -351,91 +319,55 @@ mod tests {
         let mut budget = pdb(json!({"minAvailable": 1}), json!(null));
         let pods = [pod("a", true, false, true), pod("b", true, false, true)];
         let got = pdb_status(&input(&budget, &pods, None, "2026-11-21T09:00:00Z"));
-        assert_eq!(
-            (got.current_healthy, got.desired_healthy, got.disruptions_allowed),
-            (2, 1, 1)
-        );
+        assert_eq!((got.current_healthy, got.desired_healthy, got.disruptions_allowed), (2, 1, 1));
         let c = &got.conditions.as_ref().unwrap()[0];
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str(), c.message.as_str()),
-            ("True", REASON_SUFFICIENT_PODS, "")
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_str(), c.message.as_str()), ("True", REASON_SUFFICIENT_PODS, ""));
         assert_eq!(c.observed_generation, Some(1));
         budget.status = Some(got);
         let one_ready = [pod("a", true, false, true), pod("b", false, false, true)];
         let got = pdb_status(&input(&budget, &one_ready, None, "2026-11-21T09:05:00Z"));
         let c = &got.conditions.as_ref().unwrap()[0];
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_str()),
-            ("False", REASON_INSUFFICIENT_PODS)
-        );
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", REASON_INSUFFICIENT_PODS));
         assert_eq!(c.last_transition_time.0, ts("2026-11-21T09:05:00Z"));
     }
 
     #[test]
     fn percentages_and_max_unavailable_use_controller_scale() {
-        let pods = [
-            pod("a", true, false, true),
-            pod("b", true, false, true),
-            pod("c", true, false, true),
-        ];
+        let pods = [pod("a", true, false, true), pod("b", true, false, true), pod("c", true, false, true)];
         let by_pct = pdb(json!({"minAvailable": "50%"}), json!(null));
         assert!(needs_controller_scale(&by_pct));
         let got = pdb_status(&input(&by_pct, &pods, Some(3), "2026-11-21T09:00:00Z"));
-        assert_eq!(
-            (got.expected_pods, got.desired_healthy, got.disruptions_allowed),
-            (3, 2, 1)
-        );
+        assert_eq!((got.expected_pods, got.desired_healthy, got.disruptions_allowed), (3, 2, 1));
         // The controller wants 4 replicas (one pod missing): 25% unavailable rounds up to 1.
         let by_max = pdb(json!({"maxUnavailable": "25%"}), json!(null));
         assert!(needs_controller_scale(&by_max));
         let got = pdb_status(&input(&by_max, &pods, Some(4), "2026-11-21T09:00:00Z"));
-        assert_eq!(
-            (got.expected_pods, got.desired_healthy, got.disruptions_allowed),
-            (4, 3, 0)
-        );
+        assert_eq!((got.expected_pods, got.desired_healthy, got.disruptions_allowed), (4, 3, 0));
         let by_int = pdb(json!({"maxUnavailable": 5}), json!(null));
         let got = pdb_status(&input(&by_int, &pods, Some(3), "2026-11-21T09:00:00Z"));
-        assert_eq!(
-            (got.expected_pods, got.desired_healthy, got.disruptions_allowed),
-            (3, 0, 3)
-        );
+        assert_eq!((got.expected_pods, got.desired_healthy, got.disruptions_allowed), (3, 0, 3));
         // No known scale, or only unmanaged pods: nothing may be disrupted.
         let got = pdb_status(&input(&by_max, &pods, None, "2026-11-21T09:00:00Z"));
         assert_eq!((got.expected_pods, got.disruptions_allowed), (0, 0));
         let bare = [pod("x", true, false, false), pod("y", true, false, false)];
         let got = pdb_status(&input(&by_max, &bare, Some(9), "2026-11-21T09:00:00Z"));
         assert_eq!(
-            (
-                got.expected_pods,
-                got.desired_healthy,
-                got.current_healthy,
-                got.disruptions_allowed
-            ),
+            (got.expected_pods, got.desired_healthy, got.current_healthy, got.disruptions_allowed),
             (0, 0, 2, 0)
         );
         // An integer minAvailable counts the matching pods instead.
         let int = pdb(json!({"minAvailable": 1}), json!(null));
         assert!(!needs_controller_scale(&int));
-        assert_eq!(
-            pdb_status(&input(&int, &pods, Some(99), "2026-11-21T09:00:00Z")).expected_pods,
-            3
-        );
+        assert_eq!(pdb_status(&input(&int, &pods, Some(99), "2026-11-21T09:00:00Z")).expected_pods, 3);
     }
 
     #[test]
     fn unhealthy_and_terminating_pods_do_not_count() {
         let budget = pdb(json!({"minAvailable": 0}), json!(null));
-        let pods = [
-            pod("ready", true, false, true),
-            pod("unready", false, false, true),
-            pod("leaving", true, true, true),
-        ];
+        let pods =
+            [pod("ready", true, false, true), pod("unready", false, false, true), pod("leaving", true, true, true)];
         let got = pdb_status(&input(&budget, &pods, None, "2026-11-21T09:00:00Z"));
-        assert_eq!(
-            (got.current_healthy, got.expected_pods, got.disruptions_allowed),
-            (1, 3, 1)
-        );
+        assert_eq!((got.current_healthy, got.expected_pods, got.disruptions_allowed), (1, 3, 1));
     }
 
     #[test]
@@ -480,10 +412,7 @@ mod tests {
         assert_eq!((got.disruptions_allowed, got.current_healthy), (0, 3));
         let c = &got.conditions.as_ref().unwrap()[0];
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", REASON_SYNC_FAILED));
-        assert_eq!(
-            c.message,
-            "invalid value for IntOrString: invalid type: string is not a percentage"
-        );
+        assert_eq!(c.message, "invalid value for IntOrString: invalid type: string is not a percentage");
         let bad_pct = pdb(json!({"minAvailable": "x%"}), json!(null));
         let got = pdb_status(&input(&bad_pct, &pods, Some(3), "2026-11-21T09:00:00Z"));
         assert_eq!(
@@ -498,12 +427,7 @@ mod tests {
         let pods = [pod("a", true, false, true)];
         let got = pdb_status(&input(&budget, &pods, None, "2026-11-21T09:00:00Z"));
         assert_eq!(
-            (
-                got.expected_pods,
-                got.desired_healthy,
-                got.current_healthy,
-                got.disruptions_allowed
-            ),
+            (got.expected_pods, got.desired_healthy, got.current_healthy, got.disruptions_allowed),
             (0, 0, 1, 0)
         );
         assert!(!needs_controller_scale(&budget));

@@ -72,10 +72,7 @@ impl Unfit {
     /// Whether evicting other pods could make the node fit (status `Unschedulable` upstream)
     /// rather than `UnschedulableAndUnresolvable`.
     pub fn resolvable_by_preemption(&self) -> bool {
-        matches!(
-            self,
-            Unfit::InsufficientCpu | Unfit::InsufficientMemory | Unfit::TooManyPods
-        )
+        matches!(self, Unfit::InsufficientCpu | Unfit::InsufficientMemory | Unfit::TooManyPods)
     }
 }
 
@@ -121,22 +118,12 @@ fn no_schedule_or_execute(t: &Taint) -> bool {
 }
 
 fn taint(key: &str, effect: &str) -> Taint {
-    Taint {
-        key: key.to_string(),
-        effect: effect.to_string(),
-        ..Default::default()
-    }
+    Taint { key: key.to_string(), effect: effect.to_string(), ..Default::default() }
 }
 
 /// The node's Ready condition status (`"True"`, `"False"`, `"Unknown"`), if reported.
 pub fn node_ready_status(node: &Node) -> Option<&str> {
-    node.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
-        .map(|c| c.status.as_str())
+    node.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").map(|c| c.status.as_str())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,9 +169,7 @@ fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, node
         return false;
     }
     exprs.iter().all(|r| label_requirement_matches(r, labels) == Some(true))
-        && fields
-            .iter()
-            .all(|r| field_requirement_matches(r, node_name) == Some(true))
+        && fields.iter().all(|r| field_requirement_matches(r, node_name) == Some(true))
 }
 
 /// Whether the node matches any of the terms (terms are ORed; within a term, expressions and
@@ -261,11 +246,7 @@ pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
                 out.push(if key == TAINT_NOT_READY {
                     Unfit::NotReady
                 } else {
-                    Unfit::Taint {
-                        key: key.to_string(),
-                        value: String::new(),
-                        effect: "NoSchedule".to_string(),
-                    }
+                    Unfit::Taint { key: key.to_string(), value: String::new(), effect: "NoSchedule".to_string() }
                 });
             }
         }
@@ -280,9 +261,7 @@ pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
 
     // NodeResourcesFit
     out.extend(
-        resource_shortfalls(node_allocatable(node), node_requested, pod_requests(spec))
-            .into_iter()
-            .map(|s| s.unfit),
+        resource_shortfalls(node_allocatable(node), node_requested, pod_requests(spec)).into_iter().map(|s| s.unfit),
     );
     out
 }
@@ -354,10 +333,7 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 pub fn least_allocated_score(alloc: Resources, requested_after: Resources) -> i64 {
     let mut score = 0i64;
     let mut weights = 0i64;
-    for (req, cap) in [
-        (requested_after.cpu_milli, alloc.cpu_milli),
-        (requested_after.memory, alloc.memory),
-    ] {
+    for (req, cap) in [(requested_after.cpu_milli, alloc.cpu_milli), (requested_after.memory, alloc.memory)] {
         if cap == 0 {
             continue;
         }
@@ -381,11 +357,7 @@ fn first_plugin_reasons(unfits: &[Unfit]) -> &[Unfit] {
 }
 
 fn histogram(counts: &BTreeMap<String, usize>) -> String {
-    let mut items: Vec<String> = counts
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(r, n)| format!("{n} {r}"))
-        .collect();
+    let mut items: Vec<String> = counts.iter().filter(|(_, n)| **n > 0).map(|(r, n)| format!("{n} {r}")).collect();
     items.sort();
     items.join(", ")
 }
@@ -429,14 +401,8 @@ pub fn fit_error_message(total_nodes: usize, reasons: &[(String, Vec<Unfit>)]) -
     let mut preemption: BTreeMap<String, usize> = BTreeMap::new();
     let no_victims = no_victims.min(total_nodes);
     preemption.insert("No preemption victims found for incoming pod".to_string(), no_victims);
-    preemption.insert(
-        "Preemption is not helpful for scheduling".to_string(),
-        total_nodes - no_victims,
-    );
-    msg.push_str(&format!(
-        " preemption: 0/{total_nodes} nodes are available: {}.",
-        histogram(&preemption)
-    ));
+    preemption.insert("Preemption is not helpful for scheduling".to_string(), total_nodes - no_victims);
+    msg.push_str(&format!(" preemption: 0/{total_nodes} nodes are available: {}.", histogram(&preemption)));
     msg
 }
 
@@ -467,11 +433,7 @@ pub fn kubelet_admit(node: &Node, other_pods_requests: Resources, pod: &Pod) -> 
         return predicate("NodeAffinity");
     }
     let node_name = node.metadata.name.as_deref().unwrap_or("");
-    if spec
-        .node_name
-        .as_deref()
-        .is_some_and(|n| !n.is_empty() && n != node_name)
-    {
+    if spec.node_name.as_deref().is_some_and(|n| !n.is_empty() && n != node_name) {
         return predicate("NodeName");
     }
     let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
@@ -540,61 +502,23 @@ mod tests {
     }
 
     fn tnt(key: &str, value: &str, effect: &str) -> Taint {
-        Taint {
-            key: key.into(),
-            value: Some(value.into()),
-            effect: effect.into(),
-            time_added: None,
-        }
+        Taint { key: key.into(), value: Some(value.into()), effect: effect.into(), time_added: None }
     }
 
     #[test]
     fn toleration_matching() {
         let t = tnt("dedicated", "gpu", "NoSchedule");
-        assert!(toleration_tolerates(
-            &tol(Some("dedicated"), Some("Equal"), Some("gpu"), Some("NoSchedule")),
-            &t
-        ));
-        assert!(
-            toleration_tolerates(&tol(Some("dedicated"), None, Some("gpu"), None), &t),
-            "empty operator = Equal"
-        );
-        assert!(!toleration_tolerates(
-            &tol(Some("dedicated"), Some("Equal"), Some("cpu"), None),
-            &t
-        ));
-        assert!(toleration_tolerates(
-            &tol(Some("dedicated"), Some("Exists"), None, None),
-            &t
-        ));
-        assert!(
-            toleration_tolerates(&tol(None, Some("Exists"), None, None), &t),
-            "empty key + Exists tolerates all"
-        );
-        assert!(!toleration_tolerates(
-            &tol(Some("dedicated"), Some("Exists"), None, Some("NoExecute")),
-            &t
-        ));
-        assert!(!toleration_tolerates(
-            &tol(Some("other"), Some("Exists"), None, None),
-            &t
-        ));
-        assert!(!toleration_tolerates(
-            &tol(Some("dedicated"), Some("Gt"), Some("gpu"), None),
-            &t
-        ));
-        let no_value = Taint {
-            value: None,
-            ..t.clone()
-        };
-        assert!(toleration_tolerates(
-            &tol(Some("dedicated"), Some("Equal"), None, None),
-            &no_value
-        ));
-        assert!(tolerates(
-            &[tol(Some("x"), None, None, None), tol(None, Some("Exists"), None, None)],
-            &t
-        ));
+        assert!(toleration_tolerates(&tol(Some("dedicated"), Some("Equal"), Some("gpu"), Some("NoSchedule")), &t));
+        assert!(toleration_tolerates(&tol(Some("dedicated"), None, Some("gpu"), None), &t), "empty operator = Equal");
+        assert!(!toleration_tolerates(&tol(Some("dedicated"), Some("Equal"), Some("cpu"), None), &t));
+        assert!(toleration_tolerates(&tol(Some("dedicated"), Some("Exists"), None, None), &t));
+        assert!(toleration_tolerates(&tol(None, Some("Exists"), None, None), &t), "empty key + Exists tolerates all");
+        assert!(!toleration_tolerates(&tol(Some("dedicated"), Some("Exists"), None, Some("NoExecute")), &t));
+        assert!(!toleration_tolerates(&tol(Some("other"), Some("Exists"), None, None), &t));
+        assert!(!toleration_tolerates(&tol(Some("dedicated"), Some("Gt"), Some("gpu"), None), &t));
+        let no_value = Taint { value: None, ..t.clone() };
+        assert!(toleration_tolerates(&tol(Some("dedicated"), Some("Equal"), None, None), &no_value));
+        assert!(tolerates(&[tol(Some("x"), None, None, None), tol(None, Some("Exists"), None, None)], &t));
         assert!(!tolerates(&[], &t));
     }
 
@@ -614,14 +538,9 @@ mod tests {
         assert!(yes(json!([{"key": "missing", "operator": "DoesNotExist"}])));
         assert!(yes(json!([{"key": "gen", "operator": "Gt", "values": ["4"]}])));
         assert!(!yes(json!([{"key": "gen", "operator": "Lt", "values": ["5"]}])));
-        assert!(
-            !yes(json!([{"key": "zone", "operator": "Gt", "values": ["1"]}])),
-            "non-integer label"
-        );
+        assert!(!yes(json!([{"key": "zone", "operator": "Gt", "values": ["1"]}])), "non-integer label");
         // Expressions are ANDed.
-        assert!(!yes(
-            json!([{"key": "zone", "operator": "Exists"}, {"key": "missing", "operator": "Exists"}])
-        ));
+        assert!(!yes(json!([{"key": "zone", "operator": "Exists"}, {"key": "missing", "operator": "Exists"}])));
         // Invalid terms match nothing.
         assert!(!yes(json!([{"key": "zone", "operator": "In", "values": []}])));
         assert!(!yes(json!([{"key": "zone", "operator": "Exists", "values": ["a"]}])));
@@ -638,12 +557,8 @@ mod tests {
         // matchFields on metadata.name.
         let f = |fields: Value| matches_node_selector_terms(&n, &[term(json!([]), fields)]);
         assert!(f(json!([{"key": "metadata.name", "operator": "In", "values": ["n1"]}])));
-        assert!(!f(
-            json!([{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}])
-        ));
-        assert!(!f(
-            json!([{"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]}])
-        ));
+        assert!(!f(json!([{"key": "metadata.name", "operator": "NotIn", "values": ["n1"]}])));
+        assert!(!f(json!([{"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]}])));
         assert!(!f(json!([{"key": "metadata.uid", "operator": "In", "values": ["n1"]}])));
     }
 
@@ -651,19 +566,13 @@ mod tests {
     fn reference_pod_fits_reference_node() {
         let n = ref_node("ref-n1", json!({}));
         assert_eq!(check(&n, Resources::new(200, 128 * MI, 1), &web_pod(json!({}))), vec![]);
-        assert_eq!(
-            kubelet_admit(&n, Resources::new(200, 128 * MI, 1), &web_pod(json!({}))),
-            Ok(())
-        );
+        assert_eq!(kubelet_admit(&n, Resources::new(200, 128 * MI, 1), &web_pod(json!({}))), Ok(()));
     }
 
     #[test]
     fn cordoned_node() {
         let n = ref_node("n1", json!({"unschedulable": true}));
-        assert_eq!(
-            check(&n, Resources::ZERO, &web_pod(json!({}))),
-            vec![Unfit::Unschedulable]
-        );
+        assert_eq!(check(&n, Resources::ZERO, &web_pod(json!({}))), vec![Unfit::Unschedulable]);
         let tolerant = web_pod(
             json!({"tolerations": [{"key": TAINT_UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"}]}),
         );
@@ -686,23 +595,12 @@ mod tests {
         let got = check(&n, Resources::ZERO, &p);
         assert_eq!(
             got,
-            vec![Unfit::Taint {
-                key: "dedicated".into(),
-                value: "gpu".into(),
-                effect: "NoSchedule".into()
-            }]
+            vec![Unfit::Taint { key: "dedicated".into(), value: "gpu".into(), effect: "NoSchedule".into() }]
         );
         assert_eq!(got[0].reason(), "node(s) had untolerated taint {dedicated: gpu}");
         let tolerant = web_pod(json!({"tolerations": [{"key": "dedicated", "operator": "Exists"}]}));
         let got = check(&n, Resources::ZERO, &tolerant);
-        assert_eq!(
-            got,
-            vec![Unfit::Taint {
-                key: "evict".into(),
-                value: String::new(),
-                effect: "NoExecute".into()
-            }]
-        );
+        assert_eq!(got, vec![Unfit::Taint { key: "evict".into(), value: String::new(), effect: "NoExecute".into() }]);
         assert_eq!(got[0].reason(), "node(s) had untolerated taint {evict: }");
         // The kubelet only cares about NoExecute.
         assert_eq!(
@@ -733,38 +631,21 @@ mod tests {
         let p = web_pod(json!({}));
         let got = check(&with_ready(Some("False"), json!([])), Resources::ZERO, &p);
         assert_eq!(got, vec![Unfit::NotReady]);
-        assert_eq!(
-            got[0].reason(),
-            "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
-        );
-        assert_eq!(
-            check(&with_ready(None, json!([])), Resources::ZERO, &p),
-            vec![Unfit::NotReady]
-        );
+        assert_eq!(got[0].reason(), "node(s) had untolerated taint {node.kubernetes.io/not-ready: }");
+        assert_eq!(check(&with_ready(None, json!([])), Resources::ZERO, &p), vec![Unfit::NotReady]);
         assert_eq!(
             check(&with_ready(Some("Unknown"), json!([])), Resources::ZERO, &p),
-            vec![Unfit::Taint {
-                key: TAINT_UNREACHABLE.into(),
-                value: String::new(),
-                effect: "NoSchedule".into()
-            }]
+            vec![Unfit::Taint { key: TAINT_UNREACHABLE.into(), value: String::new(), effect: "NoSchedule".into() }]
         );
         // Already tainted by the node controller: reported once, as that taint.
         let tainted = with_ready(Some("False"), json!([{"key": TAINT_NOT_READY, "effect": "NoSchedule"}]));
         assert_eq!(
             check(&tainted, Resources::ZERO, &p),
-            vec![Unfit::Taint {
-                key: TAINT_NOT_READY.into(),
-                value: String::new(),
-                effect: "NoSchedule".into()
-            }]
+            vec![Unfit::Taint { key: TAINT_NOT_READY.into(), value: String::new(), effect: "NoSchedule".into() }]
         );
         // The default 300 s tolerations are NoExecute only; tolerating NoSchedule helps.
         let tolerant = web_pod(json!({"tolerations": [{"key": TAINT_NOT_READY, "operator": "Exists"}]}));
-        assert_eq!(
-            check(&with_ready(Some("False"), json!([])), Resources::ZERO, &tolerant),
-            vec![]
-        );
+        assert_eq!(check(&with_ready(Some("False"), json!([])), Resources::ZERO, &tolerant), vec![]);
     }
 
     #[test]
@@ -772,20 +653,15 @@ mod tests {
         let n = ref_node("n1", json!({}));
         let sel = web_pod(json!({"nodeSelector": {"zone": "b"}}));
         assert_eq!(check(&n, Resources::ZERO, &sel), vec![Unfit::NodeSelector]);
-        assert_eq!(
-            Unfit::NodeSelector.reason(),
-            "node(s) didn't match Pod's node affinity/selector"
-        );
+        assert_eq!(Unfit::NodeSelector.reason(), "node(s) didn't match Pod's node affinity/selector");
         assert_eq!(
             kubelet_admit(&n, Resources::ZERO, &sel),
             Err(("NodeAffinity".into(), "Predicate NodeAffinity failed".into()))
         );
         let ok = web_pod(json!({"nodeSelector": {"zone": "a"}}));
         assert_eq!(check(&n, Resources::ZERO, &ok), vec![]);
-        let aff = web_pod(
-            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}}}}),
-        );
+        let aff = web_pod(json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}}}}));
         assert_eq!(check(&n, Resources::ZERO, &aff), vec![Unfit::NodeAffinity]);
         assert_eq!(Unfit::NodeAffinity.reason(), Unfit::NodeSelector.reason());
         let preferred_only = web_pod(
@@ -808,29 +684,19 @@ mod tests {
         // A pod requesting nothing only needs a pod slot.
         let empty = pod(json!({"spec": {"containers": [{"name": "c"}]}}));
         assert_eq!(check(&n, Resources::new(9999, 99 * 1024 * MI, 3), &empty), vec![]);
-        assert_eq!(
-            check(&n, Resources::new(9999, 0, 110), &empty),
-            vec![Unfit::TooManyPods]
-        );
+        assert_eq!(check(&n, Resources::new(9999, 0, 110), &empty), vec![Unfit::TooManyPods]);
     }
 
     #[test]
     fn check_lists_every_failing_plugin_in_order() {
-        let n = ref_node(
-            "n1",
-            json!({"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]}),
-        );
+        let n = ref_node("n1", json!({"unschedulable": true, "taints": [{"key": "k", "effect": "NoSchedule"}]}));
         let p = web_pod(json!({"nodeSelector": {"zone": "b"}}));
         let got = check(&n, Resources::new(4000, 0, 0), &p);
         assert_eq!(
             got,
             vec![
                 Unfit::Unschedulable,
-                Unfit::Taint {
-                    key: "k".into(),
-                    value: String::new(),
-                    effect: "NoSchedule".into()
-                },
+                Unfit::Taint { key: "k".into(), value: String::new(), effect: "NoSchedule".into() },
                 Unfit::NodeSelector,
                 Unfit::InsufficientCpu
             ]
@@ -842,15 +708,8 @@ mod tests {
         let alloc = Resources::new(4000, 8 * 1024 * MI, 110);
         assert_eq!(least_allocated_score(alloc, Resources::ZERO), 100);
         assert_eq!(least_allocated_score(alloc, Resources::new(1000, 2 * 1024 * MI, 1)), 75);
-        assert_eq!(
-            least_allocated_score(Resources::new(10000, 20000, 0), Resources::new(3000, 5000, 0)),
-            72
-        );
-        assert_eq!(
-            least_allocated_score(alloc, Resources::new(5000, 0, 0)),
-            50,
-            "over capacity scores 0 for cpu"
-        );
+        assert_eq!(least_allocated_score(Resources::new(10000, 20000, 0), Resources::new(3000, 5000, 0)), 72);
+        assert_eq!(least_allocated_score(alloc, Resources::new(5000, 0, 0)), 50, "over capacity scores 0 for cpu");
         assert_eq!(least_allocated_score(alloc, alloc), 0);
         assert_eq!(
             least_allocated_score(Resources::new(0, 1000, 0), Resources::new(50, 500, 0)),
@@ -880,19 +739,12 @@ mod tests {
         let mut reasons = vec![(
             "a".to_string(),
             vec![
-                Unfit::Taint {
-                    key: "k".into(),
-                    value: "v".into(),
-                    effect: "NoSchedule".into(),
-                },
+                Unfit::Taint { key: "k".into(), value: "v".into(), effect: "NoSchedule".into() },
                 Unfit::InsufficientCpu,
             ],
         )];
         for i in 0..10 {
-            reasons.push((
-                format!("cpu{i}"),
-                vec![Unfit::InsufficientCpu, Unfit::InsufficientMemory],
-            ));
+            reasons.push((format!("cpu{i}"), vec![Unfit::InsufficientCpu, Unfit::InsufficientMemory]));
         }
         reasons.push(("big".to_string(), vec![Unfit::TooManyPods]));
         reasons.push(("big".to_string(), vec![Unfit::TooManyPods]));
@@ -918,9 +770,8 @@ mod tests {
              preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling."
         );
         // More listed nodes than the total must not underflow.
-        let many: Vec<(String, Vec<Unfit>)> = (0..3)
-            .map(|i| (format!("n{i}"), vec![Unfit::InsufficientMemory]))
-            .collect();
+        let many: Vec<(String, Vec<Unfit>)> =
+            (0..3).map(|i| (format!("n{i}"), vec![Unfit::InsufficientMemory])).collect();
         assert!(fit_error_message(1, &many).ends_with("1 No preemption victims found for incoming pod."));
     }
 
@@ -968,10 +819,7 @@ mod tests {
     fn degenerate_objects_do_not_panic() {
         let p = Pod::default();
         let n = Node::default();
-        assert_eq!(
-            check(&n, Resources::ZERO, &p),
-            vec![Unfit::NotReady, Unfit::TooManyPods]
-        );
+        assert_eq!(check(&n, Resources::ZERO, &p), vec![Unfit::NotReady, Unfit::TooManyPods]);
         assert!(kubelet_admit(&n, Resources::ZERO, &p).is_err());
     }
 

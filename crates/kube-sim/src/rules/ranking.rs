@@ -28,12 +28,7 @@ pub fn is_pod_active(pod: &Pod) -> bool {
 }
 
 fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")
+    pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
 }
 
 /// The pod's Ready condition is True (`podutil.IsPodReady`).
@@ -88,9 +83,7 @@ fn ready_time(pod: &Pod) -> Option<Timestamp> {
     if !is_pod_ready(pod) {
         return None;
     }
-    ready_condition(pod)
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map(|t| t.0)
+    ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
 }
 
 fn max_restarts(pod: &Pod) -> i32 {
@@ -228,10 +221,7 @@ pub fn scale_down_order(pods: &[Pod], now: Timestamp) -> Vec<usize> {
     }
     let ranked: Vec<RankedPod<'_>> = pods
         .iter()
-        .map(|p| RankedPod {
-            pod: p,
-            related_on_same_node: per_node.get(node_name(p)).copied().unwrap_or(0),
-        })
+        .map(|p| RankedPod { pod: p, related_on_same_node: per_node.get(node_name(p)).copied().unwrap_or(0) })
         .collect();
     scale_down_order_ranked(&ranked, now)
 }
@@ -245,16 +235,12 @@ const SAFE_ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
 
 /// Upstream `rand.SafeEncodeString`: maps each character to `SAFE_ALPHABET[code % 27]`.
 pub fn safe_encode_string(s: &str) -> String {
-    s.chars()
-        .map(|c| char::from(SAFE_ALPHABET[(c as usize) % SAFE_ALPHABET.len()]))
-        .collect()
+    s.chars().map(|c| char::from(SAFE_ALPHABET[(c as usize) % SAFE_ALPHABET.len()])).collect()
 }
 
 /// 32-bit FNV-1a.
 pub fn fnv32a(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
 }
 
 /// JSON with object keys sorted at every level, independent of serde_json's map features.
@@ -320,10 +306,7 @@ mod tests {
     use serde_json::json;
 
     fn reference(name: &str) -> Value {
-        let path = format!(
-            "{}/../../../shared/k8s-reference/v1.32/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
@@ -380,10 +363,7 @@ mod tests {
     }
 
     fn names(pods: &[Pod], order: &[usize]) -> Vec<String> {
-        order
-            .iter()
-            .map(|i| pods[*i].metadata.name.clone().unwrap_or_default())
-            .collect()
+        order.iter().map(|i| pods[*i].metadata.name.clone().unwrap_or_default()).collect()
     }
 
     fn order(pods: &[Pod]) -> Vec<String> {
@@ -394,51 +374,27 @@ mod tests {
     fn predicates() {
         let p = mk(P::default());
         assert!(is_pod_active(&p) && is_pod_ready(&p));
-        assert!(!is_pod_active(&mk(P {
-            phase: "Succeeded",
-            ..P::default()
-        })));
-        assert!(!is_pod_active(&mk(P {
-            phase: "Failed",
-            ..P::default()
-        })));
+        assert!(!is_pod_active(&mk(P { phase: "Succeeded", ..P::default() })));
+        assert!(!is_pod_active(&mk(P { phase: "Failed", ..P::default() })));
         let mut deleting = p.clone();
         deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(NOW)));
         assert!(!is_pod_active(&deleting));
-        assert!(!is_pod_ready(&mk(P {
-            ready: false,
-            ..P::default()
-        })));
+        assert!(!is_pod_ready(&mk(P { ready: false, ..P::default() })));
         assert!(!is_pod_ready(&Pod::default()) && is_pod_active(&Pod::default()));
     }
 
     #[test]
     fn availability_honours_min_ready_seconds() {
-        let p = mk(P {
-            ready_since: "2026-11-21T08:59:50Z",
-            ..P::default()
-        });
+        let p = mk(P { ready_since: "2026-11-21T08:59:50Z", ..P::default() });
         assert!(is_pod_available(&p, 0, ts(NOW)));
         assert!(is_pod_available(&p, 9, ts(NOW)));
         assert!(!is_pod_available(&p, 10, ts(NOW)), "must be strictly before now");
-        assert!(!is_pod_available(
-            &mk(P {
-                ready: false,
-                ..P::default()
-            }),
-            0,
-            ts(NOW)
-        ));
+        assert!(!is_pod_available(&mk(P { ready: false, ..P::default() }), 0, ts(NOW)));
     }
 
     #[test]
     fn deletion_cost_parsing() {
-        let cost = |v: &'static str| {
-            pod_deletion_cost(&mk(P {
-                cost: Some(v),
-                ..P::default()
-            }))
-        };
+        let cost = |v: &'static str| pod_deletion_cost(&mk(P { cost: Some(v), ..P::default() }));
         assert_eq!(cost("10"), 10);
         assert_eq!(cost("-5"), -5);
         assert_eq!(cost("0"), 0);
@@ -457,25 +413,9 @@ mod tests {
         // Recorded on v1.32: an adopted extra pod that is not Ready is removed first even with
         // the highest deletion cost; cost only orders equally ready pods.
         let pods = vec![
-            mk(P {
-                name: "ready-cheap",
-                node: "n1",
-                cost: Some("-100"),
-                ..P::default()
-            }),
-            mk(P {
-                name: "not-ready-expensive",
-                node: "n2",
-                ready: false,
-                cost: Some("1000"),
-                ..P::default()
-            }),
-            mk(P {
-                name: "ready-dear",
-                node: "n3",
-                cost: Some("50"),
-                ..P::default()
-            }),
+            mk(P { name: "ready-cheap", node: "n1", cost: Some("-100"), ..P::default() }),
+            mk(P { name: "not-ready-expensive", node: "n2", ready: false, cost: Some("1000"), ..P::default() }),
+            mk(P { name: "ready-dear", node: "n3", cost: Some("50"), ..P::default() }),
         ];
         assert_eq!(order(&pods), ["not-ready-expensive", "ready-cheap", "ready-dear"]);
     }
@@ -505,27 +445,10 @@ mod tests {
     #[test]
     fn unassigned_then_phase_order() {
         let pods = vec![
-            mk(P {
-                name: "running",
-                ..P::default()
-            }),
-            mk(P {
-                name: "unknown",
-                phase: "Unknown",
-                ..P::default()
-            }),
-            mk(P {
-                name: "pending",
-                phase: "Pending",
-                ready: false,
-                ..P::default()
-            }),
-            mk(P {
-                name: "unassigned",
-                node: "",
-                phase: "Running",
-                ..P::default()
-            }),
+            mk(P { name: "running", ..P::default() }),
+            mk(P { name: "unknown", phase: "Unknown", ..P::default() }),
+            mk(P { name: "pending", phase: "Pending", ready: false, ..P::default() }),
+            mk(P { name: "unassigned", node: "", phase: "Running", ..P::default() }),
         ];
         assert_eq!(order(&pods), ["unassigned", "pending", "unknown", "running"]);
     }
@@ -533,39 +456,16 @@ mod tests {
     #[test]
     fn cost_then_doubled_up_nodes() {
         let pods = vec![
-            mk(P {
-                name: "alone",
-                node: "n1",
-                ..P::default()
-            }),
-            mk(P {
-                name: "pair-a",
-                node: "n2",
-                ..P::default()
-            }),
-            mk(P {
-                name: "pair-b",
-                node: "n2",
-                ..P::default()
-            }),
-            mk(P {
-                name: "cheap-alone",
-                node: "n3",
-                cost: Some("-1"),
-                ..P::default()
-            }),
+            mk(P { name: "alone", node: "n1", ..P::default() }),
+            mk(P { name: "pair-a", node: "n2", ..P::default() }),
+            mk(P { name: "pair-b", node: "n2", ..P::default() }),
+            mk(P { name: "cheap-alone", node: "n3", cost: Some("-1"), ..P::default() }),
         ];
         assert_eq!(order(&pods), ["cheap-alone", "pair-a", "pair-b", "alone"]);
         // Ranks supplied by the caller (e.g. counting sibling ReplicaSets' pods).
         let ranked = [
-            RankedPod {
-                pod: &pods[0],
-                related_on_same_node: 5,
-            },
-            RankedPod {
-                pod: &pods[1],
-                related_on_same_node: 1,
-            },
+            RankedPod { pod: &pods[0], related_on_same_node: 5 },
+            RankedPod { pod: &pods[1], related_on_same_node: 1 },
         ];
         assert_eq!(scale_down_order_ranked(&ranked, ts(NOW)), [0, 1]);
     }
@@ -573,24 +473,9 @@ mod tests {
     #[test]
     fn inactive_pods_do_not_count_towards_ranks() {
         let pods = vec![
-            mk(P {
-                name: "alone",
-                node: "n1",
-                created: "2026-11-21T08:59:00Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "with-dead",
-                node: "n2",
-                created: "2026-11-21T01:00:00Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "dead",
-                node: "n2",
-                phase: "Failed",
-                ..P::default()
-            }),
+            mk(P { name: "alone", node: "n1", created: "2026-11-21T08:59:00Z", ..P::default() }),
+            mk(P { name: "with-dead", node: "n2", created: "2026-11-21T01:00:00Z", ..P::default() }),
+            mk(P { name: "dead", node: "n2", phase: "Failed", ..P::default() }),
         ];
         // Both live pods have rank 1, so the newer one goes first; the Failed pod (phase
         // ordinal like Pending) sorts ahead of them.
@@ -600,88 +485,37 @@ mod tests {
     #[test]
     fn ready_time_is_compared_in_log2_buckets() {
         let pods = vec![
-            mk(P {
-                name: "old",
-                ready_since: "2026-11-21T07:00:00Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "new",
-                ready_since: "2026-11-21T08:59:50Z",
-                ..P::default()
-            }),
+            mk(P { name: "old", ready_since: "2026-11-21T07:00:00Z", ..P::default() }),
+            mk(P { name: "new", ready_since: "2026-11-21T08:59:50Z", ..P::default() }),
         ];
         assert_eq!(order(&pods), ["new", "old"]);
         // 100 s and 101 s ago fall in the same bucket: UID decides.
         let same = vec![
-            mk(P {
-                name: "b",
-                ready_since: "2026-11-21T08:58:20Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "a",
-                ready_since: "2026-11-21T08:58:19Z",
-                ..P::default()
-            }),
+            mk(P { name: "b", ready_since: "2026-11-21T08:58:20Z", ..P::default() }),
+            mk(P { name: "a", ready_since: "2026-11-21T08:58:19Z", ..P::default() }),
         ];
         assert_eq!(order(&same), ["a", "b"]);
         // Ready in the future (clock skew) ranks as newest.
         let future = vec![
-            mk(P {
-                name: "past",
-                ready_since: "2026-11-21T08:59:59Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "future",
-                ready_since: "2026-11-21T09:30:00Z",
-                ..P::default()
-            }),
+            mk(P { name: "past", ready_since: "2026-11-21T08:59:59Z", ..P::default() }),
+            mk(P { name: "future", ready_since: "2026-11-21T09:30:00Z", ..P::default() }),
         ];
         assert_eq!(order(&future), ["future", "past"]);
     }
 
     #[test]
     fn restarts_then_creation_time() {
-        let pods = vec![
-            mk(P {
-                name: "steady",
-                ..P::default()
-            }),
-            mk(P {
-                name: "flappy",
-                restarts: 3,
-                ..P::default()
-            }),
-        ];
+        let pods =
+            vec![mk(P { name: "steady", ..P::default() }), mk(P { name: "flappy", restarts: 3, ..P::default() })];
         assert_eq!(order(&pods), ["flappy", "steady"]);
         let pods = vec![
-            mk(P {
-                name: "older",
-                created: "2026-11-20T00:00:00Z",
-                ..P::default()
-            }),
-            mk(P {
-                name: "newer",
-                created: "2026-11-21T08:30:00Z",
-                ..P::default()
-            }),
+            mk(P { name: "older", created: "2026-11-20T00:00:00Z", ..P::default() }),
+            mk(P { name: "newer", created: "2026-11-21T08:30:00Z", ..P::default() }),
         ];
         assert_eq!(order(&pods), ["newer", "older"]);
-        let mut no_time = mk(P {
-            name: "no-time",
-            ..P::default()
-        });
+        let mut no_time = mk(P { name: "no-time", ..P::default() });
         no_time.metadata.creation_timestamp = None;
-        let pods = vec![
-            mk(P {
-                name: "timed",
-                created: "2026-11-21T08:59:59Z",
-                ..P::default()
-            }),
-            no_time,
-        ];
+        let pods = vec![mk(P { name: "timed", created: "2026-11-21T08:59:59Z", ..P::default() }), no_time];
         assert_eq!(order(&pods), ["no-time", "timed"]);
     }
 
@@ -714,10 +548,7 @@ mod tests {
         assert!(h.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
         assert_eq!(h, pod_template_hash(&template.clone(), None));
         assert_ne!(h, pod_template_hash(&template, Some(1)));
-        assert_ne!(
-            pod_template_hash(&template, Some(1)),
-            pod_template_hash(&template, Some(2))
-        );
+        assert_ne!(pod_template_hash(&template, Some(1)), pod_template_hash(&template, Some(2)));
         let mut changed = template.clone();
         if let Some(spec) = changed.spec.as_mut() {
             spec.containers[0].image = Some("nginx:1.28".into());

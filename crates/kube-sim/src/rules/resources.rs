@@ -24,18 +24,10 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub const ZERO: Resources = Resources {
-        cpu_milli: 0,
-        memory: 0,
-        pods: 0,
-    };
+    pub const ZERO: Resources = Resources { cpu_milli: 0, memory: 0, pods: 0 };
 
     pub const fn new(cpu_milli: i64, memory: i64, pods: i64) -> Self {
-        Resources {
-            cpu_milli,
-            memory,
-            pods,
-        }
+        Resources { cpu_milli, memory, pods }
     }
 
     /// Field-wise saturating sum.
@@ -168,10 +160,7 @@ pub fn parse_quantity_nanos(s: &str) -> Option<i128> {
         "Ei" => (true, 60),
         other => {
             let rest = other.strip_prefix('e').or_else(|| other.strip_prefix('E'))?;
-            let digits = rest
-                .strip_prefix('+')
-                .or_else(|| rest.strip_prefix('-'))
-                .unwrap_or(rest);
+            let digits = rest.strip_prefix('+').or_else(|| rest.strip_prefix('-')).unwrap_or(rest);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 6 {
                 return None;
             }
@@ -186,11 +175,7 @@ pub fn parse_quantity_nanos(s: &str) -> Option<i128> {
     if significant.len() > 37 {
         return None;
     }
-    let mantissa: i128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
+    let mantissa: i128 = if significant.is_empty() { 0 } else { significant.parse().ok()? };
     let frac_len = i32::try_from(frac_digits.len()).ok()?;
 
     let magnitude = if base2 {
@@ -221,11 +206,7 @@ fn ceil_div(value: i128, divisor: i128) -> i128 {
         return 0;
     }
     let q = value / divisor;
-    if value % divisor != 0 {
-        if (value < 0) == (divisor < 0) { q + 1 } else { q - 1 }
-    } else {
-        q
-    }
+    if value % divisor != 0 { if (value < 0) == (divisor < 0) { q + 1 } else { q - 1 } } else { q }
 }
 
 fn clamp_i64(v: i128) -> i64 {
@@ -268,23 +249,13 @@ struct Exact {
 
 impl Exact {
     fn add(self, o: Exact) -> Exact {
-        Exact {
-            cpu: self.cpu.saturating_add(o.cpu),
-            memory: self.memory.saturating_add(o.memory),
-        }
+        Exact { cpu: self.cpu.saturating_add(o.cpu), memory: self.memory.saturating_add(o.memory) }
     }
     fn max(self, o: Exact) -> Exact {
-        Exact {
-            cpu: self.cpu.max(o.cpu),
-            memory: self.memory.max(o.memory),
-        }
+        Exact { cpu: self.cpu.max(o.cpu), memory: self.memory.max(o.memory) }
     }
     fn into_resources(self) -> Resources {
-        Resources {
-            cpu_milli: nanos_to_milli(self.cpu),
-            memory: nanos_to_units(self.memory),
-            pods: 1,
-        }
+        Resources { cpu_milli: nanos_to_milli(self.cpu), memory: nanos_to_units(self.memory), pods: 1 }
     }
 }
 
@@ -304,9 +275,7 @@ fn container_requests(c: &Container, non_zero: bool) -> Exact {
         if !present && non_zero {
             return default_nanos;
         }
-        quantity_nanos(reqs, name)
-            .or_else(|| quantity_nanos(limits, name))
-            .unwrap_or(0)
+        quantity_nanos(reqs, name).or_else(|| quantity_nanos(limits, name)).unwrap_or(0)
     };
     Exact {
         cpu: pick("cpu", i128::from(DEFAULT_MILLI_CPU_REQUEST) * 1_000_000),
@@ -316,10 +285,7 @@ fn container_requests(c: &Container, non_zero: bool) -> Exact {
 
 fn aggregate_requests(spec: &PodSpec, non_zero: bool) -> Exact {
     // App containers run together: their requests add up.
-    let mut reqs = spec
-        .containers
-        .iter()
-        .fold(Exact::default(), |acc, c| acc.add(container_requests(c, non_zero)));
+    let mut reqs = spec.containers.iter().fold(Exact::default(), |acc, c| acc.add(container_requests(c, non_zero)));
 
     // Init containers run one at a time, each alongside the restartable (sidecar) init
     // containers started before it; sidecars also keep running next to the app containers.
@@ -400,19 +366,13 @@ mod tests {
     fn container(name: &str, cpu: Option<&str>, mem: Option<&str>) -> Container {
         Container {
             name: name.into(),
-            resources: Some(ResourceRequirements {
-                requests: list(cpu, mem),
-                ..Default::default()
-            }),
+            resources: Some(ResourceRequirements { requests: list(cpu, mem), ..Default::default() }),
             ..Default::default()
         }
     }
 
     fn sidecar(name: &str, cpu: Option<&str>, mem: Option<&str>) -> Container {
-        Container {
-            restart_policy: Some("Always".into()),
-            ..container(name, cpu, mem)
-        }
+        Container { restart_policy: Some("Always".into()), ..container(name, cpu, mem) }
     }
 
     const MI: i64 = 1024 * 1024;
@@ -450,9 +410,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed_quantities() {
-        for bad in [
-            "", "m", "abc", "1x", "1 Mi", " 1", "1..2", "1Mi2", "e3", "1e", "1e+", "--1", "1ee3",
-        ] {
+        for bad in ["", "m", "abc", "1x", "1 Mi", " 1", "1..2", "1Mi2", "e3", "1e", "1e+", "--1", "1ee3"] {
             assert_eq!(parse_quantity_nanos(bad), None, "{bad:?}");
         }
         assert_eq!(parse_quantity_nanos("1e999999"), None);
@@ -470,20 +428,14 @@ mod tests {
     #[test]
     fn reference_pod_requests() {
         // deployment-available.json's container: cpu 200m, memory 128Mi.
-        let spec = PodSpec {
-            containers: vec![container("c", Some("200m"), Some("128Mi"))],
-            ..Default::default()
-        };
+        let spec = PodSpec { containers: vec![container("c", Some("200m"), Some("128Mi"))], ..Default::default() };
         assert_eq!(pod_requests(&spec), Resources::new(200, 128 * MI, 1));
     }
 
     #[test]
     fn containers_sum_and_init_containers_max() {
         let spec = PodSpec {
-            containers: vec![
-                container("a", Some("100m"), Some("64Mi")),
-                container("b", Some("300m"), None),
-            ],
+            containers: vec![container("a", Some("100m"), Some("64Mi")), container("b", Some("300m"), None)],
             init_containers: Some(vec![
                 container("i1", Some("1"), Some("10Mi")),
                 container("i2", Some("50m"), Some("512Mi")),
@@ -533,16 +485,10 @@ mod tests {
     fn limits_stand_in_for_missing_requests() {
         let c = Container {
             name: "c".into(),
-            resources: Some(ResourceRequirements {
-                limits: list(Some("2"), Some("1Gi")),
-                ..Default::default()
-            }),
+            resources: Some(ResourceRequirements { limits: list(Some("2"), Some("1Gi")), ..Default::default() }),
             ..Default::default()
         };
-        let spec = PodSpec {
-            containers: vec![c],
-            ..Default::default()
-        };
+        let spec = PodSpec { containers: vec![c], ..Default::default() };
         assert_eq!(pod_requests(&spec), Resources::new(2000, 1024 * MI, 1));
     }
 
@@ -572,10 +518,7 @@ mod tests {
         .unwrap();
         assert_eq!(node_allocatable(&node), Resources::new(4000, 8 * 1024 * MI, 110));
         let cap_only = Node {
-            status: Some(NodeStatus {
-                capacity: list(Some("2"), Some("1Gi")),
-                ..Default::default()
-            }),
+            status: Some(NodeStatus { capacity: list(Some("2"), Some("1Gi")), ..Default::default() }),
             ..Default::default()
         };
         assert_eq!(node_allocatable(&cap_only), Resources::new(2000, 1024 * MI, 0));
@@ -586,18 +529,12 @@ mod tests {
     fn arithmetic_saturates() {
         let a = Resources::new(i64::MAX, 1, 1);
         assert_eq!((a + a).cpu_milli, i64::MAX);
-        assert_eq!(
-            Resources::new(1, 2, 3) - Resources::new(2, 2, 2),
-            Resources::new(-1, 0, 1)
-        );
+        assert_eq!(Resources::new(1, 2, 3) - Resources::new(2, 2, 2), Resources::new(-1, 0, 1));
         let mut b = Resources::ZERO;
         b += Resources::new(1, 2, 3);
         b -= Resources::new(1, 1, 1);
         assert_eq!(b, Resources::new(0, 1, 2));
-        assert_eq!(
-            Resources::new(1, 5, 0).max(Resources::new(3, 2, 1)),
-            Resources::new(3, 5, 1)
-        );
+        assert_eq!(Resources::new(1, 5, 0).max(Resources::new(3, 2, 1)), Resources::new(3, 5, 1));
         let total: Resources = [Resources::new(1, 1, 1), Resources::new(2, 2, 2)].into_iter().sum();
         assert_eq!(total, Resources::new(3, 3, 3));
     }

@@ -1,0 +1,56 @@
+//! Shared by the benchmarks: memory readings, percentiles, a closed-loop load generator.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Resident memory of this process, KiB.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4)
+}
+
+/// The `p` percentile of sorted microsecond samples, in milliseconds.
+pub fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// Run `conc` loops of `f` for `dur`; returns (requests, sorted latencies in µs).
+pub async fn load<F, Fut>(conc: usize, dur: Duration, f: F) -> (u64, Vec<u64>)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let f = Arc::new(f);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for _ in 0..conc {
+        let f = f.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lats = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                assert!(f().await, "request failed");
+                lats.push(t.elapsed().as_micros() as u64);
+            }
+            lats
+        }));
+    }
+    tokio::time::sleep(dur).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    all.sort_unstable();
+    (all.len() as u64, all)
+}
+
