@@ -87,6 +87,9 @@ pub struct WriteOptions {
     pub validation: FieldValidation,
     /// Server-side apply: take ownership of conflicting fields.
     pub force: bool,
+    /// The object comes from the simulator's own typed code: skip the
+    /// unknown-field pruning pass (there are none) on its hot write path.
+    pub trusted: bool,
 }
 
 impl WriteOptions {
@@ -473,6 +476,16 @@ impl ApiServer {
     /// Check and normalise an incoming object for `res` (kind/apiVersion, view
     /// conversion, typed decoding). Returns the storage form and the unknown
     /// fields that decoding dropped.
+    fn decode_input_opts(&self, res: &ResourceInfo, obj: Value, opts: &WriteOptions) -> ApiResult<(Value, Vec<String>)> {
+        if opts.trusted && res.conversion == Conversion::None && obj.is_object() {
+            let mut obj = obj;
+            obj["apiVersion"] = json!(res.api_version());
+            obj["kind"] = json!(res.kind);
+            return Ok((obj, Vec::new()));
+        }
+        self.decode_input(res, obj)
+    }
+
     fn decode_input(&self, res: &ResourceInfo, mut obj: Value) -> ApiResult<(Value, Vec<String>)> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(format!(
@@ -529,7 +542,7 @@ impl ApiServer {
         if res.read_only {
             return Err(ApiError::method_not_allowed("create", &res.kind));
         }
-        let (mut obj, unknown) = self.decode_input(res, body)?;
+        let (mut obj, unknown) = self.decode_input_opts(res, body, opts)?;
         let warnings = self.unknown_field_outcome(res, unknown, opts.validation)?;
         self.place_in_namespace(res, ns, &mut obj)?;
         if meta::name(&obj).is_empty() {
@@ -816,7 +829,7 @@ impl ApiServer {
         if res.read_only {
             return Err(ApiError::method_not_allowed("update", &res.kind));
         }
-        let (mut obj, unknown) = self.decode_input(res, body)?;
+        let (mut obj, unknown) = self.decode_input_opts(res, body, opts)?;
         let warnings = self.unknown_field_outcome(res, unknown, opts.validation)?;
         let body_name = meta::name(&obj);
         if !body_name.is_empty() && body_name != name {
@@ -934,8 +947,12 @@ impl ApiServer {
                 None => m.remove("managedFields"),
             };
         }
-        kinds::default(res, &mut new)?;
-        self.validate(res, &new, Some(&old))?;
+        // A status write keeps the stored spec, which was defaulted and
+        // validated when it was written.
+        if subresource != Some("status") {
+            kinds::default(res, &mut new)?;
+            self.validate(res, &new, Some(&old))?;
+        }
         if res.has_generation && meta::spec_part(&old) != meta::spec_part(&new) {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta::set_meta(&mut new, "generation", json!(g + 1));
@@ -1345,8 +1362,14 @@ impl ApiServer {
         Ok(scale_of(&object))
     }
 
-    /// `POST pods/{name}/binding` (and the `bindings` collection): assign a node.
+    /// `POST pods/{name}/binding` (and the `bindings` collection): assign a
+    /// node. Answers as upstream does, with a Status.
     pub fn bind(&self, ns: &str, pod_name: &str, binding: &Value, opts: &WriteOptions) -> ApiResult<Value> {
+        self.bind_pod(ns, pod_name, binding, opts).map(|_| success_status(201, None))
+    }
+
+    /// Bind, returning the bound pod (for in-process callers).
+    pub fn bind_pod(&self, ns: &str, pod_name: &str, binding: &Value, opts: &WriteOptions) -> ApiResult<Value> {
         let res = self.res("", "pods");
         let target = meta::str_at(binding, &["target", "name"]).unwrap_or_default().to_string();
         if target.is_empty() {
@@ -1392,15 +1415,13 @@ impl ApiServer {
             }
             set_condition(&mut new, "PodScheduled", "True", None, None, &self.clock.now_rfc3339());
             if opts.dry_run {
-                return Ok(());
+                return Ok(new);
             }
-            // Bypasses pod update validation (nodeName is immutable through updates).
-            let now = self.clock.now_rfc3339();
-            update_managed_fields(&mut new, &old, &res, None, opts, Ownership::Update, &now);
-            txn.put(&res.storage, new)?;
-            Ok(())
-        })?;
-        Ok(success_status(201, None))
+            // Bypasses pod update validation (nodeName is immutable through
+            // updates) and, as upstream, records no field ownership.
+            let (_, written) = txn.put_value(&res.storage, new)?;
+            Ok(written)
+        })
     }
 
     /// `POST pods/{name}/eviction`: delete the pod if its disruption budget allows.
@@ -1780,6 +1801,8 @@ struct ManagedEntry {
     api_version: String,
     time: String,
     fields: FieldSet,
+    /// The entry as stored, reused when a write leaves it untouched.
+    raw: Option<Value>,
 }
 
 fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
@@ -1795,6 +1818,7 @@ fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
                         api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
                         time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
                         fields: e.get("fieldsV1").and_then(|f| managed::from_fields_v1(f).ok()).unwrap_or_default(),
+                        raw: Some(e.clone()),
                     })
                 })
                 .collect()
@@ -1803,6 +1827,9 @@ fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
 }
 
 fn entry_json(e: &ManagedEntry) -> Value {
+    if let Some(raw) = &e.raw {
+        return raw.clone();
+    }
     let mut v = json!({
         "manager": e.manager,
         "operation": e.operation,
@@ -1832,6 +1859,7 @@ fn managed_entry(
         api_version: res.api_version(),
         time: now.into(),
         fields: set.clone(),
+        raw: None,
     })
 }
 
@@ -1923,7 +1951,11 @@ fn update_managed_fields(
     for e in entries.iter_mut() {
         // A forced apply takes conflicting fields; an update always does.
         if !is_me(e) && (opts.force || op == "Update") {
-            e.fields = e.fields.difference(&lost);
+            let kept = e.fields.difference(&lost);
+            if kept != e.fields {
+                e.fields = kept;
+                e.raw = None;
+            }
         }
     }
     match entries.iter_mut().find(|e| is_me(e)) {
@@ -1931,6 +1963,7 @@ fn update_managed_fields(
             e.fields = if op == "Apply" { gained } else { e.fields.difference(&lost).union(&gained) };
             e.time = now.into();
             e.api_version = res.api_version();
+            e.raw = None;
         }
         None if !gained.is_empty() => entries.push(ManagedEntry {
             manager: opts.field_manager.clone(),
@@ -1939,6 +1972,7 @@ fn update_managed_fields(
             api_version: res.api_version(),
             time: now.into(),
             fields: gained,
+            raw: None,
         }),
         None => {}
     }

@@ -492,6 +492,7 @@ fn write_options(q: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
         dry_run: parse_dry_run(q.all("dryRun"))?,
         validation: FieldValidation::parse(q.get("fieldValidation").unwrap_or_default())?,
         force: q.flag("force"),
+        trusted: false,
     })
 }
 

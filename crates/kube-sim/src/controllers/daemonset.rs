@@ -71,9 +71,9 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             .map(|(name, _)| name.clone())
             .collect();
         let mut mine: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
-        for p in state.pods_in(&ns) {
+        for p in state.claimable_pods(&ns, &uid) {
             if p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
-                && let Some(n) = node_of(p)
+                && let Some(n) = node_of(&p)
             {
                 mine.entry(n.to_string()).or_default().push(p.clone());
             }

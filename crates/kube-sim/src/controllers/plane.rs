@@ -25,6 +25,8 @@ use crate::error::{ApiError, ApiResult};
 
 /// Most dirty keys handled before the loop looks at new events again.
 const BATCH: usize = 2_000;
+/// Delay of debounced recomputations (simulated seconds).
+const SOON: f64 = 0.5;
 
 /// The control plane: its cache, queues and timers.
 pub struct Plane {
@@ -39,6 +41,8 @@ pub struct Plane {
     pub scheduler: scheduler::Queue,
     /// Last Lease renewal per node (simulated time).
     pub heartbeats: std::collections::HashMap<String, Duration>,
+    /// Recomputations already scheduled by [`Plane::soon`].
+    soon: HashSet<Dirty>,
 }
 
 impl std::fmt::Debug for Plane {
@@ -60,6 +64,7 @@ impl Plane {
             kubelet: kubelet::Runtime::default(),
             scheduler: scheduler::Queue::default(),
             heartbeats: std::collections::HashMap::new(),
+            soon: HashSet::new(),
         }
     }
 
@@ -81,6 +86,15 @@ impl Plane {
     pub fn mark_all(&mut self, ds: Vec<Dirty>) {
         for d in ds {
             self.mark(d);
+        }
+    }
+
+    /// Look at `d` shortly, once however often it is asked for meanwhile: for
+    /// recomputations that depend on many objects (a budget's pods, a daemon
+    /// set's nodes), which a burst of changes would otherwise repeat per change.
+    pub fn soon(&mut self, d: Dirty) {
+        if self.soon.insert(d.clone()) {
+            self.after(SOON, d);
         }
     }
 
@@ -155,6 +169,7 @@ impl Plane {
     }
 
     fn dispatch(&mut self, d: Dirty) {
+        self.soon.remove(&d);
         match d {
             Dirty::Pod(key) => {
                 if let Some(pod) = self.pod(&key) {
@@ -170,7 +185,7 @@ impl Plane {
                 nodes::reconcile(self, &name);
                 let ds: Vec<String> = self.state.read().daemonsets.keys().cloned().collect();
                 for k in ds {
-                    self.mark(Dirty::DaemonSet(k));
+                    self.soon(Dirty::DaemonSet(k));
                 }
             }
             Dirty::Capacity => scheduler::retry_unschedulable(self),
@@ -180,7 +195,7 @@ impl Plane {
                     Some((Kind::ReplicaSet, k)) => self.mark(Dirty::ReplicaSet(k)),
                     Some((Kind::Deployment, k)) => self.mark(Dirty::Deployment(k)),
                     Some((Kind::StatefulSet, k)) => self.mark(Dirty::StatefulSet(k)),
-                    Some((Kind::DaemonSet, k)) => self.mark(Dirty::DaemonSet(k)),
+                    Some((Kind::DaemonSet, k)) => self.soon(Dirty::DaemonSet(k)),
                     Some(_) => {}
                     // The owner is not (or no longer) cached: maybe an orphan.
                     None => self.mark(Dirty::Gone(uid)),
@@ -195,7 +210,7 @@ impl Plane {
                 let keys: Vec<String> =
                     self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
                 for k in keys {
-                    self.mark(Dirty::Pdb(k));
+                    self.soon(Dirty::Pdb(k));
                 }
             }
             Dirty::Pdb(k) => disruption::reconcile(self, &k),
@@ -236,8 +251,9 @@ impl Plane {
 
     // ----- writes (through the API, then into the cache) -----------------------
 
+    /// Write options of the simulator's own components (typed, trusted objects).
     pub fn opts(manager: &str) -> WriteOptions {
-        WriteOptions::manager(manager)
+        WriteOptions { trusted: true, ..WriteOptions::manager(manager) }
     }
 
     /// Decode a written object and put it in the cache at once, so the next

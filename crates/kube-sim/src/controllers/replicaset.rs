@@ -104,7 +104,8 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let Some(spec) = rs.spec.clone() else { return };
     let ns = rs.metadata.namespace.clone().unwrap_or_default();
     let sel = selector_of(&spec.selector);
-    let candidates: Vec<Arc<Pod>> = plane.state.read().pods_in(&ns).cloned().collect();
+    let uid = rs.metadata.uid.clone().unwrap_or_default();
+    let candidates: Vec<Arc<Pod>> = plane.state.read().claimable_pods(&ns, &uid);
     let mut owned: Vec<Arc<Pod>> = Vec::new();
     for pod in candidates {
         if claim(plane, &rs, &sel, &pod) == Some(true) {

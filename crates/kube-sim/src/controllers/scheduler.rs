@@ -109,13 +109,10 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
         Ok(node) => {
             let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
-            match plane.api.bind(&ns, &name, &binding, &Plane::opts(SCHEDULER)) {
-                Ok(_) => {
+            match plane.api.bind_pod(&ns, &name, &binding, &Plane::opts(SCHEDULER)) {
+                Ok(v) => {
                     // Bring the bound pod into the cache now, so the next pod sees the node's new load.
-                    let res = plane.api.res("", "pods");
-                    if let Ok(v) = plane.api.get_value(&res, Some(&ns), &name)
-                        && let Ok(p) = serde_json::from_value::<Pod>(v)
-                    {
+                    if let Ok(p) = serde_json::from_value::<Pod>(v) {
                         let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
                         plane.mark_all(dirty);
                     }

@@ -109,6 +109,8 @@ pub struct State {
     pub pods_by_node: HashMap<String, BTreeSet<String>>,
     /// namespace → pod keys
     pub pods_by_ns: HashMap<String, BTreeSet<String>>,
+    /// namespace → keys of pods without a controller (candidates for adoption)
+    pub orphans_by_ns: HashMap<String, BTreeSet<String>>,
     /// owner uid → dependents
     pub by_owner: HashMap<String, BTreeSet<(Kind, String)>>,
     /// uid → the cached object with it
@@ -311,10 +313,13 @@ impl State {
                 self.rescore(n);
             }
         }
-        if let Some(ns) = pod.metadata.namespace.as_deref()
-            && let Some(set) = self.pods_by_ns.get_mut(ns)
-        {
-            set.remove(key);
+        if let Some(ns) = pod.metadata.namespace.as_deref() {
+            if let Some(set) = self.pods_by_ns.get_mut(ns) {
+                set.remove(key);
+            }
+            if let Some(set) = self.orphans_by_ns.get_mut(ns) {
+                set.remove(key);
+            }
         }
         self.index_owner(Kind::Pod, key, &pod.metadata, false);
     }
@@ -330,6 +335,9 @@ impl State {
         }
         if let Some(ns) = pod.metadata.namespace.as_deref() {
             self.pods_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+            if !pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true)) {
+                self.orphans_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+            }
         }
         self.index_owner(Kind::Pod, key, &pod.metadata, true);
     }
@@ -349,9 +357,6 @@ impl State {
         if let Some(old) = &old {
             self.unindex_pod(&key, old);
             Self::owner_dirty(&old.metadata, &mut out);
-            if let Some(n) = node_of(old) {
-                out.push(Dirty::Node(n.to_string()));
-            }
         }
         if let Some(ns) = obj.metadata.namespace.as_deref() {
             out.push(Dirty::PdbNamespace(ns.to_string()));
@@ -403,6 +408,15 @@ impl State {
     /// Pods of a namespace.
     pub fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Arc<Pod>> {
         self.pods_by_ns.get(ns).into_iter().flatten().filter_map(|k| self.pods.get(k))
+    }
+
+    /// Pods a controller with `uid` in `ns` may claim: its own and the
+    /// namespace's orphans (never a scan of the whole namespace).
+    pub fn claimable_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Pod>> {
+        let own = self.by_owner.get(uid).into_iter().flatten().filter(|(k, _)| *k == Kind::Pod).map(|(_, key)| key);
+        let orphans = self.orphans_by_ns.get(ns).into_iter().flatten();
+        let keys: BTreeSet<&String> = own.chain(orphans).collect();
+        keys.into_iter().filter_map(|k| self.pods.get(k).cloned()).collect()
     }
 
     /// Cached dependents of the owner with `uid`.

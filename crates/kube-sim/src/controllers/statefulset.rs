@@ -36,10 +36,10 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
     let mut pods: BTreeMap<usize, Arc<Pod>> = BTreeMap::new();
-    for p in plane.state.read().pods_in(&ns) {
+    for p in plane.state.read().claimable_pods(&ns, &uid) {
         let owned = p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true));
         if let (true, Some(i)) = (owned, ordinal(&name, p.metadata.name.as_deref().unwrap_or_default())) {
-            pods.insert(i, p.clone());
+            pods.insert(i, p);
         }
     }
     let revision = format!("{name}-{}", rules::ranking::pod_template_hash(&spec.template, None));

@@ -1,0 +1,104 @@
+//! The `kube-sim` binary as a user runs it: checking scenario files (every
+//! shipped one passes; a broken one is refused with file, line and field), and
+//! serving a scenario that kubectl then sees, until SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kube-sim");
+
+fn repo(path: &str) -> String {
+    format!("{}/../../{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn every_shipped_scenario_checks_out() {
+    for f in ["scenarios/sdi-edge.yaml", "scenarios/pressure.yaml", "scenarios/oscillating.yaml"] {
+        let out = Command::new(BIN).args(["scenario", "check", &repo(f)]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains(": ok —"), "{text}");
+    }
+}
+
+#[test]
+fn a_broken_scenario_is_refused_with_its_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, "name: bad\nnodes:\n  - name: n1\n    capacity: {cpu: lots, memory: 8Gi}\nworkloads: []\n").unwrap();
+    let out = Command::new(BIN).args(["scenario", "check", path.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml:4:") && err.contains("nodes[0].capacity.cpu"), "{err}");
+    // Serving it fails the same way, before listening.
+    let out = Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0", "--scenario", path.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nodes[0].capacity.cpu"));
+}
+
+#[test]
+fn generated_benchmark_scenarios_parse() {
+    let out = Command::new(BIN).args(["scenario", "generate", "--nodes", "50", "--pods", "1000"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let s = kube_sim::scenario::parse("generated", &text).unwrap();
+    let replicas: i64 = s
+        .objects()
+        .iter()
+        .filter(|o| o["kind"] == "Deployment")
+        .map(|o| o["spec"]["replicas"].as_i64().unwrap())
+        .sum();
+    assert_eq!(replicas, 1000);
+}
+
+#[test]
+fn serve_loads_a_scenario_that_kubectl_sees_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--kubeconfig", kc.to_str().unwrap(), "--scenario", &repo("scenarios/sdi-edge.yaml"), "--speed", "20"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let kubectl = |args: &[&str]| {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(args)
+            .output()
+            .expect("kubectl must be installed (see README)")
+    };
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        if kc.exists() {
+            let out = kubectl(&["get", "pods", "-n", "robots", "--no-headers"]);
+            seen = String::from_utf8_lossy(&out.stdout).to_string();
+            if seen.lines().filter(|l| l.contains("Running")).count() >= 8 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(seen.lines().filter(|l| l.contains("Running")).count() >= 8, "robots never ran: {seen}");
+    let nodes = String::from_utf8_lossy(&kubectl(&["get", "nodes", "--no-headers"]).stdout).to_string();
+    assert_eq!(nodes.lines().filter(|l| l.contains(" Ready ")).count(), 6, "{nodes}");
+    // SIGTERM: a clean, prompt exit.
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "kube-sim did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("kube-sim listening on http://127.0.0.1:")).count(), 1, "{log}");
+}
