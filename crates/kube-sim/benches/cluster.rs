@@ -25,7 +25,10 @@ async fn main() {
     let dur = Duration::from_secs(secs);
     let text = kube_sim::scenario::generate::generate(nodes, pods, 1);
     let scenario = kube_sim::scenario::parse("generated", &text).expect("the generated scenario parses");
-    println!("kube-sim cluster benchmark: {nodes} nodes, {pods} pods ({} cores)", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "kube-sim cluster benchmark: {nodes} nodes, {pods} pods ({} cores)",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 
     let rss0 = rss_kib();
     let cluster = Cluster::with(ServerConfig::default(), kube_sim::Clock::default());
@@ -35,23 +38,33 @@ async fn main() {
     let (mut scheduled_at, mut running_at) = (None, None);
     let mut last_report = Instant::now();
     loop {
-        let (total, bound, running, unschedulable, why) = {
-            let s = cluster.sim().read();
-            let bound = s.pods.values().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count();
-            let running = s.pods.values().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).count();
-            // Unschedulable by a verdict that saw every node (an early verdict is retried).
-            let all_nodes = format!("0/{} nodes are available", s.nodes.len());
-            let stuck: Vec<String> = s
-                .pods
-                .values()
-                .filter_map(|p| {
-                    let c = p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))?;
-                    let m = c.message.clone().unwrap_or_default();
-                    m.starts_with(&all_nodes).then(|| format!("{}: {m}", p.metadata.name.as_deref().unwrap_or_default()))
-                })
-                .collect();
-            (s.pods.len(), bound, running, stuck.len(), stuck.into_iter().next())
-        };
+        let (total, bound, running, unschedulable, why) =
+            {
+                let s = cluster.sim().read();
+                let bound =
+                    s.pods.values().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count();
+                let running = s
+                    .pods
+                    .values()
+                    .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                    .count();
+                // Unschedulable by a verdict that saw every node (an early verdict is retried).
+                let all_nodes = format!("0/{} nodes are available", s.nodes.len());
+                let stuck: Vec<String> =
+                    s.pods
+                        .values()
+                        .filter_map(|p| {
+                            let c =
+                                p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
+                                    c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
+                                })?;
+                            let m = c.message.clone().unwrap_or_default();
+                            m.starts_with(&all_nodes)
+                                .then(|| format!("{}: {m}", p.metadata.name.as_deref().unwrap_or_default()))
+                        })
+                        .collect();
+                (s.pods.len(), bound, running, stuck.len(), stuck.into_iter().next())
+            };
         if scheduled_at.is_none() && bound + unschedulable >= pods {
             scheduled_at = Some(t0.elapsed());
         }
@@ -65,7 +78,10 @@ async fn main() {
             break;
         }
         if last_report.elapsed() > Duration::from_secs(15) {
-            println!("  … {:>5.0}s: {total} pods, {bound} bound, {running} running, {unschedulable} unschedulable", t0.elapsed().as_secs_f64());
+            println!(
+                "  … {:>5.0}s: {total} pods, {bound} bound, {running} running, {unschedulable} unschedulable",
+                t0.elapsed().as_secs_f64()
+            );
             last_report = Instant::now();
         }
         if t0.elapsed() > Duration::from_secs(1800) {
@@ -75,12 +91,25 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let rss = rss_kib().saturating_sub(rss0);
-    println!("steady  objects created in {:.1}s; every pod placed (or found unschedulable) after {:.1}s, Running after {:.1}s",
+    println!(
+        "steady  objects created in {:.1}s; every pod placed (or found unschedulable) after {:.1}s, Running after {:.1}s",
         loaded.as_secs_f64(),
         scheduled_at.map_or(f64::NAN, |d| d.as_secs_f64()),
-        running_at.map_or(f64::NAN, |d| d.as_secs_f64()));
-    println!("memory  RSS +{:.0} MiB for {nodes} nodes and {pods} pods ({:.1} KiB per pod, all state included)",
-        rss as f64 / 1024.0, rss as f64 / pods as f64);
+        running_at.map_or(f64::NAN, |d| d.as_secs_f64())
+    );
+    let stored: usize = cluster
+        .api()
+        .store
+        .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
+        .iter_from(None)
+        .map(|o| o.body.len())
+        .sum();
+    println!("memory  stored pod JSON {:.1} KiB per pod", stored as f64 / pods as f64 / 1024.0);
+    println!(
+        "memory  RSS +{:.0} MiB for {nodes} nodes and {pods} pods ({:.1} KiB per pod, all state included)",
+        rss as f64 / 1024.0,
+        rss as f64 / pods as f64
+    );
 
     let server = cluster.serve("127.0.0.1:0".parse().expect("addr")).await.expect("serve");
     let base = server.url();
@@ -88,8 +117,11 @@ async fn main() {
     let (ns, name, app) = {
         let s = cluster.sim().read();
         let p = s.pods.values().next().expect("a pod");
-        (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default(),
-         p.metadata.labels.as_ref().and_then(|l| l.get("app").cloned()).unwrap_or_default())
+        (
+            p.metadata.namespace.clone().unwrap_or_default(),
+            p.metadata.name.clone().unwrap_or_default(),
+            p.metadata.labels.as_ref().and_then(|l| l.get("app").cloned()).unwrap_or_default(),
+        )
     };
     let get = |url: String, min: usize| {
         let c = client.clone();
@@ -105,18 +137,33 @@ async fn main() {
         }
     };
     let (n, lats) = load(16, dur, get(format!("{base}/api/v1/namespaces/{ns}/pods/{name}"), 100)).await;
-    println!("GET     {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms   (one pod, 16 connections)   anchor 10000/s -> ratio {:.2}x",
-        n as f64 / secs as f64, pct(&lats, 0.5), pct(&lats, 0.99), n as f64 / secs as f64 / 10_000.0);
+    println!(
+        "GET     {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms   (one pod, 16 connections)   anchor 10000/s -> ratio {:.2}x",
+        n as f64 / secs as f64,
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        n as f64 / secs as f64 / 10_000.0
+    );
     let url = format!("{base}/api/v1/namespaces/{ns}/pods?labelSelector=app%3D{app}");
     let size = client.get(&url).send().await.expect("list").bytes().await.expect("body").len();
     let (n, lats) = load(4, dur, get(url, 100)).await;
-    println!("LIST    {:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   (one Deployment's pods by label, {:.1} MiB)",
-        n as f64 / secs as f64, pct(&lats, 0.5), pct(&lats, 0.99), size as f64 / 1048576.0);
+    println!(
+        "LIST    {:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   (one Deployment's pods by label, {:.1} MiB)",
+        n as f64 / secs as f64,
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        size as f64 / 1048576.0
+    );
     let url = format!("{base}/api/v1/nodes");
     let size = client.get(&url).send().await.expect("list").bytes().await.expect("body").len();
     let (n, lats) = load(2, dur, get(url, 100)).await;
-    println!("LIST    {:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   (all {nodes} nodes, {:.1} MiB)",
-        n as f64 / secs as f64, pct(&lats, 0.5), pct(&lats, 0.99), size as f64 / 1048576.0);
+    println!(
+        "LIST    {:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   (all {nodes} nodes, {:.1} MiB)",
+        n as f64 / secs as f64,
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        size as f64 / 1048576.0
+    );
     let t = Instant::now();
     let all = client.get(format!("{base}/api/v1/pods")).send().await.expect("list").bytes().await.expect("body");
     println!("LIST    all {pods} pods in {:.2}s ({:.0} MiB)", t.elapsed().as_secs_f64(), all.len() as f64 / 1048576.0);
@@ -144,15 +191,22 @@ async fn main() {
     };
     for r in [original + 200, original] {
         let (u, r) = scale_url(r);
-        let _ = client.patch(u).header("content-type", "application/merge-patch+json").body(format!("{{\"spec\":{{\"replicas\":{r}}}}}")).send().await;
+        let _ = client
+            .patch(u)
+            .header("content-type", "application/merge-patch+json")
+            .body(format!("{{\"spec\":{{\"replicas\":{r}}}}}"))
+            .send()
+            .await;
         tokio::time::sleep(dur / 2).await;
     }
     let mut total = 0;
     for t in tasks {
         total += t.await.unwrap_or(0);
     }
-    println!("WATCH   {:>9.0} events/s delivered to 10 watchers ({total} events while scaling {ns}/{app} by 200 and back)",
-        total as f64 / t.elapsed().as_secs_f64());
+    println!(
+        "WATCH   {:>9.0} events/s delivered to 10 watchers ({total} events while scaling {ns}/{app} by 200 and back)",
+        total as f64 / t.elapsed().as_secs_f64()
+    );
     cluster.stop();
     server.shutdown().await;
 }

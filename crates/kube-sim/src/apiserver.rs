@@ -476,7 +476,12 @@ impl ApiServer {
     /// Check and normalise an incoming object for `res` (kind/apiVersion, view
     /// conversion, typed decoding). Returns the storage form and the unknown
     /// fields that decoding dropped.
-    fn decode_input_opts(&self, res: &ResourceInfo, obj: Value, opts: &WriteOptions) -> ApiResult<(Value, Vec<String>)> {
+    fn decode_input_opts(
+        &self,
+        res: &ResourceInfo,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, Vec<String>)> {
         if opts.trusted && res.conversion == Conversion::None && obj.is_object() {
             let mut obj = obj;
             obj["apiVersion"] = json!(res.api_version());

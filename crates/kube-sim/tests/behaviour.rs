@@ -623,7 +623,12 @@ async fn statefulset_pods_come_in_order_and_daemonsets_cover_eligible_nodes() {
         }
         let ready = list
             .iter()
-            .filter(|p| p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")))
+            .filter(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            })
             .count();
         assert!(list.len() <= ready + 1, "one pod at a time: {} pods, {ready} ready", list.len());
         if ready == 3 {
@@ -634,12 +639,20 @@ async fn statefulset_pods_come_in_order_and_daemonsets_cover_eligible_nodes() {
     }
     assert_eq!(seen, vec!["db-0", "db-1", "db-2"], "ordinal names, in order");
     let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(c.clone(), "default");
-    let mut names: Vec<String> = claims.list(&ListParams::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+    let mut names: Vec<String> =
+        claims.list(&ListParams::default()).await.unwrap().items.iter().map(|p| p.name_any()).collect();
     names.sort();
     assert_eq!(names, vec!["data-db-0", "data-db-1", "data-db-2"]);
     sts.patch_scale("db", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 1}}))).await.unwrap();
     eventually(60, "scaled down from the highest ordinal", || async {
-        let mut names: Vec<String> = pods.list(&ListParams::default().labels("app=db")).await.unwrap().items.iter().map(|p| p.name_any()).collect();
+        let mut names: Vec<String> = pods
+            .list(&ListParams::default().labels("app=db"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .map(|p| p.name_any())
+            .collect();
         names.sort();
         names == vec!["db-0"]
     })
@@ -651,15 +664,26 @@ async fn statefulset_pods_come_in_order_and_daemonsets_cover_eligible_nodes() {
     .unwrap();
     ds.create(&PostParams::default(), &d).await.unwrap();
     eventually(30, "one agent per worker", || async {
-        let mut nodes: Vec<String> = pods.list(&ListParams::default().labels("app=agent")).await.unwrap().items.iter()
-            .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone())).collect();
+        let mut nodes: Vec<String> = pods
+            .list(&ListParams::default().labels("app=agent"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+            .collect();
         nodes.sort();
         nodes == vec!["w1", "w2"]
     })
     .await;
     node(&c, "w3", "8", "16Gi", json!({"metadata": {"labels": {"role": "worker"}}})).await;
     eventually(30, "a new worker gets its agent", || async {
-        pods.list(&ListParams::default().labels("app=agent")).await.unwrap().items.iter().any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("w3"))
+        pods.list(&ListParams::default().labels("app=agent"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some("w3"))
     })
     .await;
     eventually(30, "daemonset status", || async {

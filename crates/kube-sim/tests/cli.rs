@@ -26,13 +26,17 @@ fn every_shipped_scenario_checks_out() {
 fn a_broken_scenario_is_refused_with_its_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, "name: bad\nnodes:\n  - name: n1\n    capacity: {cpu: lots, memory: 8Gi}\nworkloads: []\n").unwrap();
+    std::fs::write(&path, "name: bad\nnodes:\n  - name: n1\n    capacity: {cpu: lots, memory: 8Gi}\nworkloads: []\n")
+        .unwrap();
     let out = Command::new(BIN).args(["scenario", "check", path.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:4:") && err.contains("nodes[0].capacity.cpu"), "{err}");
     // Serving it fails the same way, before listening.
-    let out = Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0", "--scenario", path.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--scenario", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nodes[0].capacity.cpu"));
 }
@@ -43,12 +47,8 @@ fn generated_benchmark_scenarios_parse() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let s = kube_sim::scenario::parse("generated", &text).unwrap();
-    let replicas: i64 = s
-        .objects()
-        .iter()
-        .filter(|o| o["kind"] == "Deployment")
-        .map(|o| o["spec"]["replicas"].as_i64().unwrap())
-        .sum();
+    let replicas: i64 =
+        s.objects().iter().filter(|o| o["kind"] == "Deployment").map(|o| o["spec"]["replicas"].as_i64().unwrap()).sum();
     assert_eq!(replicas, 1000);
 }
 
@@ -57,7 +57,17 @@ fn serve_loads_a_scenario_that_kubectl_sees_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
     let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--kubeconfig", kc.to_str().unwrap(), "--scenario", &repo("scenarios/sdi-edge.yaml"), "--speed", "20"])
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--scenario",
+            &repo("scenarios/sdi-edge.yaml"),
+            "--speed",
+            "20",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

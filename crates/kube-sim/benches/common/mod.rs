@@ -53,4 +53,3 @@ where
     all.sort_unstable();
     (all.len() as u64, all)
 }
-

@@ -33,8 +33,12 @@ pub struct Plane {
     pub cluster: Cluster,
     pub api: Arc<ApiServer>,
     pub state: Shared,
-    queue: VecDeque<Dirty>,
+    /// Work queues, served in turn so that no component's backlog blocks
+    /// another's (as upstream's controllers each have their own workers):
+    /// controllers, scheduling, kubelets.
+    queues: [VecDeque<Dirty>; 3],
     queued: HashSet<Dirty>,
+    turn: usize,
     timers: BinaryHeap<Reverse<(Duration, u64, Dirty)>>,
     timer_seq: u64,
     pub kubelet: kubelet::Runtime,
@@ -47,7 +51,7 @@ pub struct Plane {
 
 impl std::fmt::Debug for Plane {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plane").field("queued", &self.queue.len()).field("timers", &self.timers.len()).finish()
+        f.debug_struct("Plane").field("queued", &self.queued.len()).field("timers", &self.timers.len()).finish()
     }
 }
 
@@ -57,8 +61,9 @@ impl Plane {
             api: cluster.api().clone(),
             cluster,
             state,
-            queue: VecDeque::new(),
+            queues: Default::default(),
             queued: HashSet::new(),
+            turn: 0,
             timers: BinaryHeap::new(),
             timer_seq: 0,
             kubelet: kubelet::Runtime::default(),
@@ -79,7 +84,19 @@ impl Plane {
 
     pub fn mark(&mut self, d: Dirty) {
         if self.queued.insert(d.clone()) {
-            self.queue.push_back(d);
+            let lane = self.lane(&d);
+            self.queues[lane].push_back(d);
+        }
+    }
+
+    /// Which queue a piece of work belongs to.
+    fn lane(&self, d: &Dirty) -> usize {
+        match d {
+            Dirty::Pod(key) => match self.state.read().pods.get(key) {
+                Some(p) if super::state::node_of(p).is_some() => 2,
+                _ => 1,
+            },
+            _ => 0,
         }
     }
 
@@ -118,7 +135,7 @@ impl Plane {
                 Some(t) => self.api.clock.real(t.saturating_sub(self.now())),
                 None => Duration::from_secs(3600),
             };
-            let busy = !self.queue.is_empty();
+            let busy = !self.queued.is_empty();
             tokio::select! {
                 biased;
                 _ = stop.cancelled() => return,
@@ -162,7 +179,9 @@ impl Plane {
 
     fn work(&mut self) {
         for _ in 0..BATCH {
-            let Some(d) = self.queue.pop_front() else { return };
+            let Some(lane) = (0..3).map(|i| (self.turn + i) % 3).find(|l| !self.queues[*l].is_empty()) else { return };
+            self.turn = (lane + 1) % 3;
+            let Some(d) = self.queues[lane].pop_front() else { return };
             self.queued.remove(&d);
             self.dispatch(d);
         }
