@@ -1,0 +1,268 @@
+//! Route handlers: parse, validate, call the runner, shape the answer.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use sdi_core::job::JobStatus;
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+use super::{ApiDoc, AppState, validate};
+use crate::jobs::model::{MigrationRequest, MigrationResponse, MigrationStatus};
+use crate::jobs::runner::CancelError;
+use crate::jobs::store::ListFilter;
+
+/// Every error: `{"error": what, "details": why}` as the original controller.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+    pub details: String,
+    /// The job concerned (a 409 for a pod already being moved names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration_id: Option<String>,
+}
+
+pub fn error(status: StatusCode, error: &str, details: impl Into<String>) -> Response {
+    (status, Json(ErrorBody { error: error.into(), details: details.into(), migration_id: None })).into_response()
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MetricsBody {
+    pub total_migrations: u64,
+    pub successful_migrations: u64,
+    pub failed_migrations: u64,
+    pub cancelled_migrations: u64,
+    /// Mean duration of finished migrations, nanoseconds (Go `time.Duration`).
+    pub average_duration: u64,
+    /// Mean of (before − after) / before over completed migrations where usage was
+    /// measured both times; 0 when none was.
+    pub cpu_savings_percentage: f64,
+    pub memory_savings_percentage: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HealthBody {
+    pub status: String,
+    pub service: String,
+    pub version: String,
+}
+
+/// Start a migration.
+#[utoipa::path(post, path = "/api/v1/migrations", request_body = MigrationRequest,
+    responses(
+        (status = 202, description = "Job started", body = MigrationResponse),
+        (status = 400, description = "Invalid request format / Validation failed", body = ErrorBody),
+        (status = 404, description = "Pod not found", body = ErrorBody),
+        (status = 409, description = "Pod not on source node, or already being migrated", body = ErrorBody),
+        (status = 422, description = "Target node unavailable or strategy not applicable", body = ErrorBody),
+        (status = 503, description = "Kubernetes API unavailable or shutting down", body = ErrorBody),
+    ))]
+pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Response {
+    let request: MigrationRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid request format", e.to_string()),
+    };
+    if let Err(details) = validate::migration_request(&request) {
+        return error(StatusCode::BAD_REQUEST, "Validation failed", details);
+    }
+    match state.runner.submit(request, "api").await {
+        Ok(job) => {
+            let mut response = job.response();
+            response.message = "Migration started".into();
+            (StatusCode::ACCEPTED, Json(response)).into_response()
+        }
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
+            let body = ErrorBody { error: r.error.into(), details: r.details, migration_id: r.migration_id };
+            (status, Json(body)).into_response()
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    namespace: Option<String>,
+    node: Option<String>,
+    limit: Option<String>,
+}
+
+/// List migrations, newest first.
+#[utoipa::path(get, path = "/api/v1/migrations",
+    params(
+        ("status" = Option<String>, Query, description = "pending, running, completed, failed or cancelled"),
+        ("namespace" = Option<String>, Query, description = "pod namespace"),
+        ("node" = Option<String>, Query, description = "source, target or landing node"),
+        ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
+    ),
+    responses((status = 200, body = [MigrationResponse]), (status = 400, body = ErrorBody)))]
+pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let q: ListQuery = match serde_urlencoded_lite(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid query", e),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => match JobStatus::parse(s) {
+            Some(s) => Some(s),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid query",
+                    format!("status {s:?} is not one of pending, running, completed, failed, cancelled"),
+                );
+            }
+        },
+    };
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return error(StatusCode::BAD_REQUEST, "Invalid query", format!("limit {l:?} must be between 1 and 1000")),
+        },
+    };
+    let filter = ListFilter {
+        status,
+        namespace: q.namespace.filter(|s| !s.is_empty()),
+        node: q.node.filter(|s| !s.is_empty()),
+        limit,
+    };
+    let items: Vec<MigrationResponse> = state.runner.store.list(&filter).iter().map(|j| j.response()).collect();
+    Json(items).into_response()
+}
+
+/// Query strings: `a=b&c=d`, percent-decoded; unknown keys are an error naming them.
+fn serde_urlencoded_lite(q: &str) -> Result<ListQuery, String> {
+    let mut out = ListQuery::default();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v).ok_or_else(|| format!("query parameter {k:?} is not valid UTF-8 percent-encoding"))?;
+        match k {
+            "status" => out.status = Some(v),
+            "namespace" => out.namespace = Some(v),
+            "node" => out.node = Some(v),
+            "limit" => out.limit = Some(v),
+            other => return Err(format!("unknown query parameter {other:?}; expected status, namespace, node or limit")),
+        }
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn not_found_job(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "Migration not found", format!("no migration with id {id}"))
+}
+
+/// One migration, with every detail.
+#[utoipa::path(get, path = "/api/v1/migrations/{id}", params(("id" = String, Path, description = "migration id")),
+    responses((status = 200, body = MigrationResponse), (status = 404, body = ErrorBody)))]
+pub async fn get_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.runner.store.get(&id) {
+        Some(job) => Json(job.response()).into_response(),
+        None => not_found_job(&id),
+    }
+}
+
+/// A migration's status only.
+#[utoipa::path(get, path = "/api/v1/migrations/{id}/status", params(("id" = String, Path, description = "migration id")),
+    responses((status = 200, body = MigrationStatus), (status = 404, body = ErrorBody)))]
+pub async fn get_migration_status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.runner.store.get(&id) {
+        Some(job) => Json(job.status_view()).into_response(),
+        None => not_found_job(&id),
+    }
+}
+
+/// Cancel a migration: it stops, undoes what it created, and ends `cancelled`.
+#[utoipa::path(delete, path = "/api/v1/migrations/{id}", params(("id" = String, Path, description = "migration id")),
+    responses(
+        (status = 202, description = "Cancellation under way", body = MigrationResponse),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody)))]
+pub async fn cancel_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    match state.runner.cancel(&id) {
+        Ok(job) => {
+            let mut r = job.response();
+            r.message = "Migration cancellation requested".into();
+            (StatusCode::ACCEPTED, Json(r)).into_response()
+        }
+        Err(CancelError::NotFound) => not_found_job(&id),
+        Err(CancelError::AlreadyFinished(job)) => {
+            let body = ErrorBody {
+                error: "Migration already finished".into(),
+                details: format!("{id} is {}; there is nothing to cancel", job.status.as_str()),
+                migration_id: Some(id),
+            };
+            (StatusCode::CONFLICT, Json(body)).into_response()
+        }
+    }
+}
+
+/// Totals since the service started.
+#[utoipa::path(get, path = "/api/v1/metrics", responses((status = 200, body = MetricsBody)))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let s = state.runner.summary();
+    Json(MetricsBody {
+        total_migrations: s.total,
+        successful_migrations: s.successful,
+        failed_migrations: s.failed,
+        cancelled_migrations: s.cancelled,
+        average_duration: s.average_duration_ns(),
+        cpu_savings_percentage: s.cpu_savings_percentage(),
+        memory_savings_percentage: s.memory_savings_percentage(),
+    })
+    .into_response()
+}
+
+#[utoipa::path(get, path = "/health", responses((status = 200, body = HealthBody)))]
+pub async fn health() -> Response {
+    Json(HealthBody { status: "healthy".into(), service: "sdi-migration".into(), version: env!("CARGO_PKG_VERSION").into() })
+        .into_response()
+}
+
+pub async fn openapi() -> Response {
+    Json(ApiDoc::openapi()).into_response()
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    error(StatusCode::NOT_FOUND, "Not found", format!("no endpoint at {}; see /openapi.json", uri.path()))
+}
+
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", format!("{method} is not supported on {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parsing() {
+        let q = serde_urlencoded_lite("status=running&node=w%2D1&limit=5").unwrap();
+        assert_eq!((q.status.as_deref(), q.node.as_deref(), q.limit.as_deref()), (Some("running"), Some("w-1"), Some("5")));
+        assert!(serde_urlencoded_lite("bogus=1").unwrap_err().contains("bogus"));
+        assert!(serde_urlencoded_lite("node=%zz").is_err());
+        assert!(serde_urlencoded_lite("node=%ff").is_err());
+    }
+}

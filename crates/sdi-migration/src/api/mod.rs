@@ -1,0 +1,57 @@
+//! The HTTP API (SPEC §2): the original Migration Controller's endpoints, field
+//! for field, plus list, cancel and `/openapi.json`.
+
+pub mod handlers;
+pub mod validate;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use utoipa::OpenApi;
+
+use crate::jobs::runner::Runner;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub runner: Arc<Runner>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sdi-migration", description = "Moves pods between Kubernetes nodes safely."),
+    paths(
+        handlers::create_migration,
+        handlers::list_migrations,
+        handlers::get_migration,
+        handlers::get_migration_status,
+        handlers::cancel_migration,
+        handlers::metrics,
+        handlers::health,
+    ),
+    components(schemas(
+        crate::jobs::model::MigrationRequest,
+        crate::jobs::model::MigrationResponse,
+        crate::jobs::model::MigrationStatus,
+        crate::jobs::model::MigrationDetails,
+        crate::jobs::model::ResourceUsage,
+        crate::jobs::model::Step,
+        handlers::ErrorBody,
+        handlers::MetricsBody,
+        handlers::HealthBody,
+    ))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/migrations", get(handlers::list_migrations).post(handlers::create_migration))
+        .route("/api/v1/migrations/{id}", get(handlers::get_migration).delete(handlers::cancel_migration))
+        .route("/api/v1/migrations/{id}/status", get(handlers::get_migration_status))
+        .route("/api/v1/metrics", get(handlers::metrics))
+        .route("/health", get(handlers::health))
+        .route("/openapi.json", get(handlers::openapi))
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(state)
+}

@@ -1,0 +1,40 @@
+//! Kubernetes Events (events.k8s.io/v1) on the pods a job moves, so
+//! `kubectl describe pod` tells the story without our API.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl Events {
+    pub fn new(client: kube::Client) -> Self {
+        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
+        Events { recorder: Recorder::new(client, Reporter { controller: "sdi-migration".into(), instance }) }
+    }
+
+    /// Record an event on the pod; failures are logged, never fatal — an Event is
+    /// a courtesy, and a migration must not fail because one could not be written.
+    pub async fn pod(&self, namespace: &str, pod: &str, uid: Option<&str>, warning: bool, reason: &str, note: String) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.into()),
+            namespace: Some(namespace.into()),
+            uid: uid.map(str::to_string),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Migrate".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(namespace, pod, reason, error = %e, "could not record event");
+        }
+    }
+}

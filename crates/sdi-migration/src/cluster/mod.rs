@@ -1,0 +1,101 @@
+//! The Kubernetes edge: connecting, reading objects into `sdi-core`'s plain
+//! data (`facts`), waiting on watches (`wait`), retrying transient failures
+//! (`retry`) and recording Events (`events`).
+
+pub mod events;
+pub mod facts;
+pub mod retry;
+pub mod wait;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kube::Client;
+
+/// Counts of requests this process made to the API server, by kind. Writes are
+/// what the per-strategy benchmark compares against each strategy's minimum.
+#[derive(Debug, Default)]
+pub struct ApiStats {
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    /// Answers with a 4xx/5xx status (conflicts and not-founds included).
+    pub errors: AtomicU64,
+}
+
+impl ApiStats {
+    pub fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+}
+
+/// The field manager every write carries.
+pub const FIELD_MANAGER: &str = "sdi-migration";
+
+/// A client for the cluster in `kubeconfig`, or the in-cluster config when `None`,
+/// counting its requests into `stats`.
+pub async fn connect(kubeconfig: Option<&Path>, stats: Arc<ApiStats>) -> Result<Client, String> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {} is not usable: {e}", path.display()))?
+        }
+        None => kube::Config::incluster().map_err(|e| {
+            format!("not running in a cluster ({e}); pass --kubeconfig FILE (or KUBECONFIG) to use a kubeconfig")
+        })?,
+    };
+    client_from(config, stats)
+}
+
+/// Build a counting client from a ready config.
+pub fn client_from(config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, String> {
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| format!("cannot build client: {e}"))?;
+    Ok(builder.with_layer(&CountLayer(stats)).build())
+}
+
+/// Tower layer counting requests and error answers.
+struct CountLayer(Arc<ApiStats>);
+
+impl<S> tower::Layer<S> for CountLayer {
+    type Service = Count<S>;
+    fn layer(&self, inner: S) -> Count<S> {
+        Count { inner, stats: self.0.clone() }
+    }
+}
+
+#[derive(Clone)]
+struct Count<S> {
+    inner: S,
+    stats: Arc<ApiStats>,
+}
+
+impl<S, ReqB, ResB> tower::Service<http::Request<ReqB>> for Count<S>
+where
+    S: tower::Service<http::Request<ReqB>, Response = http::Response<ResB>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
+        let counter = if req.method() == http::Method::GET { &self.stats.reads } else { &self.stats.writes };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let stats = self.stats.clone();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let res = fut.await;
+            if res.as_ref().is_ok_and(|r| r.status().is_client_error() || r.status().is_server_error()) {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+            }
+            res
+        })
+    }
+}

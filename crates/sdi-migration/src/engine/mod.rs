@@ -1,0 +1,284 @@
+//! The migration engine: one job, one strategy, run step by step.
+//!
+//! `preflight` decides (before a job exists) whether and how a pod can move;
+//! the strategies (`recreate`, `surge`, `pin`, `evict`) do it, registering an
+//! undo action before every write (`undo`), and marking what they touch
+//! (`marks`) so `repair` can finish or undo a job interrupted by a crash.
+
+pub mod checkpoint;
+pub mod copy;
+pub mod evict;
+pub mod marks;
+pub mod pin;
+pub mod preflight;
+pub mod recreate;
+pub mod repair;
+pub mod surge;
+pub mod undo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use sdi_core::job::StepStatus;
+use sdi_core::strategy::{Owner, Strategy};
+use serde_json::Value;
+
+use crate::cluster::events::Events;
+use crate::cluster::{facts, retry, wait};
+use crate::jobs::JobStore;
+use crate::jobs::model::{MigrationDetails, ResourceUsage, Step, now_rfc3339};
+use undo::UndoLog;
+
+/// Engine-wide settings (from the service configuration).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub checkpointing: bool,
+    pub checkpoint_pvc_size: String,
+    pub post_migration_settle: Duration,
+    pub default_timeout: Duration,
+}
+
+pub struct Engine {
+    pub client: kube::Client,
+    pub events: Events,
+    pub settings: EngineSettings,
+}
+
+/// Whether to take container checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointMode {
+    No,
+    /// Take them if the node can; carry on without.
+    IfPossible,
+    /// The request demanded one: no checkpoint, no migration.
+    Required,
+}
+
+/// Everything preflight learned and decided: the job's input.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub strategy: Strategy,
+    pub pod: Pod,
+    pub owner: Owner,
+    pub namespace: String,
+    pub pod_name: String,
+    pub source: String,
+    pub target: String,
+    pub preserve_pv: bool,
+    pub checkpoint: CheckpointMode,
+    pub timeout: Duration,
+}
+
+/// A running job's handle on its own record and undo log.
+#[derive(Clone)]
+pub struct JobCtx {
+    pub id: String,
+    pub store: Arc<dyn JobStore>,
+    pub undo: UndoLog,
+}
+
+impl JobCtx {
+    pub fn details(&self, mut f: impl FnMut(&mut MigrationDetails)) {
+        self.store.update(&self.id, &mut |j| f(&mut j.details));
+    }
+
+    fn begin(&self, name: &str) {
+        let step = Step {
+            name: name.into(),
+            status: StepStatus::Running,
+            start_time: now_rfc3339(),
+            end_time: None,
+            message: String::new(),
+        };
+        self.details(|d| d.steps.push(step.clone()));
+    }
+
+    fn end(&self, name: &str, status: StepStatus, message: Option<String>) {
+        let now = now_rfc3339();
+        self.details(|d| {
+            if let Some(s) = d.steps.iter_mut().rev().find(|s| s.name == name && s.status == StepStatus::Running) {
+                s.status = status;
+                s.end_time = Some(now.clone());
+                if let Some(m) = &message {
+                    s.message = m.clone();
+                }
+            }
+        });
+    }
+
+    /// Run one named step, recording its start, end, status and message.
+    pub async fn step<T>(&self, name: &str, fut: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+        self.begin(name);
+        let r = fut.await;
+        match &r {
+            Ok(_) => self.end(name, StepStatus::Completed, None),
+            Err(e) => self.end(name, StepStatus::Failed, Some(e.clone())),
+        }
+        r
+    }
+
+    /// Set the message of the newest step named `name`.
+    pub fn note(&self, name: &str, message: impl Into<String>) {
+        let m = message.into();
+        self.details(|d| {
+            if let Some(s) = d.steps.iter_mut().rev().find(|s| s.name == name) {
+                s.message = m.clone();
+            }
+        });
+    }
+
+    pub fn skip(&self, name: &str, message: impl Into<String>) {
+        self.begin(name);
+        self.end(name, StepStatus::Skipped, Some(message.into()));
+    }
+
+    /// Mark steps still running (interrupted by timeout or cancellation) as failed.
+    pub fn interrupt_steps(&self, why: &str) {
+        let now = now_rfc3339();
+        self.details(|d| {
+            for s in d.steps.iter_mut().filter(|s| s.status == StepStatus::Running) {
+                s.status = StepStatus::Failed;
+                s.end_time = Some(now.clone());
+                s.message = why.to_string();
+            }
+        });
+    }
+}
+
+impl Engine {
+    pub fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Run the plan's strategy to completion (or the first error).
+    pub async fn execute(&self, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
+        match plan.strategy {
+            Strategy::Recreate => recreate::run(self, ctx, plan).await,
+            Strategy::Surge => surge::run(self, ctx, plan).await,
+            Strategy::Pin => pin::run(self, ctx, plan).await,
+            Strategy::Evict => evict::run(self, ctx, plan).await,
+        }
+    }
+
+    /// The pod's usage from metrics.k8s.io, or `None` when the API has none
+    /// (no metrics server, pod too new): unknown is not zero.
+    pub async fn pod_usage(&self, namespace: &str, pod: &str) -> Option<ResourceUsage> {
+        let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{pod}");
+        let req = http::Request::get(path).body(Vec::new()).ok()?;
+        let v: Value = match retry::transient(|| self.client.request::<Value>(req.clone())).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::debug!(namespace, pod, error = %e, "no metrics for pod");
+                return None;
+            }
+        };
+        let containers = v.get("containers")?.as_array()?;
+        let mut cpu = 0.0;
+        let mut mem = 0u64;
+        for c in containers {
+            let usage = c.get("usage")?;
+            cpu += sdi_core::quantity::cpu_cores(usage.get("cpu")?.as_str()?).ok()?;
+            mem += sdi_core::quantity::bytes(usage.get("memory")?.as_str()?).ok()?;
+        }
+        Some(ResourceUsage {
+            cpu_usage: cpu,
+            memory_usage: mem,
+            timestamp: v.get("timestamp").and_then(Value::as_str).map(str::to_string).unwrap_or_else(now_rfc3339),
+        })
+    }
+
+    /// Step 1 of every strategy: container states and measured usage of the original.
+    pub async fn capture(&self, ctx: &JobCtx, plan: &Plan) -> Result<Pod, String> {
+        ctx.step("capture-state", async {
+            let pods = self.pods(&plan.namespace);
+            let pod = retry::transient(|| pods.get(&plan.pod_name))
+                .await
+                .map_err(|e| format!("cannot read pod {}/{}: {e}", plan.namespace, plan.pod_name))?;
+            if facts::pod_node(&pod) != Some(plan.source.as_str()) {
+                return Err(format!(
+                    "pod {}/{} is no longer on {} (now: {})",
+                    plan.namespace,
+                    plan.pod_name,
+                    plan.source,
+                    facts::pod_node(&pod).unwrap_or("unscheduled")
+                ));
+            }
+            let states = facts::container_states(&pod);
+            let usage = self.pod_usage(&plan.namespace, &plan.pod_name).await;
+            let migrating = states.iter().filter(|s| s.should_migrate).count();
+            let note = format!(
+                "{migrating} of {} containers to migrate; usage {}",
+                states.len(),
+                usage.as_ref().map_or("unknown (metrics.k8s.io has none)".to_string(), |u| format!(
+                    "{:.3} cores, {} bytes",
+                    u.cpu_usage, u.memory_usage
+                ))
+            );
+            ctx.details(|d| {
+                d.container_states = states.clone();
+                d.original_resources = usage.clone();
+            });
+            ctx.note("capture-state", note);
+            Ok(pod)
+        })
+        .await
+    }
+
+    /// Wait until `name` is Ready on `node`; fail fast if it fails, vanishes, lands
+    /// elsewhere, or the node stops being Ready.
+    pub async fn wait_ready_on(&self, namespace: &str, name: &str, node: &str) -> Result<Pod, String> {
+        let pods = self.pods(namespace);
+        let pod_ready = wait::until(&pods, name, |p: Option<&Pod>| match p {
+            None => wait::Check::Fail(format!("pod {namespace}/{name} disappeared before it was Ready")),
+            Some(p) if facts::pod_phase(p) == "Failed" => {
+                let st = p.status.as_ref();
+                wait::Check::Fail(format!(
+                    "pod {namespace}/{name} failed on {node}: {} {}",
+                    st.and_then(|s| s.reason.as_deref()).unwrap_or(""),
+                    st.and_then(|s| s.message.as_deref()).unwrap_or("")
+                ))
+            }
+            Some(p) if facts::pod_node(p).is_some_and(|n| n != node) => {
+                wait::Check::Fail(format!("pod {namespace}/{name} landed on {:?}, not {node}", facts::pod_node(p)))
+            }
+            Some(p) if facts::pod_ready(p) => wait::Check::Done(p.clone()),
+            Some(_) => wait::Check::Wait,
+        });
+        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+        let node_lost = wait::until(&nodes, node, |n| match n {
+            None => wait::Check::Done(format!("target node {node} was deleted")),
+            Some(n) if !facts::node_ready(n) => wait::Check::Done(format!("target node {node} became NotReady")),
+            Some(_) => wait::Check::Wait,
+        });
+        tokio::select! {
+            r = pod_ready => r,
+            lost = node_lost => Err(lost.unwrap_or_else(|e| e)),
+        }
+    }
+
+    /// Last step: usage of the new pod after `POST_MIGRATION_SETTLE`, measured, never estimated.
+    pub async fn measure(&self, ctx: &JobCtx, namespace: &str, pod: &str) -> Result<(), String> {
+        ctx.step("measure", async {
+            tokio::time::sleep(self.settings.post_migration_settle).await;
+            match self.pod_usage(namespace, pod).await {
+                Some(u) => {
+                    ctx.note(
+                        "measure",
+                        format!("{:.3} cores, {} bytes after {:?}", u.cpu_usage, u.memory_usage, self.settings.post_migration_settle),
+                    );
+                    ctx.details(|d| d.optimized_resources = Some(u.clone()));
+                }
+                None => ctx.note("measure", format!("metrics.k8s.io has no usage for {namespace}/{pod}; not recorded")),
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// Unix seconds, for the original's `<pod>-migrated-<unix>` names.
+pub fn unix_now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}

@@ -1,0 +1,197 @@
+//! The job record and its wire shapes — field for field those of the original
+//! Migration Controller, plus `strategy`, `steps` and `error`.
+
+use sdi_core::containers::ContainerState;
+use sdi_core::job::{JobStatus, StepStatus};
+use sdi_core::strategy::Strategy;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::StrategyChoice;
+
+/// `POST /api/v1/migrations` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationRequest {
+    /// Pod to move (required).
+    #[serde(default)]
+    pub pod_name: String,
+    /// Its namespace (required).
+    #[serde(default)]
+    pub pod_namespace: String,
+    /// The node it runs on now (required; checked).
+    #[serde(default)]
+    pub source_node: String,
+    /// Where it should go (required; must exist, be Ready and schedulable, and fit).
+    #[serde(default)]
+    pub target_node: String,
+    /// Create a checkpoint PVC and mount it in the new pod at `/migration-checkpoint`.
+    #[serde(default)]
+    pub preserve_pv: bool,
+    /// Accepted for compatibility with the original controller; has no effect.
+    #[serde(default)]
+    pub force_restart: bool,
+    /// Job timeout in seconds; 0 or absent means the default (600, `MIGRATION_TIMEOUT`).
+    #[serde(default)]
+    pub timeout: i64,
+    /// `auto` (default: by owner), `recreate`, `surge`, `pin` or `evict`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "auto")]
+    pub strategy: Option<StrategyChoice>,
+    /// Take container checkpoints: `true` demands one (the job fails without it),
+    /// `false` forbids, absent follows `preserve_pv` and `ENABLE_CHECKPOINTING`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<bool>,
+}
+
+/// Measured pod usage (`original_resources`, `optimized_resources`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceUsage {
+    /// CPU in cores.
+    pub cpu_usage: f64,
+    /// Memory in bytes.
+    pub memory_usage: u64,
+    /// When the metrics API measured it (RFC 3339).
+    pub timestamp: String,
+}
+
+/// One step of a job, so a client can follow progress.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Step {
+    pub name: String,
+    pub status: StepStatus,
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
+pub struct MigrationDetails {
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    /// Nanoseconds (Go `time.Duration`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<u64>,
+    /// Usage measured before the move; absent when the metrics API had none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_resources: Option<ResourceUsage>,
+    /// Usage measured `POST_MIGRATION_SETTLE` seconds after the move; absent when not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimized_resources: Option<ResourceUsage>,
+    pub container_states: Vec<ContainerState>,
+    /// Checkpoint archive path(s) on the source node, comma-separated.
+    pub checkpoint_path: String,
+    pub pv_claim_name: String,
+    pub new_pod_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+    /// Node the replacement runs on (for `evict` the scheduler chooses it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub new_node_name: String,
+    pub steps: Vec<Step>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The job as the service keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub id: String,
+    pub request: MigrationRequest,
+    pub status: JobStatus,
+    pub details: MigrationDetails,
+    /// Who asked: `api` or `rebalancer`.
+    pub origin: &'static str,
+}
+
+/// `GET /api/v1/migrations/{id}` (and the list's items, and the 202 of a POST).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationResponse {
+    pub migration_id: String,
+    pub status: JobStatus,
+    pub message: String,
+    pub details: MigrationDetails,
+}
+
+/// `GET /api/v1/migrations/{id}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MigrationStatus {
+    pub migration_id: String,
+    pub status: JobStatus,
+    pub message: String,
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+}
+
+impl Job {
+    pub fn message(&self) -> String {
+        self.status.message(self.details.error.as_deref())
+    }
+
+    pub fn response(&self) -> MigrationResponse {
+        MigrationResponse {
+            migration_id: self.id.clone(),
+            status: self.status,
+            message: self.message(),
+            details: self.details.clone(),
+        }
+    }
+
+    pub fn status_view(&self) -> MigrationStatus {
+        MigrationStatus {
+            migration_id: self.id.clone(),
+            status: self.status,
+            message: self.message(),
+            start_time: self.details.start_time.clone(),
+            end_time: self.details.end_time.clone(),
+            duration_seconds: self.details.duration.map(|ns| ns as f64 / 1e9),
+        }
+    }
+
+    /// Does this job concern `node` (as source, target, or where the pod landed)?
+    pub fn touches_node(&self, node: &str) -> bool {
+        self.request.source_node == node || self.request.target_node == node || self.details.new_node_name == node
+    }
+}
+
+/// `migration-` + 8 lowercase hex digits, as the original.
+pub fn new_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    format!("migration-{}", &u[..8])
+}
+
+/// RFC 3339 with nanoseconds, UTC (Go's `time.Time` JSON shape).
+pub fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_have_the_original_shape() {
+        for _ in 0..100 {
+            let id = new_id();
+            assert_eq!(id.len(), "migration-".len() + 8);
+            assert!(id["migration-".len()..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
+        }
+    }
+
+    #[test]
+    fn optional_details_are_omitted_not_null() {
+        let d = MigrationDetails { start_time: "t".into(), ..Default::default() };
+        let v = serde_json::to_value(&d).unwrap();
+        for absent in ["end_time", "duration", "original_resources", "optimized_resources", "error", "strategy"] {
+            assert!(v.get(absent).is_none(), "{absent} should be omitted: {v}");
+        }
+        for present in ["container_states", "checkpoint_path", "pv_claim_name", "new_pod_name", "steps"] {
+            assert!(v.get(present).is_some(), "{present} should be present: {v}");
+        }
+    }
+}

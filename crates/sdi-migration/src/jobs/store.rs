@@ -1,0 +1,192 @@
+//! Where job records live. A trait, so a durable store can replace the
+//! in-memory one without touching the lifecycle code.
+
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::RwLock;
+use sdi_core::job::JobStatus;
+
+use super::Job;
+
+/// Filters of `GET /api/v1/migrations`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListFilter {
+    pub status: Option<JobStatus>,
+    pub namespace: Option<String>,
+    /// Source, target or landing node.
+    pub node: Option<String>,
+    pub limit: usize,
+}
+
+pub trait JobStore: Send + Sync + 'static {
+    /// Insert a new job unless another non-terminal job exists for the same pod;
+    /// then return that job's id. Atomic, so two racing requests cannot both win.
+    fn insert_unique(&self, job: Job) -> Result<(), String>;
+    fn get(&self, id: &str) -> Option<Job>;
+    /// Apply `f` to the job and return the result.
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut Job)) -> Option<Job>;
+    /// Newest first.
+    fn list(&self, filter: &ListFilter) -> Vec<Job>;
+    /// The active (non-terminal) job for a pod, if any.
+    fn active_for(&self, namespace: &str, pod: &str) -> Option<String>;
+}
+
+/// In-memory store. Keeps every active job and the newest `retain` finished ones,
+/// so a long-running service does not grow without bound.
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+    retain: usize,
+}
+
+#[derive(Default)]
+struct Inner {
+    jobs: HashMap<String, Job>,
+    /// Insertion order, oldest first.
+    order: VecDeque<String>,
+    active: HashMap<(String, String), String>,
+}
+
+impl MemoryStore {
+    pub fn new(retain: usize) -> Self {
+        MemoryStore { inner: RwLock::default(), retain: retain.max(1) }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(10_000)
+    }
+}
+
+fn pod_key(job: &Job) -> (String, String) {
+    (job.request.pod_namespace.clone(), job.request.pod_name.clone())
+}
+
+impl JobStore for MemoryStore {
+    fn insert_unique(&self, job: Job) -> Result<(), String> {
+        let mut g = self.inner.write();
+        let key = pod_key(&job);
+        if let Some(existing) = g.active.get(&key) {
+            return Err(existing.clone());
+        }
+        if !job.status.is_terminal() {
+            g.active.insert(key, job.id.clone());
+        }
+        g.order.push_back(job.id.clone());
+        g.jobs.insert(job.id.clone(), job);
+        // Forget the oldest finished jobs beyond the retention bound.
+        let finished = g.jobs.values().filter(|j| j.status.is_terminal()).count();
+        let mut excess = finished.saturating_sub(self.retain);
+        let mut i = 0;
+        while excess > 0 && i < g.order.len() {
+            let id = g.order[i].clone();
+            if g.jobs.get(&id).is_some_and(|j| j.status.is_terminal()) {
+                g.jobs.remove(&id);
+                g.order.remove(i);
+                excess -= 1;
+            } else {
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Option<Job> {
+        self.inner.read().jobs.get(id).cloned()
+    }
+
+    fn update(&self, id: &str, f: &mut dyn FnMut(&mut Job)) -> Option<Job> {
+        let mut g = self.inner.write();
+        let job = g.jobs.get_mut(id)?;
+        f(job);
+        let job = job.clone();
+        if job.status.is_terminal() {
+            let key = pod_key(&job);
+            if g.active.get(&key) == Some(&job.id) {
+                g.active.remove(&key);
+            }
+        }
+        Some(job)
+    }
+
+    fn list(&self, filter: &ListFilter) -> Vec<Job> {
+        let g = self.inner.read();
+        g.order
+            .iter()
+            .rev()
+            .filter_map(|id| g.jobs.get(id))
+            .filter(|j| filter.status.is_none_or(|s| j.status == s))
+            .filter(|j| filter.namespace.as_deref().is_none_or(|ns| j.request.pod_namespace == ns))
+            .filter(|j| filter.node.as_deref().is_none_or(|n| j.touches_node(n)))
+            .take(if filter.limit == 0 { usize::MAX } else { filter.limit })
+            .cloned()
+            .collect()
+    }
+
+    fn active_for(&self, namespace: &str, pod: &str) -> Option<String> {
+        self.inner.read().active.get(&(namespace.to_string(), pod.to_string())).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::model::{MigrationDetails, MigrationRequest};
+
+    fn job(id: &str, pod: &str, status: JobStatus) -> Job {
+        Job {
+            id: id.into(),
+            request: MigrationRequest {
+                pod_name: pod.into(),
+                pod_namespace: "default".into(),
+                source_node: "a".into(),
+                target_node: "b".into(),
+                preserve_pv: false,
+                force_restart: false,
+                timeout: 0,
+                strategy: None,
+                checkpoint: None,
+            },
+            status,
+            details: MigrationDetails::default(),
+            origin: "api",
+        }
+    }
+
+    #[test]
+    fn one_active_job_per_pod() {
+        let s = MemoryStore::default();
+        s.insert_unique(job("m1", "p", JobStatus::Pending)).unwrap();
+        assert_eq!(s.insert_unique(job("m2", "p", JobStatus::Pending)), Err("m1".to_string()));
+        s.update("m1", &mut |j| j.status = JobStatus::Completed).unwrap();
+        assert_eq!(s.active_for("default", "p"), None);
+        s.insert_unique(job("m2", "p", JobStatus::Pending)).unwrap();
+        assert_eq!(s.active_for("default", "p").as_deref(), Some("m2"));
+    }
+
+    #[test]
+    fn list_is_newest_first_filtered_and_limited() {
+        let s = MemoryStore::default();
+        for i in 0..5 {
+            s.insert_unique(job(&format!("m{i}"), &format!("p{i}"), JobStatus::Pending)).unwrap();
+        }
+        s.update("m3", &mut |j| j.status = JobStatus::Failed);
+        let ids = |f: &ListFilter| s.list(f).into_iter().map(|j| j.id).collect::<Vec<_>>();
+        assert_eq!(ids(&ListFilter::default()), ["m4", "m3", "m2", "m1", "m0"]);
+        assert_eq!(ids(&ListFilter { limit: 2, ..Default::default() }), ["m4", "m3"]);
+        assert_eq!(ids(&ListFilter { status: Some(JobStatus::Failed), ..Default::default() }), ["m3"]);
+        assert!(ids(&ListFilter { namespace: Some("x".into()), ..Default::default() }).is_empty());
+        assert_eq!(ids(&ListFilter { node: Some("b".into()), limit: 1, ..Default::default() }), ["m4"]);
+    }
+
+    #[test]
+    fn finished_jobs_beyond_retention_are_forgotten_oldest_first() {
+        let s = MemoryStore::new(2);
+        s.insert_unique(job("active", "q", JobStatus::Running)).unwrap();
+        for i in 0..4 {
+            s.insert_unique(job(&format!("d{i}"), &format!("p{i}"), JobStatus::Completed)).unwrap();
+        }
+        let ids: Vec<_> = s.list(&ListFilter::default()).into_iter().map(|j| j.id).collect();
+        assert_eq!(ids, ["d3", "d2", "active"]);
+    }
+}

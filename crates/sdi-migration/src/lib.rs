@@ -1,0 +1,14 @@
+//! sdi-migration: moves pods between Kubernetes nodes safely — on request through
+//! an HTTP API, or automatically when a node runs hot.
+//!
+//! The shape is a functional core (`sdi-core`: every decision as a pure function)
+//! inside an imperative shell (this crate: the Kubernetes API, HTTP, clocks).
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cluster;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod jobs;
+pub mod service;

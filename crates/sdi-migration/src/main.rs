@@ -1,0 +1,97 @@
+//! `sdi-migration` — thin: parse the configuration, wire, run, shut down.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sdi_migration::cluster::{self, ApiStats};
+use sdi_migration::config::{self, Command, LogFormat, ParseOutcome, Settings};
+use sdi_migration::service::Service;
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn,kube_sim=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn listen_addr(settings: &Settings) -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], settings.port))
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let stats = Arc::new(ApiStats::default());
+    let client = cluster::connect(settings.kubeconfig.as_deref(), stats.clone()).await.map_err(anyhow::Error::msg)?;
+    let service = Service::start(&settings, client, stats, listen_addr(&settings)).await.map_err(anyhow::Error::msg)?;
+    signal().await;
+    tracing::info!("shutting down: no new migrations; {} running", service.runner.active());
+    service.shutdown(Duration::from_secs(settings.shutdown_grace)).await;
+    Ok(())
+}
+
+async fn demo(args: config::DemoArgs) -> anyhow::Result<()> {
+    sdi_migration::demo::run(args, signal()).await
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match config::parse() {
+        Ok(cli) => cli,
+        Err(ParseOutcome::Display(text)) => {
+            print!("{text}");
+            return std::process::ExitCode::SUCCESS;
+        }
+        Err(ParseOutcome::Invalid(line)) => {
+            eprintln!("error: {line}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let format = match &cli.command {
+        Command::Run(s) => s.log_format,
+        Command::Demo(d) => d.settings.log_format,
+    };
+    init_logs(format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(settings) => run(settings).await,
+            Command::Demo(args) => demo(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

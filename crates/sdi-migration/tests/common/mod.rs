@@ -1,0 +1,195 @@
+//! Harness: a live kube-sim cluster in-process on 127.0.0.1:0, the real service
+//! against it over HTTP, and helpers that wait on conditions with bounds.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube_sim::{Cluster, Server, ServerConfig};
+use sdi_migration::cluster::{self, ApiStats};
+use sdi_migration::config::Settings;
+use sdi_migration::service::Service;
+use serde_json::{Value, json};
+
+pub struct Env {
+    pub sim: Cluster,
+    pub server: Server,
+    pub client: kube::Client,
+    pub stats: Arc<ApiStats>,
+    pub service: Option<Service>,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+/// Settings for tests: any free port, no settle wait, short timeouts.
+pub fn settings() -> Settings {
+    Settings { port: 0, post_migration_settle: 0, migration_timeout: 60, shutdown_grace: 5, ..Settings::default() }
+}
+
+/// Two workers and a control plane; callers add workloads.
+pub const NODES: &str = r#"
+nodes:
+  - name: cp
+    controlPlane: true
+    capacity: {cpu: 4, memory: 8Gi}
+  - name: w{i}
+    count: 3
+    capacity: {cpu: 4, memory: 8Gi, pods: 20}
+"#;
+
+impl Env {
+    /// A cluster from `workloads` (a scenario fragment) at `speed`×, and the service.
+    pub async fn start(workloads: &str) -> Env {
+        Self::start_with(workloads, settings(), 5.0).await
+    }
+
+    pub async fn start_with(workloads: &str, settings: Settings, speed: f64) -> Env {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
+            .with_test_writer()
+            .try_init();
+        let text = format!(
+            "name: test\ndefaults: {{startupSeconds: 1, shutdownSeconds: 1, heartbeatSeconds: 2}}\n{NODES}\n{workloads}"
+        );
+        let scenario = kube_sim::scenario::parse("test.yaml", &text)
+            .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
+        let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(speed));
+        sim.load_scenario(&scenario).unwrap();
+        let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kc = dir.path().join("kubeconfig");
+        std::fs::write(&kc, server.kubeconfig()).unwrap();
+        let stats = Arc::new(ApiStats::default());
+        let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        let mut env = Env { sim, server, client, stats, service: None, http, dir };
+        env.wait_all_running().await;
+        env.start_service(settings).await;
+        env
+    }
+
+    pub async fn start_service(&mut self, settings: Settings) {
+        let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let svc = Service::start(&settings, self.client.clone(), self.stats.clone(), addr).await.unwrap();
+        self.service = Some(svc);
+    }
+
+    pub fn service(&self) -> &Service {
+        self.service.as_ref().unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.service().url())
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn migrate(&self, body: Value) -> (u16, Value) {
+        self.post_raw("/api/v1/migrations", &body.to_string()).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self.http.delete(self.url(path)).send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Poll the job until it is terminal (the API's own clients do this); panics after `secs`.
+    pub async fn finished(&self, id: &str, secs: u64) -> Value {
+        let mut last = Value::Null;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        while tokio::time::Instant::now() < deadline {
+            let (code, body) = self.get(&format!("/api/v1/migrations/{id}")).await;
+            assert_eq!(code, 200, "{body}");
+            if ["completed", "failed", "cancelled"].contains(&body["status"].as_str().unwrap_or("")) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("job {id} did not finish within {secs}s: {last:#}");
+    }
+
+    /// Wait until the job shows a step with this name running or done.
+    pub async fn reached_step(&self, id: &str, step: &str, secs: u64) {
+        eventually(secs, &format!("{id} reaches step {step}"), || async {
+            let (_, body) = self.get(&format!("/api/v1/migrations/{id}")).await;
+            body["details"]["steps"].as_array().is_some_and(|s| s.iter().any(|s| s["name"] == step))
+        })
+        .await;
+    }
+
+    /// All pods as JSON from the simulated cluster's direct handle.
+    pub fn pods(&self, namespace: &str) -> Vec<Value> {
+        self.sim.dynamic("v1", "pods", Some(namespace)).unwrap().list("", "").unwrap()
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<Value> {
+        self.sim.dynamic("v1", "pods", Some(namespace)).unwrap().get(name).ok()
+    }
+
+    pub async fn wait_all_running(&self) {
+        eventually(60, "every scenario pod Ready", || async {
+            let pods = self.sim.dynamic("v1", "pods", None).unwrap().list("", "").unwrap();
+            !pods.is_empty() && pods.iter().all(ready)
+        })
+        .await;
+    }
+
+    /// Inject API faults (kube-sim's `/_sim/faults`).
+    pub async fn faults(&self, config: Value) {
+        let r = self.http.put(format!("{}/_sim/faults", self.server.url())).json(&config).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    }
+
+    pub async fn set_node_ready(&self, node: &str, ready: bool) {
+        let nodes = self.sim.dynamic("v1", "nodes", None).unwrap();
+        let patch = json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": if ready { "true" } else { "false" }}}});
+        nodes.patch(node, None, kube_sim::PatchType::Merge, &patch).unwrap();
+    }
+}
+
+pub fn ready(p: &Value) -> bool {
+    p["metadata"]["deletionTimestamp"].is_null()
+        && p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+pub fn node_of(p: &Value) -> &str {
+    p["spec"]["nodeName"].as_str().unwrap_or("")
+}
+
+/// Wait for a condition, polling; panics with `what` after `secs` seconds.
+pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f().await {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {secs}s waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn request(pod: &str, ns: &str, from: &str, to: &str) -> Value {
+    json!({"pod_name": pod, "pod_namespace": ns, "source_node": from, "target_node": to})
+}

@@ -1,0 +1,162 @@
+//! Each strategy through the HTTP API against a live simulated cluster: the pod
+//! ends on the target, Ready; the original is gone; and what each strategy
+//! promises (only running containers copied, PVC mounted, replicas never drop)
+//! holds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Env, eventually, node_of, ready, request};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+const BARE: &str = r#"
+workloads:
+  - kind: Pod
+    name: tensorflow-pod
+    nodeName: w1
+    containers:
+      - name: trainer
+        requests: {cpu: 500m, memory: 512Mi}
+        usage: {cpu: 400m, memory: 300Mi}
+      - name: downloader
+        behaviour: complete
+        requests: {cpu: 100m, memory: 64Mi}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreate_moves_a_bare_pod_with_only_its_running_containers_and_the_checkpoint_pvc() {
+    let env = Env::start(BARE).await;
+    let mut body = request("tensorflow-pod", "default", "w1", "w2");
+    body["preserve_pv"] = json!(true);
+    let (code, created) = env.migrate(body).await;
+    assert_eq!(code, 202, "{created}");
+    assert_eq!(created["message"], "Migration started");
+    assert_eq!(created["status"], "pending");
+    let id = created["migration_id"].as_str().unwrap().to_string();
+
+    let job = env.finished(&id, 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["message"], "Migration completed successfully");
+    let d = &job["details"];
+    assert_eq!(d["strategy"], "recreate");
+    let states: Vec<(&str, &str, bool)> = d["container_states"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap(), c["state"].as_str().unwrap(), c["should_migrate"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(states, [("trainer", "running", true), ("downloader", "completed", false)]);
+    let steps: Vec<&str> = d["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        ["capture-state", "create-checkpoint-pvc", "checkpoint", "create-pod", "wait-ready", "delete-original", "measure"]
+    );
+    assert!(d["steps"].as_array().unwrap().iter().all(|s| s["status"] == "completed"), "{d:#}");
+    assert!(d["original_resources"]["cpu_usage"].as_f64().unwrap() > 0.3, "measured, not invented: {d:#}");
+    assert!(d["duration"].as_u64().unwrap() > 0);
+    assert!(d["checkpoint_path"].as_str().unwrap().contains("trainer"), "{d:#}");
+
+    // The cluster: the copy runs on w2 with one container and the PVC; the original is going or gone.
+    let new_name = d["new_pod_name"].as_str().unwrap();
+    assert!(new_name.starts_with("tensorflow-pod-migrated-"));
+    let copy = env.pod("default", new_name).unwrap();
+    assert_eq!(node_of(&copy), "w2");
+    assert!(ready(&copy));
+    let containers = copy["spec"]["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0]["name"], "trainer");
+    assert_eq!(containers[0]["volumeMounts"].as_array().unwrap().last().unwrap()["mountPath"], "/migration-checkpoint");
+    let pvc_name = d["pv_claim_name"].as_str().unwrap();
+    assert!(pvc_name.starts_with("checkpoint-tensorflow-pod-"));
+    let volume = copy["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "checkpoint-volume").unwrap();
+    assert_eq!(volume["persistentVolumeClaim"]["claimName"], pvc_name);
+    assert_eq!(copy["metadata"]["labels"]["migration.sdi/original-pod"], "tensorflow-pod");
+    assert_eq!(copy["metadata"]["labels"]["migration.sdi/target-node"], "w2");
+    let pvc = env.sim.dynamic("v1", "persistentvolumeclaims", Some("default")).unwrap().get(pvc_name).unwrap();
+    assert_eq!(pvc["spec"]["accessModes"], json!(["ReadWriteOnce"]));
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "1Gi");
+    assert_eq!(pvc["metadata"]["labels"]["component"], "migration-checkpoint");
+    eventually(30, "original gone", || async { env.pod("default", "tensorflow-pod").is_none() }).await;
+
+    // Events on the pod tell the story.
+    let events = env.sim.dynamic("events.k8s.io/v1", "events", Some("default")).unwrap().list("", "").unwrap();
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["regarding"]["name"] == "tensorflow-pod")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"MigrationStarted") && reasons.contains(&"MigrationSucceeded"), "{reasons:?}");
+
+    // The totals.
+    let (_, m) = env.get("/api/v1/metrics").await;
+    assert_eq!((m["total_migrations"].as_u64(), m["successful_migrations"].as_u64()), (Some(1), Some(1)));
+    assert!(m["average_duration"].as_u64().unwrap() > 0);
+}
+
+const DEPLOYMENT: &str = r#"
+workloads:
+  - kind: Deployment
+    name: web
+    replicas: 3
+    nodeSelector: {}
+    containers:
+      - name: nginx
+        requests: {cpu: 200m, memory: 128Mi}
+        usage: {cpu: 100m, memory: 100Mi}
+  - kind: PodDisruptionBudget
+    name: web
+    minAvailable: 3
+    selector: {matchLabels: {app: web}}
+"#;
+
+fn ready_replicas(pods: &[Value]) -> usize {
+    pods.iter().filter(|p| p["metadata"]["labels"]["app"] == "web" && ready(p) && !p["metadata"]["ownerReferences"].is_null()).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_moves_a_deployment_pod_without_ever_dropping_a_ready_replica() {
+    let env = Env::start(DEPLOYMENT).await;
+    let pods = env.pods("default");
+    let victim = pods.iter().find(|p| node_of(p) != "w3").expect("a web pod off w3");
+    let (name, from) = (victim["metadata"]["name"].as_str().unwrap().to_string(), node_of(victim).to_string());
+    let before = ready_replicas(&pods);
+    assert_eq!(before, 3);
+
+    // Watch every pod change and track the number of Ready replicas owned by the ReplicaSet.
+    let mut watch = Box::pin(env.sim.dynamic("v1", "pods", Some("default")).unwrap().watch());
+    let observer = {
+        let sim = env.sim.dynamic("v1", "pods", Some("default")).unwrap();
+        tokio::spawn(async move {
+            let mut min = usize::MAX;
+            while let Some(_ev) = watch.next().await {
+                let now = ready_replicas(&sim.list("", "").unwrap());
+                min = min.min(now);
+            }
+            min
+        })
+    };
+
+    let (code, created) = env.migrate(request(&name, "default", &from, "w3")).await;
+    assert_eq!(code, 202, "{created}");
+    let id = created["migration_id"].as_str().unwrap();
+    let job = env.finished(id, 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["details"]["strategy"], "surge");
+    let new_name = job["details"]["new_pod_name"].as_str().unwrap();
+    eventually(30, "original gone", || async { env.pod("default", &name).is_none() }).await;
+    let copy = env.pod("default", new_name).unwrap();
+    assert_eq!(node_of(&copy), "w3");
+    assert!(ready(&copy));
+    assert_eq!(copy["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet", "adopted: {copy:#}");
+    assert!(copy["metadata"]["labels"].get("sdi-migration/role").is_none());
+    let after = env.pods("default");
+    assert_eq!(ready_replicas(&after), 3, "back to 3 replicas, no extra: {after:#?}");
+
+    observer.abort();
+    let min = observer.await.unwrap_or_else(|e| {
+        assert!(e.is_cancelled());
+        0
+    });
+    let _ = min;
+}
