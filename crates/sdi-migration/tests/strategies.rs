@@ -125,15 +125,22 @@ async fn surge_moves_a_deployment_pod_without_ever_dropping_a_ready_replica() {
 
     // Watch every pod change and track the number of Ready replicas owned by the ReplicaSet.
     let mut watch = Box::pin(env.sim.dynamic("v1", "pods", Some("default")).unwrap().watch());
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let observer = {
         let sim = env.sim.dynamic("v1", "pods", Some("default")).unwrap();
         tokio::spawn(async move {
-            let mut min = usize::MAX;
-            while let Some(_ev) = watch.next().await {
-                let now = ready_replicas(&sim.list("", "").unwrap());
-                min = min.min(now);
+            let (mut min, mut events) = (usize::MAX, 0);
+            loop {
+                tokio::select! {
+                    ev = watch.next() => {
+                        if ev.is_none() { break; }
+                        events += 1;
+                        min = min.min(ready_replicas(&sim.list("", "").unwrap()));
+                    }
+                    _ = &mut stopped => break,
+                }
             }
-            min
+            (min, events)
         })
     };
 
@@ -153,10 +160,69 @@ async fn surge_moves_a_deployment_pod_without_ever_dropping_a_ready_replica() {
     let after = env.pods("default");
     assert_eq!(ready_replicas(&after), 3, "back to 3 replicas, no extra: {after:#?}");
 
-    observer.abort();
-    let min = observer.await.unwrap_or_else(|e| {
-        assert!(e.is_cancelled());
-        0
-    });
-    let _ = min;
+    stop.send(()).unwrap();
+    let (min, events) = observer.await.unwrap();
+    assert!(events >= 4, "the watch saw the move ({events} events)");
+    assert_eq!(min, before, "Ready replicas never dropped below {before}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pin_moves_every_replica_of_the_deployment_to_the_target() {
+    let env = Env::start(DEPLOYMENT).await;
+    let pods = env.pods("default");
+    let victim = pods.iter().find(|p| node_of(p) != "w3").unwrap();
+    let name = victim["metadata"]["name"].as_str().unwrap();
+    let mut body = request(name, "default", node_of(victim), "w3");
+    body["strategy"] = json!("pin");
+    let (code, created) = env.migrate(body).await;
+    assert_eq!(code, 202, "{created}");
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["details"]["strategy"], "pin");
+    assert_eq!(job["details"]["new_node_name"], "w3");
+
+    let dep = env.sim.dynamic("apps/v1", "deployments", Some("default")).unwrap().get("web").unwrap();
+    assert_eq!(dep["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"], "w3");
+    let annotations = dep["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+    assert!(!annotations.keys().any(|k| k.starts_with("sdi-migration/")), "markers removed: {annotations:?}");
+    eventually(30, "every web replica Ready on w3 and nothing else left", || async {
+        let web: Vec<Value> = env.pods("default").into_iter().filter(|p| p["metadata"]["labels"]["app"] == "web").collect();
+        web.len() == 3 && web.iter().all(|p| ready(p) && node_of(p) == "w3")
+    })
+    .await;
+}
+
+const STATEFUL: &str = r#"
+workloads:
+  - kind: StatefulSet
+    name: db
+    replicas: 1
+    containers:
+      - name: postgres
+        requests: {cpu: 100m, memory: 128Mi}
+        usage: {cpu: 50m, memory: 100Mi}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_moves_a_statefulset_pod_and_reports_where_the_replacement_landed() {
+    let env = Env::start(STATEFUL).await;
+    let original = env.pod("default", "db-0").unwrap();
+    let from = node_of(&original).to_string();
+    let target = if from == "w3" { "w2" } else { "w3" };
+    // As an operator draining a node would: only the target is left to schedule on.
+    let nodes = env.sim.dynamic("v1", "nodes", None).unwrap();
+    for n in ["w1", "w2", "w3"].iter().filter(|n| **n != target) {
+        nodes.patch(n, None, kube_sim::PatchType::Merge, &json!({"spec": {"unschedulable": true}})).unwrap();
+    }
+    let (code, created) = env.migrate(request("db-0", "default", &from, target)).await;
+    assert_eq!(code, 202, "{created}");
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["details"]["strategy"], "evict");
+    assert_eq!(job["details"]["new_pod_name"], "db-0");
+    assert_eq!(job["details"]["new_node_name"], target);
+    let now = env.pod("default", "db-0").unwrap();
+    assert_ne!(now["metadata"]["uid"], original["metadata"]["uid"], "a new pod replaced the original");
+    assert_eq!(node_of(&now), target);
+    assert!(ready(&now));
 }

@@ -4,10 +4,11 @@
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
 
 use super::undo::Undo;
-use super::{Engine, JobCtx, Plan, checkpoint, copy, unix_now};
+use super::{Engine, JobCtx, Plan, checkpoint, copy, marks, unix_now};
 use crate::cluster::{FIELD_MANAGER, retry};
 
 pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
@@ -71,6 +72,15 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
     })
     .await?;
     ctx.undo.commit();
+    // The copy is the workload now, not a staged copy: drop the role label so a
+    // restart's repair does not look at it (the job label stays, as provenance).
+    let pods = engine.pods(ns);
+    let patch = json!({"metadata": {"labels": {marks::ROLE: null}}});
+    let patch = Patch::Merge(&patch);
+    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+    if let Err(e) = retry::transient(|| pods.patch(&new_name, &pp, &patch)).await {
+        tracing::warn!(job = %ctx.id, error = %e, "could not unmark the new pod; repair will leave it be");
+    }
 
     // Step 5: measured usage of the new pod.
     engine.measure(ctx, ns, &new_name).await
