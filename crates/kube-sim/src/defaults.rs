@@ -1026,7 +1026,7 @@ mod tests {
     }
     use serde_json::{Value, json};
 
-    const REF: &str = "/work/shared/k8s-reference/v1.32";
+    const REF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/k8s-reference/v1.32");
 
     fn load(name: &str) -> Value {
         let text = std::fs::read_to_string(format!("{REF}/{name}")).expect("reference file");

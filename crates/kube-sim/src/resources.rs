@@ -589,7 +589,7 @@ mod tests {
     use super::*;
 
     fn reference(name: &str) -> Value {
-        let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../../testdata/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 

@@ -2465,7 +2465,7 @@ mod tests {
     /// When the shared reference directory is present, run the untrimmed files too.
     #[test]
     fn full_reference_files_when_available() {
-        let dir = std::path::Path::new("/work/shared/k8s-reference/v1.32");
+        let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/k8s-reference/v1.32"));
         let load = |f: &str| -> Option<Value> {
             let s = std::fs::read_to_string(dir.join(f)).ok()?;
             serde_json::from_str(&s).ok()

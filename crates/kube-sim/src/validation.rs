@@ -971,8 +971,7 @@ mod tests {
     fn bad_name_and_no_containers_reproduce_the_recorded_status() {
         let p = pod_from(json!({"metadata": {"name": "Bad_Name", "namespace": "ref"}, "spec": {"containers": []}}));
         let errs = pod(&p);
-        let path =
-            format!("{}/../../../shared/k8s-reference/v1.32/status-422-invalid.json", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/../../testdata/k8s-reference/v1.32/status-422-invalid.json", env!("CARGO_MANIFEST_DIR"));
         let recorded: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(invalid_message("Pod", "Bad_Name", &errs), recorded["message"]);
         let causes: Vec<Value> =

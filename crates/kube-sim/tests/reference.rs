@@ -271,7 +271,7 @@ async fn watch_stream_matches_the_real_server() {
         }
     }
     let recorded: Vec<Value> = std::fs::read_to_string(format!(
-        "{}/../../../shared/k8s-reference/v1.32/watch-configmaps.jsonl",
+        "{}/../../testdata/k8s-reference/v1.32/watch-configmaps.jsonl",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

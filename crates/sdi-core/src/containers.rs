@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum Observed {
     Waiting,
     Running,
-    Terminated { exit_code: i32 },
+    Terminated {
+        exit_code: i32,
+    },
     /// No status yet (the kubelet has not reported the container).
     Unknown,
 }

@@ -103,12 +103,17 @@ impl Misfit {
                 )
             }
             Misfit::NodeSelector { key, want, have } => match have {
-                Some(h) => format!("target node {node} has label {key}={h} but the pod's nodeSelector wants {key}={want}"),
+                Some(h) => {
+                    format!("target node {node} has label {key}={h} but the pod's nodeSelector wants {key}={want}")
+                }
                 None => format!("target node {node} lacks label {key}={want} required by the pod's nodeSelector"),
             },
             Misfit::Affinity => format!("target node {node} does not match the pod's required node affinity"),
             Misfit::Taint(t) => {
-                format!("target node {node} has taint {}={}:{} that the pod does not tolerate", t.key, t.value, t.effect)
+                format!(
+                    "target node {node} has taint {}={}:{} that the pod does not tolerate",
+                    t.key, t.value, t.effect
+                )
             }
         }
     }
@@ -124,15 +129,19 @@ fn tolerates(tols: &[Toleration], t: &Taint) -> bool {
 }
 
 fn requirement_holds(r: &Requirement, node: &NodeFacts) -> bool {
-    let have: Option<&str> =
-        if r.field { (r.key == "metadata.name").then_some(node.name.as_str()) } else { node.labels.get(&r.key).map(String::as_str) };
+    let have: Option<&str> = if r.field {
+        (r.key == "metadata.name").then_some(node.name.as_str())
+    } else {
+        node.labels.get(&r.key).map(String::as_str)
+    };
     match r.operator.as_str() {
         "In" => have.is_some_and(|h| r.values.iter().any(|v| v == h)),
         "NotIn" => have.is_none_or(|h| r.values.iter().all(|v| v != h)),
         "Exists" => have.is_some(),
         "DoesNotExist" => have.is_none(),
         "Gt" | "Lt" => {
-            let (Some(h), Some(v)) = (have.and_then(|h| h.parse::<i64>().ok()), r.values.first().and_then(|v| v.parse::<i64>().ok()))
+            let (Some(h), Some(v)) =
+                (have.and_then(|h| h.parse::<i64>().ok()), r.values.first().and_then(|v| v.parse::<i64>().ok()))
             else {
                 return false;
             };
@@ -237,7 +246,12 @@ mod tests {
         assert!(m[3] == Misfit::Affinity);
         assert!(m[2].describe("w1").contains("zone=a") && m[2].describe("w1").contains("zone=b"));
         // A matching toleration and affinity clear those two.
-        p.tolerations.push(Toleration { key: "dedicated".into(), operator: "Equal".into(), value: "gpu".into(), effect: String::new() });
+        p.tolerations.push(Toleration {
+            key: "dedicated".into(),
+            operator: "Equal".into(),
+            value: "gpu".into(),
+            effect: String::new(),
+        });
         p.affinity_terms[0][0].values = vec!["w1".into()];
         p.node_selector.clear();
         assert_eq!(misfits(&p, &n), vec![Misfit::NotReady, Misfit::Unschedulable]);
@@ -267,7 +281,8 @@ mod tests {
     #[test]
     fn wildcard_toleration() {
         let t = Taint { key: "x".into(), value: "y".into(), effect: "NoExecute".into() };
-        let all = Toleration { key: String::new(), operator: "Exists".into(), value: String::new(), effect: String::new() };
+        let all =
+            Toleration { key: String::new(), operator: "Exists".into(), value: String::new(), effect: String::new() };
         assert!(tolerates(&[all], &t));
         assert!(!tolerates(&[], &t));
     }

@@ -136,7 +136,11 @@ impl Summary {
 
     /// Mean duration of finished jobs in nanoseconds (Go `time.Duration`).
     pub fn average_duration_ns(&self) -> u64 {
-        if self.finished == 0 { 0 } else { u64::try_from(self.duration_sum_ns / self.finished as u128).unwrap_or(u64::MAX) }
+        if self.finished == 0 {
+            0
+        } else {
+            u64::try_from(self.duration_sum_ns / self.finished as u128).unwrap_or(u64::MAX)
+        }
     }
 
     pub fn cpu_savings_percentage(&self) -> f64 {

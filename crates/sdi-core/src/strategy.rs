@@ -46,11 +46,21 @@ pub enum Owner {
     /// No controller: a bare pod.
     None,
     /// A ReplicaSet, and the Deployment that owns it, if any.
-    ReplicaSet { name: String, deployment: Option<String> },
-    StatefulSet { name: String },
-    DaemonSet { name: String },
+    ReplicaSet {
+        name: String,
+        deployment: Option<String>,
+    },
+    StatefulSet {
+        name: String,
+    },
+    DaemonSet {
+        name: String,
+    },
     /// Any other controller (Job, a custom resource, …).
-    Other { kind: String, name: String },
+    Other {
+        kind: String,
+        name: String,
+    },
 }
 
 impl Owner {

@@ -21,7 +21,8 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
     let (name, text) = match &args.scenario {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?,
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?,
         ),
         None => ("scenarios/sdi-edge.yaml".to_string(), SDI_EDGE.to_string()),
     };
@@ -42,7 +43,11 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
     let service = Service::start(&args.settings, client.clone(), stats, addr).await.map_err(anyhow::Error::msg)?;
     let api = service.url();
     println!("sdi-migration demo — scenario {} at {}x simulated time", scenario.name, args.speed);
-    println!("  simulated cluster: {}   kubectl --kubeconfig {} get pods -A -o wide", server.url(), kubeconfig_path.display());
+    println!(
+        "  simulated cluster: {}   kubectl --kubeconfig {} get pods -A -o wide",
+        server.url(),
+        kubeconfig_path.display()
+    );
     println!("  migration API:     {api}");
     println!("    curl {api}/api/v1/migrations");
     println!(
@@ -86,8 +91,7 @@ async fn print_view(client: &kube::Client, service: &Service) {
             }
         }
     };
-    let (Some(nodes), Some(metrics)) =
-        (get("/api/v1/nodes").await, get("/apis/metrics.k8s.io/v1beta1/nodes").await)
+    let (Some(nodes), Some(metrics)) = (get("/api/v1/nodes").await, get("/apis/metrics.k8s.io/v1beta1/nodes").await)
     else {
         return;
     };
@@ -113,7 +117,13 @@ async fn print_view(client: &kube::Client, service: &Service) {
         let bar = |p: Option<f64>| match p {
             Some(p) => {
                 let filled = ((p / 10.0).round() as usize).min(10);
-                format!("[{}{}] {:>5.1}%{}", "#".repeat(filled), ".".repeat(10 - filled), p, if p > 85.0 { "!" } else { " " })
+                format!(
+                    "[{}{}] {:>5.1}%{}",
+                    "#".repeat(filled),
+                    ".".repeat(10 - filled),
+                    p,
+                    if p > 85.0 { "!" } else { " " }
+                )
             }
             None => format!("{:>22}", "no metrics"),
         };

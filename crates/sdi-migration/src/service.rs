@@ -43,14 +43,10 @@ impl Service {
         stats: Arc<ApiStats>,
         addr: SocketAddr,
     ) -> Result<Service, String> {
-        let report = repair::run(&client)
-            .await
-            .map_err(|e| format!("restart repair could not read the cluster: {e}"))?;
-        let engine = Arc::new(Engine {
-            events: Events::new(client.clone()),
-            client,
-            settings: engine_settings(settings),
-        });
+        let report =
+            repair::run(&client).await.map_err(|e| format!("restart repair could not read the cluster: {e}"))?;
+        let engine =
+            Arc::new(Engine { events: Events::new(client.clone()), client, settings: engine_settings(settings) });
         let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
         let runner = Runner::new(store, engine, settings.migration_strategy);
         let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;

@@ -148,7 +148,10 @@ async fn api_server_faults_never_leave_a_job_hanging_or_the_cluster_dirty() {
     let mut ids = Vec::new();
     let w = &web[0];
     let target = if node_of(w) == "w3" { "w2" } else { "w3" };
-    for body in [request(w["metadata"]["name"].as_str().unwrap(), "default", node_of(w), target), request("solo", "default", "w1", "w2")] {
+    for body in [
+        request(w["metadata"]["name"].as_str().unwrap(), "default", node_of(w), target),
+        request("solo", "default", "w1", "w2"),
+    ] {
         // Preflight reads may fail too: the client retries, or we get a 503 and try again.
         let mut tries = 0;
         loop {
@@ -178,7 +181,13 @@ async fn api_server_faults_never_leave_a_job_hanging_or_the_cluster_dirty() {
     eventually(30, "two web replicas Ready and solo running once", || async {
         let pods = env.pods("default");
         let web = pods.iter().filter(|p| p["metadata"]["labels"]["app"] == "web" && ready(p)).count();
-        let solo = pods.iter().filter(|p| p["metadata"]["annotations"]["sdi-migration/original-pod"] == "solo" || p["metadata"]["name"] == "solo").filter(|p| ready(p)).count();
+        let solo = pods
+            .iter()
+            .filter(|p| {
+                p["metadata"]["annotations"]["sdi-migration/original-pod"] == "solo" || p["metadata"]["name"] == "solo"
+            })
+            .filter(|p| ready(p))
+            .count();
         web == 2 && solo == 1
     })
     .await;

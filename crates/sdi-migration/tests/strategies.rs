@@ -50,7 +50,15 @@ async fn recreate_moves_a_bare_pod_with_only_its_running_containers_and_the_chec
     let steps: Vec<&str> = d["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         steps,
-        ["capture-state", "create-checkpoint-pvc", "checkpoint", "create-pod", "wait-ready", "delete-original", "measure"]
+        [
+            "capture-state",
+            "create-checkpoint-pvc",
+            "checkpoint",
+            "create-pod",
+            "wait-ready",
+            "delete-original",
+            "measure"
+        ]
     );
     assert!(d["steps"].as_array().unwrap().iter().all(|s| s["status"] == "completed"), "{d:#}");
     assert!(d["original_resources"]["cpu_usage"].as_f64().unwrap() > 0.3, "measured, not invented: {d:#}");
@@ -111,7 +119,9 @@ workloads:
 "#;
 
 fn ready_replicas(pods: &[Value]) -> usize {
-    pods.iter().filter(|p| p["metadata"]["labels"]["app"] == "web" && ready(p) && !p["metadata"]["ownerReferences"].is_null()).count()
+    pods.iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "web" && ready(p) && !p["metadata"]["ownerReferences"].is_null())
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +196,8 @@ async fn pin_moves_every_replica_of_the_deployment_to_the_target() {
     let annotations = dep["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
     assert!(!annotations.keys().any(|k| k.starts_with("sdi-migration/")), "markers removed: {annotations:?}");
     eventually(30, "every web replica Ready on w3 and nothing else left", || async {
-        let web: Vec<Value> = env.pods("default").into_iter().filter(|p| p["metadata"]["labels"]["app"] == "web").collect();
+        let web: Vec<Value> =
+            env.pods("default").into_iter().filter(|p| p["metadata"]["labels"]["app"] == "web").collect();
         web.len() == 3 && web.iter().all(|p| ready(p) && node_of(p) == "w3")
     })
     .await;

@@ -81,6 +81,13 @@ pub struct Runtime {
     ips: HashMap<String, u32>,
 }
 
+impl Runtime {
+    /// Whether the kubelet has admitted the pod `key`.
+    pub fn tracks(&self, key: &str) -> bool {
+        self.pods.contains_key(key)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct PodRuntime {
     uid: String,

@@ -202,6 +202,21 @@ impl Plane {
             }
             Dirty::Node(name) => {
                 nodes::reconcile(self, &name);
+                // Pods bound here that the kubelet does not run yet: their events may
+                // have come before the node's (separate watches), or while it was down.
+                let waiting: Vec<String> = self
+                    .state
+                    .read()
+                    .pods_by_node
+                    .get(&name)
+                    .into_iter()
+                    .flatten()
+                    .filter(|k| !self.kubelet.tracks(k))
+                    .cloned()
+                    .collect();
+                for k in waiting {
+                    self.mark(Dirty::Pod(k));
+                }
                 let ds: Vec<String> = self.state.read().daemonsets.keys().cloned().collect();
                 for k in ds {
                     self.soon(Dirty::DaemonSet(k));

@@ -102,7 +102,7 @@ impl Sim {
 }
 
 pub fn reference(name: &str) -> Value {
-    let path = format!("{}/../../../shared/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../testdata/k8s-reference/v1.32/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

@@ -60,6 +60,24 @@ pub struct HealthBody {
         (status = 503, description = "Kubernetes API unavailable or shutting down", body = ErrorBody),
     ))]
 pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Response {
+    // A request is a JSON object; serde would also accept an array for a struct.
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) if !v.is_object() => {
+            let kind = match v {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Invalid request format",
+                format!("expected a JSON object, got {kind}"),
+            );
+        }
+        _ => {}
+    }
     let request: MigrationRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid request format", e.to_string()),
@@ -121,7 +139,13 @@ pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): Raw
         None | Some("") => 100,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return error(StatusCode::BAD_REQUEST, "Invalid query", format!("limit {l:?} must be between 1 and 1000")),
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid query",
+                    format!("limit {l:?} must be between 1 and 1000"),
+                );
+            }
         },
     };
     let filter = ListFilter {
@@ -139,13 +163,16 @@ fn serde_urlencoded_lite(q: &str) -> Result<ListQuery, String> {
     let mut out = ListQuery::default();
     for pair in q.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v).ok_or_else(|| format!("query parameter {k:?} is not valid UTF-8 percent-encoding"))?;
+        let v =
+            percent_decode(v).ok_or_else(|| format!("query parameter {k:?} is not valid UTF-8 percent-encoding"))?;
         match k {
             "status" => out.status = Some(v),
             "namespace" => out.namespace = Some(v),
             "node" => out.node = Some(v),
             "limit" => out.limit = Some(v),
-            other => return Err(format!("unknown query parameter {other:?}; expected status, namespace, node or limit")),
+            other => {
+                return Err(format!("unknown query parameter {other:?}; expected status, namespace, node or limit"));
+            }
         }
     }
     Ok(out)
@@ -237,8 +264,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 
 #[utoipa::path(get, path = "/health", responses((status = 200, body = HealthBody)))]
 pub async fn health() -> Response {
-    Json(HealthBody { status: "healthy".into(), service: "sdi-migration".into(), version: env!("CARGO_PKG_VERSION").into() })
-        .into_response()
+    Json(HealthBody {
+        status: "healthy".into(),
+        service: "sdi-migration".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
+    .into_response()
 }
 
 pub async fn openapi() -> Response {
@@ -260,7 +291,10 @@ mod tests {
     #[test]
     fn query_parsing() {
         let q = serde_urlencoded_lite("status=running&node=w%2D1&limit=5").unwrap();
-        assert_eq!((q.status.as_deref(), q.node.as_deref(), q.limit.as_deref()), (Some("running"), Some("w-1"), Some("5")));
+        assert_eq!(
+            (q.status.as_deref(), q.node.as_deref(), q.limit.as_deref()),
+            (Some("running"), Some("w-1"), Some("5"))
+        );
         assert!(serde_urlencoded_lite("bogus=1").unwrap_err().contains("bogus"));
         assert!(serde_urlencoded_lite("node=%zz").is_err());
         assert!(serde_urlencoded_lite("node=%ff").is_err());

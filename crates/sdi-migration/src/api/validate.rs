@@ -67,9 +67,11 @@ mod tests {
         }
     }
 
+    type Case = (fn(&mut MigrationRequest), &'static str);
+
     #[test]
     fn every_rule_with_its_message() {
-        let table: Vec<(fn(&mut MigrationRequest), &str)> = vec![
+        let table: Vec<Case> = vec![
             (|r| r.pod_name.clear(), "pod_name is required"),
             (|r| r.pod_namespace = "  ".into(), "pod_namespace is required"),
             (|r| r.source_node.clear(), "source_node is required"),

@@ -8,7 +8,10 @@ use sdi_core::fit::{NodeFacts, PodNeeds, Requirement, Resources, Taint, Tolerati
 use sdi_core::quantity;
 use sdi_core::strategy::Owner;
 
-fn qty(map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str) -> Option<String> {
+fn qty(
+    map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+    key: &str,
+) -> Option<String> {
     map.and_then(|m| m.get(key)).map(|q| q.0.clone())
 }
 

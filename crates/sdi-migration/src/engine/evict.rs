@@ -61,20 +61,12 @@ async fn replacement_selector(engine: &Engine, plan: &Plan) -> String {
 pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
     let (ns, name) = (plan.namespace.as_str(), plan.pod_name.as_str());
     let original = engine.capture(ctx, plan).await?;
-    let running: Vec<String> = facts::container_states(&original)
-        .into_iter()
-        .filter(|s| s.should_migrate)
-        .map(|s| s.name)
-        .collect();
+    let running: Vec<String> =
+        facts::container_states(&original).into_iter().filter(|s| s.should_migrate).map(|s| s.name).collect();
     checkpoint::take(engine, ctx, plan, &running).await?;
     let original_uid = original.metadata.uid.clone();
-    let owner_uid = original
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-        .map(|r| r.uid.clone());
+    let owner_uid =
+        original.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)).map(|r| r.uid.clone());
     let selector = replacement_selector(engine, plan).await;
 
     ctx.step("evict", evict(engine, ctx, ns, name)).await?;

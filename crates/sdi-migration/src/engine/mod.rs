@@ -266,7 +266,10 @@ impl Engine {
                 Some(u) => {
                     ctx.note(
                         "measure",
-                        format!("{:.3} cores, {} bytes after {:?}", u.cpu_usage, u.memory_usage, self.settings.post_migration_settle),
+                        format!(
+                            "{:.3} cores, {} bytes after {:?}",
+                            u.cpu_usage, u.memory_usage, self.settings.post_migration_settle
+                        ),
                     );
                     ctx.details(|d| d.optimized_resources = Some(u.clone()));
                 }

@@ -35,7 +35,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
     let api: Api<Deployment> = Api::namespaced(engine.client.clone(), ns);
     let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     ctx.step("pin-node-selector", async {
-        let dep = retry::transient(|| api.get(dep_name)).await.map_err(|e| format!("cannot read Deployment {dep_name}: {e}"))?;
+        let dep = retry::transient(|| api.get(dep_name))
+            .await
+            .map_err(|e| format!("cannot read Deployment {dep_name}: {e}"))?;
         let previous = dep
             .spec
             .as_ref()

@@ -108,7 +108,9 @@ pub async fn check(
         return Err(reject(
             422,
             "Strategy not applicable",
-            format!("preserve_pv mounts a checkpoint volume in a recreated pod; strategy {strategy} does not create one"),
+            format!(
+                "preserve_pv mounts a checkpoint volume in a recreated pod; strategy {strategy} does not create one"
+            ),
         ));
     }
     if req.checkpoint == Some(true) && !engine.settings.checkpointing {
@@ -124,7 +126,11 @@ pub async fn check(
     let target = match retry::transient(|| nodes.get_opt(&req.target_node)).await {
         Ok(Some(n)) => n,
         Ok(None) => {
-            return Err(reject(422, "Target node unavailable", format!("target node {} does not exist", req.target_node)));
+            return Err(reject(
+                422,
+                "Target node unavailable",
+                format!("target node {} does not exist", req.target_node),
+            ));
         }
         Err(e) => return Err(unavailable(&format!("node {}", req.target_node), e)),
     };

@@ -66,7 +66,8 @@ pub async fn run(client: &kube::Client) -> Result<Report, kube::Error> {
         }
         let log = UndoLog::default();
         let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-        let lp = ListParams::default().labels(&format!("{}={job},{}={}", marks::JOB, marks::ROLE, marks::ROLE_CHECKPOINT));
+        let lp =
+            ListParams::default().labels(&format!("{}={job},{}={}", marks::JOB, marks::ROLE, marks::ROLE_CHECKPOINT));
         let job_pvcs = retry::transient(|| pvcs.list(&lp)).await?;
         for pvc in job_pvcs.items {
             if let Some(n) = pvc.metadata.name {
@@ -76,7 +77,11 @@ pub async fn run(client: &kube::Client) -> Result<Report, kube::Error> {
         log.push(Undo::DeletePod { namespace: ns.into(), name: name.into() });
         let failed = log.rollback(client).await;
         let line = format!("{job}: deleted copy {ns}/{name}; original {original} still serves");
-        if failed.is_empty() { report.undone.push(line) } else { report.failed.extend(failed) }
+        if failed.is_empty() {
+            report.undone.push(line)
+        } else {
+            report.failed.extend(failed)
+        }
         undone_jobs.insert(job);
     }
 

@@ -36,7 +36,9 @@ pub fn withheld_keys(selector: &LabelSelector) -> Result<BTreeSet<String>, Strin
             .map(|e| e.key.clone()),
     );
     if keys.is_empty() {
-        return Err("the ReplicaSet's selector has no label whose absence excludes a pod; surge cannot stage a copy".into());
+        return Err(
+            "the ReplicaSet's selector has no label whose absence excludes a pod; surge cannot stage a copy".into()
+        );
     }
     Ok(keys)
 }
@@ -47,12 +49,12 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
         return Err(format!("pod {ns}/{name} is not owned by a ReplicaSet"));
     };
     let original = engine.capture(ctx, plan).await?;
-    let all: Vec<String> =
-        original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
+    let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
     checkpoint::take(engine, ctx, plan, &all).await?;
 
     let rs_api: Api<ReplicaSet> = Api::namespaced(engine.client.clone(), ns);
-    let rs = retry::transient(|| rs_api.get(rs_name)).await.map_err(|e| format!("cannot read ReplicaSet {rs_name}: {e}"))?;
+    let rs =
+        retry::transient(|| rs_api.get(rs_name)).await.map_err(|e| format!("cannot read ReplicaSet {rs_name}: {e}"))?;
     let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
     let keys = withheld_keys(&rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default())?;
 
@@ -131,12 +133,8 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
             r = copy_stays => return r,
         }
         let copy = retry::transient(|| pods.get(&copy_name)).await.map_err(|e| format!("cannot read copy: {e}"))?;
-        let adopted = copy
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|r| r.controller == Some(true) && r.uid == rs_uid);
+        let adopted =
+            copy.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == rs_uid);
         if !adopted {
             return Err(format!("copy {copy_name} was not adopted by ReplicaSet {rs_name}"));
         }

@@ -18,11 +18,25 @@ use crate::cluster::{FIELD_MANAGER, retry};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Undo {
-    DeletePod { namespace: String, name: String },
-    DeletePvc { namespace: String, name: String },
+    DeletePod {
+        namespace: String,
+        name: String,
+    },
+    DeletePvc {
+        namespace: String,
+        name: String,
+    },
     /// A JSON merge patch that restores what the job changed on a pod.
-    PatchPod { namespace: String, name: String, patch: Value },
-    PatchDeployment { namespace: String, name: String, patch: Value },
+    PatchPod {
+        namespace: String,
+        name: String,
+        patch: Value,
+    },
+    PatchDeployment {
+        namespace: String,
+        name: String,
+        patch: Value,
+    },
 }
 
 impl Undo {
@@ -54,7 +68,8 @@ impl Undo {
                 retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ())
             }
             Undo::PatchDeployment { namespace, name, patch } => {
-                let (api, patch): (Api<Deployment>, _) = (Api::namespaced(client.clone(), namespace), Patch::Merge(patch));
+                let (api, patch): (Api<Deployment>, _) =
+                    (Api::namespaced(client.clone(), namespace), Patch::Merge(patch));
                 retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ())
             }
         };

@@ -21,6 +21,9 @@ use crate::engine::{Engine, JobCtx, Plan};
 /// the job ran out of time.
 const UNDO_BOUND: Duration = Duration::from_secs(120);
 
+/// Called with every finished job.
+type FinishHook = Box<dyn Fn(&Job) + Send + Sync>;
+
 pub struct Runner {
     pub store: Arc<dyn JobStore>,
     pub engine: Arc<Engine>,
@@ -30,14 +33,14 @@ pub struct Runner {
     tasks: TaskTracker,
     handles: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Called with every finished job (metrics sinks hook in here).
-    on_finish: Mutex<Vec<Box<dyn Fn(&Job) + Send + Sync>>>,
+    on_finish: Mutex<Vec<FinishHook>>,
 }
 
 /// Why a cancel was refused.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelError {
     NotFound,
-    AlreadyFinished(Job),
+    AlreadyFinished(Box<Job>),
 }
 
 enum Interrupt {
@@ -88,7 +91,11 @@ impl Runner {
             id: new_id(),
             request,
             status: JobStatus::Pending,
-            details: MigrationDetails { start_time: now_rfc3339(), strategy: Some(plan.strategy), ..Default::default() },
+            details: MigrationDetails {
+                start_time: now_rfc3339(),
+                strategy: Some(plan.strategy),
+                ..Default::default()
+            },
             origin,
         };
         if let Err(existing) = self.store.insert_unique(job.clone()) {
@@ -119,7 +126,7 @@ impl Runner {
     pub fn cancel(&self, id: &str) -> Result<Job, CancelError> {
         let job = self.store.get(id).ok_or(CancelError::NotFound)?;
         if job.status.is_terminal() {
-            return Err(CancelError::AlreadyFinished(job));
+            return Err(CancelError::AlreadyFinished(Box::new(job)));
         }
         if let Some(t) = self.cancels.lock().get(id) {
             t.cancel();
@@ -139,10 +146,14 @@ impl Runner {
         let events = &self.engine.events;
         let (ns, pod) = (plan.namespace.as_str(), plan.pod_name.as_str());
         events
-            .pod(ns, pod, pod_uid.as_deref(), false, "MigrationStarted", format!(
-                "{id}: moving to {} ({} strategy)",
-                plan.target, plan.strategy
-            ))
+            .pod(
+                ns,
+                pod,
+                pod_uid.as_deref(),
+                false,
+                "MigrationStarted",
+                format!("{id}: moving to {} ({} strategy)", plan.target, plan.strategy),
+            )
             .await;
 
         let outcome = tokio::select! {
@@ -210,7 +221,8 @@ impl Runner {
         match job.status {
             JobStatus::Completed => {
                 tracing::info!(job = %id, seconds = elapsed.as_secs_f64(), "migration of {ns}/{pod} completed");
-                let landed = if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
+                let landed =
+                    if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
                 let note = format!("{id}: now {} on {landed}", job.details.new_pod_name);
                 events.pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", note).await;
             }

@@ -90,7 +90,14 @@ impl Env {
     }
 
     pub async fn post_raw(&self, path: &str, body: &str) -> (u16, Value) {
-        let r = self.http.post(self.url(path)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
         let code = r.status().as_u16();
         let text = r.text().await.unwrap();
         (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -141,11 +148,22 @@ impl Env {
     }
 
     pub async fn wait_all_running(&self) {
-        eventually(60, "every scenario pod Ready", || async {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
             let pods = self.sim.dynamic("v1", "pods", None).unwrap().list("", "").unwrap();
-            !pods.is_empty() && pods.iter().all(ready)
-        })
-        .await;
+            if !pods.is_empty() && pods.iter().all(ready) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let stuck: Vec<String> = pods
+                    .iter()
+                    .filter(|p| !ready(p))
+                    .map(|p| format!("{} {:#}", p["metadata"]["name"], p["status"]))
+                    .collect();
+                panic!("scenario pods not Ready after 60s: {stuck:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Inject API faults (kube-sim's `/_sim/faults`).
@@ -156,7 +174,8 @@ impl Env {
 
     pub async fn set_node_ready(&self, node: &str, ready: bool) {
         let nodes = self.sim.dynamic("v1", "nodes", None).unwrap();
-        let patch = json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": if ready { "true" } else { "false" }}}});
+        let patch =
+            json!({"metadata": {"annotations": {"sim.kube-sim.io/ready": if ready { "true" } else { "false" }}}});
         nodes.patch(node, None, kube_sim::PatchType::Merge, &patch).unwrap();
     }
 }
