@@ -255,3 +255,19 @@ async fn a_crash_with_a_staged_surge_copy_and_a_pinned_deployment_is_undone() {
     assert!(dep["spec"]["template"]["spec"]["nodeSelector"].get("kubernetes.io/hostname").is_none(), "{dep:#}");
     assert!(dep["metadata"]["annotations"].get("sdi-migration/pinned-by").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_gives_running_jobs_their_grace_then_undoes_them() {
+    let mut env = Env::start_with(SLOW_BARE, settings(), 10.0).await;
+    let before = shape(&env);
+    let (_, created) = env.migrate(request("slam", "default", "w1", "w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    env.reached_step(&id, "wait-ready", 30).await;
+    let service = env.service.take().unwrap();
+    let runner = service.runner.clone();
+    service.shutdown(std::time::Duration::from_millis(200)).await;
+    let job = runner.store.get(&id).unwrap();
+    assert_eq!(job.status.as_str(), "cancelled", "{job:?}");
+    assert!(job.details.error.as_deref().unwrap().contains("changes undone"), "{job:?}");
+    eventually(30, "cluster back to its starting shape", || async { shape(&env) == before }).await;
+}

@@ -205,8 +205,8 @@ fn not_found_job(id: &str) -> Response {
 #[utoipa::path(get, path = "/api/v1/migrations/{id}", params(("id" = String, Path, description = "migration id")),
     responses((status = 200, body = MigrationResponse), (status = 404, body = ErrorBody)))]
 pub async fn get_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.runner.store.get(&id) {
-        Some(job) => Json(job.response()).into_response(),
+    match state.runner.store.rendered(&id) {
+        Some(json) => ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response(),
         None => not_found_job(&id),
     }
 }

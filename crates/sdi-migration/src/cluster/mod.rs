@@ -19,6 +19,8 @@ use kube::Client;
 pub struct ApiStats {
     pub reads: AtomicU64,
     pub writes: AtomicU64,
+    /// Of the writes, those that recorded Events (a courtesy, not part of a move).
+    pub event_writes: AtomicU64,
     /// Answers with a 4xx/5xx status (conflicts and not-founds included).
     pub errors: AtomicU64,
 }
@@ -88,6 +90,9 @@ where
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
         let counter = if req.method() == http::Method::GET { &self.stats.reads } else { &self.stats.writes };
         counter.fetch_add(1, Ordering::Relaxed);
+        if req.method() != http::Method::GET && req.uri().path().contains("/events") {
+            self.stats.event_writes.fetch_add(1, Ordering::Relaxed);
+        }
         let stats = self.stats.clone();
         let fut = self.inner.call(req);
         Box::pin(async move {

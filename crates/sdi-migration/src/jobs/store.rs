@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use bytes::Bytes;
 use parking_lot::RwLock;
 use sdi_core::job::JobStatus;
 
@@ -29,6 +30,15 @@ pub trait JobStore: Send + Sync + 'static {
     fn list(&self, filter: &ListFilter) -> Vec<Job>;
     /// The active (non-terminal) job for a pod, if any.
     fn active_for(&self, namespace: &str, pod: &str) -> Option<String>;
+    /// The job's `MigrationResponse` as JSON. Stores may keep it rendered: it is
+    /// read far more often (clients poll) than it changes (once per step).
+    fn rendered(&self, id: &str) -> Option<Bytes> {
+        self.get(id).and_then(|j| serde_json::to_vec(&j.response()).ok()).map(Bytes::from)
+    }
+}
+
+fn render(job: &Job) -> Bytes {
+    Bytes::from(serde_json::to_vec(&job.response()).unwrap_or_default())
 }
 
 /// In-memory store. Keeps every active job and the newest `retain` finished ones,
@@ -41,6 +51,8 @@ pub struct MemoryStore {
 #[derive(Default)]
 struct Inner {
     jobs: HashMap<String, Job>,
+    /// Each job's response, rendered at every change.
+    rendered: HashMap<String, Bytes>,
     /// Insertion order, oldest first.
     order: VecDeque<String>,
     active: HashMap<(String, String), String>,
@@ -73,6 +85,7 @@ impl JobStore for MemoryStore {
             g.active.insert(key, job.id.clone());
         }
         g.order.push_back(job.id.clone());
+        g.rendered.insert(job.id.clone(), render(&job));
         g.jobs.insert(job.id.clone(), job);
         // Forget the oldest finished jobs beyond the retention bound.
         let finished = g.jobs.values().filter(|j| j.status.is_terminal()).count();
@@ -82,6 +95,7 @@ impl JobStore for MemoryStore {
             let id = g.order[i].clone();
             if g.jobs.get(&id).is_some_and(|j| j.status.is_terminal()) {
                 g.jobs.remove(&id);
+                g.rendered.remove(&id);
                 g.order.remove(i);
                 excess -= 1;
             } else {
@@ -100,6 +114,7 @@ impl JobStore for MemoryStore {
         let job = g.jobs.get_mut(id)?;
         f(job);
         let job = job.clone();
+        g.rendered.insert(job.id.clone(), render(&job));
         if job.status.is_terminal() {
             let key = pod_key(&job);
             if g.active.get(&key) == Some(&job.id) {
@@ -125,6 +140,10 @@ impl JobStore for MemoryStore {
 
     fn active_for(&self, namespace: &str, pod: &str) -> Option<String> {
         self.inner.read().active.get(&(namespace.to_string(), pod.to_string())).cloned()
+    }
+
+    fn rendered(&self, id: &str) -> Option<Bytes> {
+        self.inner.read().rendered.get(id).cloned()
     }
 }
 
@@ -158,7 +177,10 @@ mod tests {
         let s = MemoryStore::default();
         s.insert_unique(job("m1", "p", JobStatus::Pending)).unwrap();
         assert_eq!(s.insert_unique(job("m2", "p", JobStatus::Pending)), Err("m1".to_string()));
+        assert!(String::from_utf8(s.rendered("m1").unwrap().to_vec()).unwrap().contains(r#""status":"pending""#));
         s.update("m1", &mut |j| j.status = JobStatus::Completed).unwrap();
+        let rendered = String::from_utf8(s.rendered("m1").unwrap().to_vec()).unwrap();
+        assert!(rendered.contains(r#""status":"completed""#), "rendered view follows updates: {rendered}");
         assert_eq!(s.active_for("default", "p"), None);
         s.insert_unique(job("m2", "p", JobStatus::Pending)).unwrap();
         assert_eq!(s.active_for("default", "p").as_deref(), Some("m2"));
