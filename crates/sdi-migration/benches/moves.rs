@@ -111,7 +111,7 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let pods = pods_api.list(&Default::default()).await.unwrap().items;
-        if pods.len() >= 3 * moves + 1 && pods.iter().all(facts::pod_ready) {
+        if pods.len() > 3 * moves && pods.iter().all(facts::pod_ready) {
             break;
         }
         assert!(Instant::now() < deadline, "cluster did not settle");
