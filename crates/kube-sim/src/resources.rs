@@ -379,6 +379,11 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .hash("1QwjyaZjj3Y=")
             .done(),
         B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]).returns_deleted().done(),
+        // RBAC objects are stored and served (so manifests apply), not enforced.
+        B::new("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false).done(),
+        B::new("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false).done(),
+        B::new("rbac.authorization.k8s.io", "v1", "roles", "Role", true).done(),
+        B::new("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true).done(),
         {
             let mut crd =
                 B::new("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false)
