@@ -11,4 +11,5 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod jobs;
+pub mod policy;
 pub mod service;

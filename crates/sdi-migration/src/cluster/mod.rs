@@ -4,6 +4,7 @@
 
 pub mod events;
 pub mod facts;
+pub mod rbac;
 pub mod retry;
 pub mod wait;
 

@@ -1,0 +1,29 @@
+//! Every Kubernetes API call this service makes, as RBAC rules: the source of
+//! truth for `deploy/clusterrole.yaml` (a test compares the two), so the role is
+//! least-privilege by construction and a new call without a rule fails CI.
+
+/// (API group, resource, verbs), sorted by group then resource.
+pub const RULES: &[(&str, &str, &[&str])] = &[
+    // Strategies and snapshot: read, watch, create copies, relabel, delete originals.
+    ("", "pods", &["create", "delete", "get", "list", "patch", "watch"]),
+    // `evict`.
+    ("", "pods/eviction", &["create"]),
+    // Targets (pre-flight, readiness watches) and the snapshot.
+    ("", "nodes", &["get", "list", "watch"]),
+    // Kubelet checkpoint API through the node proxy (`POST .../proxy/checkpoint/...`).
+    ("", "nodes/proxy", &["create"]),
+    // `recreate` with `preserve_pv`: checkpoint PVCs, deleted on undo; repair lists them.
+    ("", "persistentvolumeclaims", &["create", "delete", "list"]),
+    // `pin` edits Deployments; repair lists them.
+    ("apps", "deployments", &["get", "list", "patch", "watch"]),
+    // Owners: selectors and the Deployment behind a ReplicaSet.
+    ("apps", "replicasets", &["get"]),
+    ("apps", "statefulsets", &["get"]),
+    // Events on migrated pods (the recorder creates, then patches a series).
+    ("events.k8s.io", "events", &["create", "patch"]),
+    // Usage, before and after a move, and for pressure.
+    ("metrics.k8s.io", "pods", &["get", "list"]),
+    ("metrics.k8s.io", "nodes", &["get", "list"]),
+    // The snapshot's budgets.
+    ("policy", "poddisruptionbudgets", &["list", "watch"]),
+];

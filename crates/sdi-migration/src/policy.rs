@@ -1,0 +1,171 @@
+//! Asking whether a move is allowed: the remote policy engine (the original
+//! contract), with `POLICY_FALLBACK` deciding when it cannot be asked or answers
+//! badly — the built-in MALE policy (default), allow, or deny.
+
+use std::collections::BTreeMap;
+use std::sync::Once;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::config::PolicyFallback;
+
+/// The pod as the policy engine sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyPod {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    #[serde(default)]
+    pub node_name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The pod's phase (`Running`, `Pending`, …).
+    #[serde(default)]
+    pub status: String,
+    /// Container names.
+    #[serde(default)]
+    pub containers: Vec<String>,
+}
+
+/// `POST {POLICY_ENGINE_URL}/api/v1/migration/policy` body (and ours).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyRequest {
+    pub pod: PolicyPod,
+    #[serde(default)]
+    pub source_node: String,
+    #[serde(default)]
+    pub target_node: String,
+}
+
+/// The answer: `allowed` missing means true (the original's rule).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyAnswer {
+    pub allowed: bool,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct RemoteAnswer {
+    #[serde(default = "yes")]
+    allowed: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Who decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Remote,
+    Builtin,
+    FallbackBuiltin,
+    FallbackAllow,
+    FallbackDeny,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Remote => "remote",
+            Source::Builtin => "builtin",
+            Source::FallbackBuiltin => "fallback-builtin",
+            Source::FallbackAllow => "fallback-allow",
+            Source::FallbackDeny => "fallback-deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub reason: String,
+    pub source: Source,
+}
+
+/// Rustls needs one process-wide crypto provider; ring, as the kube client uses.
+pub fn init_tls() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+pub struct Policy {
+    remote: Option<(reqwest::Client, String)>,
+    fallback: PolicyFallback,
+}
+
+/// The policy engine's answer time limit (the original's).
+pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Policy {
+    /// `engine_url`: `None` means no remote engine (the built-in policy decides).
+    pub fn new(engine_url: Option<&str>, fallback: PolicyFallback) -> Result<Policy, String> {
+        init_tls();
+        let remote = match engine_url {
+            Some(url) if !url.is_empty() => {
+                let client = reqwest::Client::builder()
+                    .timeout(REMOTE_TIMEOUT)
+                    .build()
+                    .map_err(|e| format!("cannot build the policy engine client: {e}"))?;
+                Some((client, format!("{}/api/v1/migration/policy", url.trim_end_matches('/'))))
+            }
+            _ => None,
+        };
+        Ok(Policy { remote, fallback })
+    }
+
+    /// Ask the remote engine; on any trouble, the fallback. `builtin` is the
+    /// built-in MALE policy's answer for this move.
+    pub async fn decide(&self, request: &PolicyRequest, builtin: PolicyAnswer) -> Verdict {
+        let Some((client, url)) = &self.remote else {
+            return Verdict { allowed: builtin.allowed, reason: builtin.reason, source: Source::Builtin };
+        };
+        let trouble = match client.post(url).json(request).send().await {
+            Ok(r) if r.status().is_success() => match r.bytes().await {
+                Ok(body) => match serde_json::from_slice::<RemoteAnswer>(&body) {
+                    Ok(a) => {
+                        let reason = a.reason.unwrap_or_else(|| {
+                            if a.allowed { "allowed by the policy engine".into() } else { "denied by the policy engine".into() }
+                        });
+                        return Verdict { allowed: a.allowed, reason, source: Source::Remote };
+                    }
+                    Err(e) => format!("policy engine answered badly ({e})"),
+                },
+                Err(e) => format!("policy engine answer could not be read ({e})"),
+            },
+            Ok(r) => format!("policy engine answered HTTP {}", r.status().as_u16()),
+            Err(e) if e.is_timeout() => format!("policy engine did not answer within {}s", REMOTE_TIMEOUT.as_secs()),
+            Err(e) => format!("policy engine unreachable ({})", root_cause(&e)),
+        };
+        tracing::warn!(url = %url, "{trouble}; POLICY_FALLBACK={}", self.fallback.as_str());
+        match self.fallback {
+            PolicyFallback::Builtin => Verdict {
+                allowed: builtin.allowed,
+                reason: format!("{trouble}; built-in policy: {}", builtin.reason),
+                source: Source::FallbackBuiltin,
+            },
+            PolicyFallback::Allow => {
+                Verdict { allowed: true, reason: format!("{trouble}; allowed (POLICY_FALLBACK=allow)"), source: Source::FallbackAllow }
+            }
+            PolicyFallback::Deny => {
+                Verdict { allowed: false, reason: format!("{trouble}; denied (POLICY_FALLBACK=deny)"), source: Source::FallbackDeny }
+            }
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
