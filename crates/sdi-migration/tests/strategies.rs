@@ -237,3 +237,33 @@ async fn evict_moves_a_statefulset_pod_and_reports_where_the_replacement_landed(
     assert_eq!(node_of(&now), target);
     assert!(ready(&now));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_cannot_checkpoint_is_recorded_and_the_move_goes_on_unless_demanded() {
+    let env = Env::start(BARE).await;
+    let nodes = env.sim.dynamic("v1", "nodes", None).unwrap();
+    let annotate = json!({"metadata": {"annotations": {"sim.kube-sim.io/checkpoint": "false"}}});
+    nodes.patch("w1", None, kube_sim::PatchType::Merge, &annotate).unwrap();
+
+    // Demanded: no checkpoint, no migration — and nothing left behind.
+    let mut body = request("tensorflow-pod", "default", "w1", "w2");
+    body["checkpoint"] = json!(true);
+    let (code, created) = env.migrate(body).await;
+    assert_eq!(code, 202, "{created}");
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    assert!(job["message"].as_str().unwrap().contains("checkpoint required but not taken"), "{job:#}");
+    assert_eq!(env.pods("default").len(), 1, "only the original");
+    assert!(ready(&env.pod("default", "tensorflow-pod").unwrap()));
+
+    // Best effort (preserve_pv without `checkpoint`): noted, and the move completes.
+    let mut body = request("tensorflow-pod", "default", "w1", "w2");
+    body["preserve_pv"] = json!(true);
+    let (_, created) = env.migrate(body).await;
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let step = job["details"]["steps"].as_array().unwrap().iter().find(|s| s["name"] == "checkpoint").unwrap().clone();
+    assert_eq!(step["status"], "failed");
+    assert!(step["message"].as_str().unwrap().contains("continuing without a checkpoint"), "{step}");
+    assert_eq!(job["details"]["checkpoint_path"], "");
+}

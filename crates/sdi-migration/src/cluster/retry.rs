@@ -19,6 +19,21 @@ pub fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
+/// Like [`transient`], but a 500 is an answer: for calls where the server
+/// reports a permanent failure that way (the kubelet's checkpoint API).
+pub async fn unavailable_only<T, F, Fut>(f: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(12)
+        .with_jitter();
+    f.retry(backoff).when(|e| is_transient(e) && code(e) != Some(500)).await
+}
+
 /// HTTP status of an API error, if it was one.
 pub fn code(e: &kube::Error) -> Option<u16> {
     match e {

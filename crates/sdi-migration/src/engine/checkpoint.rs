@@ -11,7 +11,7 @@ use crate::cluster::retry;
 async fn one(engine: &Engine, node: &str, namespace: &str, pod: &str, container: &str) -> Result<Vec<String>, String> {
     let path = format!("/api/v1/nodes/{node}/proxy/checkpoint/{namespace}/{pod}/{container}");
     let req = http::Request::post(path).body(Vec::new()).map_err(|e| e.to_string())?;
-    let answer: Value = retry::transient(|| engine.client.request::<Value>(req.clone())).await.map_err(|e| match e {
+    let answer: Value = retry::unavailable_only(|| engine.client.request::<Value>(req.clone())).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 404 => {
             format!("kubelet on {node} does not know container {container} of {namespace}/{pod} (or checkpointing is not enabled there)")
         }

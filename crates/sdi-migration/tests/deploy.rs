@@ -1,0 +1,462 @@
+//! The manifests in `deploy/` as an operator applies them: the ClusterRole is
+//! exactly the calls the service makes (`cluster::rbac::RULES`), the Deployment
+//! is hardened and probed, the ConfigMap holds every setting `run --help` lists
+//! at its default, and `kubectl apply -k deploy/` works against a live cluster.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sdi-migration");
+const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// Settings that are deliberately not in the ConfigMap: the token comes from the
+/// Secret, and KUBECONFIG stays unset in a pod (in-cluster configuration).
+const NOT_IN_CONFIGMAP: &[&str] = &["INFLUX_TOKEN", "KUBECONFIG"];
+
+fn deploy_dir() -> PathBuf {
+    Path::new(REPO).join("deploy")
+}
+
+/// Every YAML document of every `*.yaml` file in `deploy/`, with its file name.
+fn documents() -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy_dir())
+        .expect("deploy/ exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no manifests in deploy/");
+    let mut docs = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&file).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{name}: {e}"));
+            if !value.is_null() {
+                docs.push((name.clone(), value));
+            }
+        }
+    }
+    docs
+}
+
+/// The one object of `kind` named `name`.
+fn object(docs: &[(String, Value)], kind: &str, name: &str) -> Value {
+    let found: Vec<&Value> =
+        docs.iter().map(|(_, d)| d).filter(|d| d["kind"] == kind && d["metadata"]["name"] == name).collect();
+    assert_eq!(found.len(), 1, "expected exactly one {kind} {name} in deploy/, found {}", found.len());
+    found[0].clone()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list, got {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap_or_else(|| panic!("expected a string, got {s}")).to_string())
+        .collect()
+}
+
+type RuleSet = BTreeSet<(String, String, Vec<String>)>;
+
+/// `cluster::rbac::RULES` as (group, resource, sorted verbs).
+fn expected_rules() -> RuleSet {
+    let mut set = RuleSet::new();
+    for (group, resource, verbs) in sdi_migration::cluster::rbac::RULES {
+        let mut verbs: Vec<String> = verbs.iter().map(|v| v.to_string()).collect();
+        verbs.sort();
+        assert!(set.insert((group.to_string(), resource.to_string(), verbs)), "RULES repeats {group}/{resource}");
+    }
+    set
+}
+
+/// A ClusterRole's `rules` as (group, resource, sorted verbs), checking that each
+/// rule names one group and one resource, no wildcards, no resourceNames or URLs.
+fn role_rules(role: &Value) -> RuleSet {
+    let mut set = RuleSet::new();
+    let mut seen = BTreeSet::new();
+    for rule in role["rules"].as_array().expect("ClusterRole has rules") {
+        let keys: BTreeSet<&str> = rule.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, BTreeSet::from(["apiGroups", "resources", "verbs"]), "unexpected fields in rule {rule}");
+        let groups = strings(&rule["apiGroups"]);
+        let resources = strings(&rule["resources"]);
+        let mut verbs = strings(&rule["verbs"]);
+        assert!(groups.len() == 1 && resources.len() == 1, "one rule per (group, resource): {rule}");
+        for s in groups.iter().chain(&resources).chain(&verbs) {
+            assert!(!s.contains('*'), "wildcard in rule {rule}");
+        }
+        let n = verbs.len();
+        verbs.sort();
+        verbs.dedup();
+        assert_eq!(verbs.len(), n, "repeated verb in rule {rule}");
+        assert!(seen.insert((groups[0].clone(), resources[0].clone())), "two rules for {}/{}", groups[0], resources[0]);
+        set.insert((groups[0].clone(), resources[0].clone(), verbs));
+    }
+    set
+}
+
+#[test]
+fn the_cluster_role_is_exactly_the_calls_the_service_makes() {
+    let docs = documents();
+    let role = object(&docs, "ClusterRole", "sdi-migration");
+    assert_eq!(role["apiVersion"], "rbac.authorization.k8s.io/v1");
+    assert!(!role.to_string().contains('*'), "no wildcards anywhere in the ClusterRole: {role}");
+    let have = role_rules(&role);
+    let want = expected_rules();
+    let missing: Vec<_> = want.difference(&have).collect();
+    let extra: Vec<_> = have.difference(&want).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "deploy/clusterrole.yaml differs from cluster::rbac::RULES\n  missing: {missing:?}\n  extra: {extra:?}"
+    );
+
+    let binding = object(&docs, "ClusterRoleBinding", "sdi-migration");
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "sdi-migration"})
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sdi-migration", "namespace": "kube-system"}])
+    );
+    let sa = object(&docs, "ServiceAccount", "sdi-migration");
+    assert_eq!(sa["metadata"]["namespace"], "kube-system");
+}
+
+#[test]
+fn the_deployment_runs_one_hardened_probed_replica() {
+    let docs = documents();
+    let d = object(&docs, "Deployment", "sdi-migration");
+    assert_eq!(d["apiVersion"], "apps/v1");
+    assert_eq!(d["metadata"]["namespace"], "kube-system");
+    let spec = &d["spec"];
+    assert_eq!(spec["replicas"], 1, "restart repair needs a single instance");
+    assert_eq!(spec["strategy"], json!({"type": "Recreate"}), "two instances must never overlap");
+    assert_eq!(spec["selector"]["matchLabels"], json!({"app": "sdi-migration"}));
+    let pod = &spec["template"]["spec"];
+    assert_eq!(spec["template"]["metadata"]["labels"]["app"], "sdi-migration");
+    assert_eq!(pod["serviceAccountName"], "sdi-migration");
+    assert_eq!(pod["terminationGracePeriodSeconds"], 180, "SHUTDOWN_GRACE (30 s) plus the undo bound (120 s)");
+
+    let containers = pod["containers"].as_array().unwrap();
+    assert_eq!(containers.len(), 1);
+    let c = &containers[0];
+    assert_eq!(c["image"], "sdi-migration:0.1.0");
+    assert_eq!(c["args"], json!(["run"]));
+    assert_eq!(c["envFrom"], json!([{"configMapRef": {"name": "sdi-migration-config"}}]));
+    let env: BTreeMap<String, Value> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["valueFrom"].clone()))
+        .collect();
+    assert_eq!(
+        env["INFLUX_TOKEN"],
+        json!({"secretKeyRef": {"name": "sdi-migration-influxdb", "key": "token", "optional": true}})
+    );
+    assert_eq!(env["POD_NAME"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(c["ports"].as_array().unwrap().len(), 1);
+    assert_eq!(c["ports"][0]["name"], "http");
+    assert_eq!(c["ports"][0]["containerPort"], 8080);
+
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let get = &c[probe]["httpGet"];
+        assert_eq!(get["path"], "/health", "{probe}");
+        assert_eq!(get["port"], "http", "{probe}");
+    }
+    if !c["startupProbe"].is_null() {
+        assert_eq!(c["startupProbe"]["httpGet"]["path"], "/health");
+    }
+
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}})
+    );
+
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["runAsUser"], 65532);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+    assert!(sc["capabilities"]["add"].is_null(), "no capabilities added");
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
+    assert!(sc["privileged"].is_null() || sc["privileged"] == false);
+    // A pod-level context, when present, must not contradict the container's.
+    let psc = &pod["securityContext"];
+    if !psc.is_null() {
+        assert_ne!(psc["runAsNonRoot"], false);
+        assert!(psc["runAsUser"].is_null() || psc["runAsUser"] == 65532);
+    }
+    assert!(pod["hostNetwork"].is_null() || pod["hostNetwork"] == false);
+}
+
+#[test]
+fn the_service_secret_and_kustomization_fit_together() {
+    let docs = documents();
+    let svc = object(&docs, "Service", "sdi-migration");
+    assert_eq!(svc["metadata"]["namespace"], "kube-system");
+    assert_eq!(svc["spec"]["selector"], json!({"app": "sdi-migration"}));
+    let ports = svc["spec"]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 1);
+    assert_eq!(ports[0]["port"], 8080);
+    assert_eq!(ports[0]["targetPort"], "http");
+
+    let secret = object(&docs, "Secret", "sdi-migration-influxdb");
+    assert_eq!(secret["type"], "Opaque");
+    assert_eq!(secret["stringData"], json!({"token": "<replace-with-influxdb-token>"}), "a placeholder, never a token");
+    assert!(secret["data"].is_null());
+
+    // Every namespaced object lives in kube-system.
+    for (file, doc) in &docs {
+        let kind = doc["kind"].as_str().unwrap_or_default();
+        if ["ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service"].contains(&kind) {
+            assert_eq!(doc["metadata"]["namespace"], "kube-system", "{file}: {kind}");
+        }
+    }
+
+    // kustomization.yaml lists every other manifest, and only those.
+    let k = docs.iter().find(|(f, _)| f == "kustomization.yaml").map(|(_, d)| d).expect("deploy/kustomization.yaml");
+    assert_eq!(k["namespace"], "kube-system");
+    let listed: BTreeSet<String> = strings(&k["resources"]).into_iter().collect();
+    let files: BTreeSet<String> = docs.iter().map(|(f, _)| f.clone()).filter(|f| f != "kustomization.yaml").collect();
+    assert_eq!(listed, files, "kustomization.yaml resources vs the files in deploy/");
+    let labelled = k["commonLabels"]["app.kubernetes.io/name"] == "sdi-migration"
+        || k["labels"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["pairs"]["app.kubernetes.io/name"] == "sdi-migration"));
+    assert!(labelled, "kustomization labels app.kubernetes.io/name: sdi-migration");
+}
+
+/// (variable, default) for every `[env: NAME=…]` of `sdi-migration run --help`;
+/// the default is `None` for settings whose default is hidden (unset).
+fn help_variables() -> Vec<(String, Option<String>)> {
+    // A clean environment: clap shows current values in `[env: NAME=value]`.
+    let out = std::process::Command::new(BIN).args(["run", "--help"]).env_clear().output().unwrap();
+    assert!(out.status.success(), "run --help: {}", String::from_utf8_lossy(&out.stderr));
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut vars = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in help.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("[env: ") {
+            if let Some(name) = pending.take() {
+                vars.push((name, None));
+            }
+            let name = rest.split(['=', ']']).next().unwrap();
+            pending = Some(name.to_string());
+        } else if let Some(rest) = line.strip_prefix("[default: ") {
+            if let Some(name) = pending.take() {
+                vars.push((name, Some(rest.strip_suffix(']').unwrap().to_string())));
+            }
+        } else if line.starts_with('-')
+            && let Some(name) = pending.take()
+        {
+            vars.push((name, None));
+        }
+    }
+    if let Some(name) = pending {
+        vars.push((name, None));
+    }
+    vars
+}
+
+#[test]
+fn the_config_map_holds_every_setting_at_its_default() {
+    let vars = help_variables();
+    assert!(vars.len() >= 20, "parsed too few variables from run --help: {vars:?}");
+    for must in ["INFLUX_URL", "POLICY_ENGINE_URL", "MIGRATION_CHECK_INTERVAL", "RESOURCE_PRESSURE_THRESHOLD"] {
+        assert!(vars.iter().any(|(n, _)| n == must), "{must} missing from run --help: {vars:?}");
+    }
+    let docs = documents();
+    let cm = object(&docs, "ConfigMap", "sdi-migration-config");
+    assert_eq!(cm["metadata"]["namespace"], "kube-system");
+    let data: BTreeMap<String, String> = cm["data"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_else(|| panic!("{k}: value must be a string, got {v}")).into()))
+        .collect();
+
+    let mut problems = Vec::new();
+    for (name, default) in &vars {
+        if NOT_IN_CONFIGMAP.contains(&name.as_str()) {
+            if data.contains_key(name) {
+                problems.push(format!("{name} must not be in the ConfigMap"));
+            }
+            continue;
+        }
+        match (data.get(name), default) {
+            (None, _) => problems.push(format!("{name} is missing")),
+            (Some(v), Some(d)) if v != d => problems.push(format!("{name}: {v:?}, but the default is {d:?}")),
+            (Some(v), None) if !v.is_empty() => {
+                problems.push(format!("{name}: {v:?}, but the default is unset (\"\")"))
+            }
+            _ => {}
+        }
+    }
+    for name in data.keys() {
+        if !vars.iter().any(|(n, _)| n == name) {
+            problems.push(format!("{name} is not a setting of `sdi-migration run`"));
+        }
+    }
+    assert!(problems.is_empty(), "deploy/configmap.yaml vs `sdi-migration run --help`:\n  {}", problems.join("\n  "));
+}
+
+/// kubectl: `$KUBECTL`, else the first on `PATH`, else `/usr/bin/kubectl`.
+fn find_kubectl() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(k);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join("kubectl")).find(|k| k.is_file()))
+        .unwrap_or_default();
+    let kubectl = on_path.unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
+    assert!(
+        kubectl.is_file(),
+        "this test needs kubectl ({} not found; not on PATH either). It is preinstalled on the project's \
+         machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary, or set KUBECTL=/path/to/kubectl",
+        kubectl.display()
+    );
+    kubectl
+}
+
+/// `kubectl --kubeconfig <kc> args...` with a private discovery cache; (success, stdout, stderr).
+async fn kubectl(kc: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(find_kubectl())
+            .arg("--kubeconfig")
+            .arg(kc)
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .env("KUBECACHEDIR", cache)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60 s"))
+    .unwrap_or_else(|e| panic!("running kubectl: {e}"));
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+async fn kubectl_ok(kc: &Path, cache: &Path, args: &[&str]) -> String {
+    let (ok, stdout, stderr) = kubectl(kc, cache, args).await;
+    assert!(ok, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// One worker with room for the service's requests.
+const SCENARIO: &str = r#"
+name: deploy
+defaults: {startupSeconds: 1, shutdownSeconds: 1, heartbeatSeconds: 2}
+nodes:
+  - name: worker-1
+    capacity: {cpu: 2, memory: 4Gi, pods: 20}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_apply_k_deploys_it_to_a_cluster() {
+    find_kubectl();
+    let sim = kube_sim::Cluster::new();
+    let scenario = kube_sim::scenario::parse("deploy.yaml", SCENARIO)
+        .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
+    sim.load_scenario(&scenario).unwrap();
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, server.kubeconfig()).unwrap();
+    let cache = dir.path().join("cache");
+    let deploy = deploy_dir();
+    let deploy = deploy.to_str().unwrap();
+
+    let resources =
+        kubectl_ok(&kc, &cache, &["api-resources", "--api-group=rbac.authorization.k8s.io", "-o", "name"]).await;
+    for kind in ["clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io"] {
+        assert!(resources.lines().any(|l| l == kind), "kube-sim does not serve {kind}:\n{resources}");
+    }
+
+    let applied = kubectl_ok(&kc, &cache, &["apply", "-k", deploy]).await;
+    for object in [
+        "serviceaccount/sdi-migration created",
+        "clusterrole.rbac.authorization.k8s.io/sdi-migration created",
+        "clusterrolebinding.rbac.authorization.k8s.io/sdi-migration created",
+        "configmap/sdi-migration-config created",
+        "secret/sdi-migration-influxdb created",
+        "service/sdi-migration created",
+        "deployment.apps/sdi-migration created",
+    ] {
+        assert!(applied.lines().any(|l| l == object), "`{object}` missing from apply -k:\n{applied}");
+    }
+
+    let names = kubectl_ok(
+        &kc,
+        &cache,
+        &["get", "deployment,serviceaccount,service,configmap,secret", "-n", "kube-system", "-o", "name"],
+    )
+    .await;
+    for name in [
+        "deployment.apps/sdi-migration",
+        "serviceaccount/sdi-migration",
+        "service/sdi-migration",
+        "configmap/sdi-migration-config",
+        "secret/sdi-migration-influxdb",
+    ] {
+        assert!(names.lines().any(|l| l == name), "{name} not in the cluster:\n{names}");
+    }
+
+    let role: Value =
+        serde_json::from_str(&kubectl_ok(&kc, &cache, &["get", "clusterrole", "sdi-migration", "-o", "json"]).await)
+            .unwrap();
+    assert_eq!(role_rules(&role), expected_rules(), "the ClusterRole in the cluster");
+    assert_eq!(role["metadata"]["labels"]["app.kubernetes.io/name"], "sdi-migration", "kustomize labels");
+    let binding: Value = serde_json::from_str(
+        &kubectl_ok(&kc, &cache, &["get", "clusterrolebinding", "sdi-migration", "-o", "json"]).await,
+    )
+    .unwrap();
+    assert_eq!(binding["subjects"][0]["namespace"], "kube-system");
+
+    // The Deployment's pod is created and scheduled (kube-sim's kubelet does not
+    // run the image: the pod just becomes Running).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pod = loop {
+        let list: Value = serde_json::from_str(
+            &kubectl_ok(&kc, &cache, &["get", "pods", "-n", "kube-system", "-l", "app=sdi-migration", "-o", "json"])
+                .await,
+        )
+        .unwrap();
+        let items = list["items"].as_array().unwrap();
+        assert!(items.len() <= 1, "one replica, got {}", items.len());
+        if let Some(pod) = items.first()
+            && pod["spec"]["nodeName"].is_string()
+            && pod["status"]["phase"] == "Running"
+        {
+            break pod.clone();
+        }
+        assert!(Instant::now() < deadline, "the Deployment's pod was not scheduled and Running within 60 s: {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(pod["spec"]["nodeName"], "worker-1");
+    assert_eq!(pod["spec"]["serviceAccountName"], "sdi-migration");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "sdi-migration");
+    assert_eq!(pod["metadata"]["ownerReferences"][0]["kind"], "ReplicaSet");
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
+
+    // Applying again changes nothing — except that kubectl always re-sends a
+    // Secret's `stringData` (the live object only has `data`), which is why
+    // docs/operations.md has the token set again after every `apply -k`.
+    let again = kubectl_ok(&kc, &cache, &["apply", "-k", deploy]).await;
+    for line in again.lines() {
+        let expected = if line.starts_with("secret/") { " configured" } else { " unchanged" };
+        assert!(line.ends_with(expected), "a second apply -k: `{line}`, expected `{expected}`:\n{again}");
+    }
+    assert_eq!(again.lines().count(), 7, "{again}");
+
+    server.shutdown().await;
+    sim.stop();
+}
