@@ -10,7 +10,27 @@ need() {
     exit 1
   fi
 }
+# Real neighbours from Debian: InfluxDB 1.x (the writer's tests) and promtool
+# (the /metrics tests). Installed here when missing and we may (root, apt-get).
+missing=()
+command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "error: the tests need ${missing[*]} (Debian packages); run: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+# Debian starts services on install where it can; the tests run their own, on loopback.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop influxdb prometheus >/dev/null 2>&1 || true; fi
+
 need cargo "Install the Rust toolchain (https://rustup.rs)."
+need influxd "Install Debian's influxdb package."
+need promtool "Install Debian's prometheus package."
 need kubectl "It is preinstalled on the project's machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary. Do not install Debian's kubernetes-client."
 
 echo "==> cargo fmt --check"

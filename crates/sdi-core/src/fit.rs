@@ -22,7 +22,7 @@ impl std::ops::Add for Resources {
 }
 
 /// A node-selector requirement (`matchExpressions` / `matchFields`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Requirement {
     pub key: String,
     pub operator: String,
@@ -31,14 +31,14 @@ pub struct Requirement {
     pub field: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Taint {
     pub key: String,
     pub value: String,
     pub effect: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Toleration {
     pub key: String,
     /// `Exists` or `Equal` (empty means Equal).
@@ -151,10 +151,37 @@ fn requirement_holds(r: &Requirement, node: &NodeFacts) -> bool {
     }
 }
 
+/// The scheduling constraints of a pod (everything in [`PodNeeds`] but the
+/// requests), borrowed: callers that keep them elsewhere — the planner's
+/// snapshot shares one set between the pods of a workload — check them without
+/// building a `PodNeeds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub node_selector: &'a BTreeMap<String, String>,
+    /// Required node affinity: OR of terms, each an AND of requirements. Empty = none.
+    pub affinity_terms: &'a [Vec<Requirement>],
+    pub tolerations: &'a [Toleration],
+}
+
+impl PodNeeds {
+    pub fn placement(&self) -> Placement<'_> {
+        Placement {
+            node_selector: &self.node_selector,
+            affinity_terms: &self.affinity_terms,
+            tolerations: &self.tolerations,
+        }
+    }
+}
+
 /// Every reason the pod cannot run on `node`, in the order a person would fix them.
 /// Empty means it fits. `NoSchedule` taints count: a migration places the pod itself,
 /// but a node tainted against it is a node its owner did not want it on.
 pub fn misfits(pod: &PodNeeds, node: &NodeFacts) -> Vec<Misfit> {
+    misfits_parts(&pod.requests, pod.placement(), node)
+}
+
+/// [`misfits`] over the parts of a pod's needs: same checks, same order, same answers.
+pub fn misfits_parts(requests: &Resources, placement: Placement<'_>, node: &NodeFacts) -> Vec<Misfit> {
     let mut out = Vec::new();
     if !node.ready {
         out.push(Misfit::NotReady);
@@ -162,34 +189,79 @@ pub fn misfits(pod: &PodNeeds, node: &NodeFacts) -> Vec<Misfit> {
     if node.unschedulable {
         out.push(Misfit::Unschedulable);
     }
+    push_insufficient(&mut out, requests, &node.allocatable, &node.requested);
+    push_placement_misfits(&mut out, placement, node);
+    out
+}
+
+/// The resources that do not fit when `requested` of `allocatable` is already
+/// taken (the planner passes its projected `requested`). Empty means it fits.
+pub fn insufficient(requests: &Resources, allocatable: &Resources, requested: &Resources) -> Vec<Misfit> {
+    let mut out = Vec::new();
+    push_insufficient(&mut out, requests, allocatable, requested);
+    out
+}
+
+/// `insufficient(..).is_empty()`, without allocating.
+pub fn has_room(requests: &Resources, allocatable: &Resources, requested: &Resources) -> bool {
+    let ok = |want: u64, alloc: u64, used: u64| want == 0 || want <= alloc.saturating_sub(used);
+    ok(requests.cpu_m, allocatable.cpu_m, requested.cpu_m)
+        && ok(requests.mem_b, allocatable.mem_b, requested.mem_b)
+        && ok(requests.pods, allocatable.pods, requested.pods)
+}
+
+/// nodeSelector, required node affinity and taints: the checks that do not
+/// depend on how full the node is. Empty means the pod may go there.
+pub fn placement_misfits(placement: Placement<'_>, node: &NodeFacts) -> Vec<Misfit> {
+    let mut out = Vec::new();
+    push_placement_misfits(&mut out, placement, node);
+    out
+}
+
+/// `placement_misfits(..).is_empty()`, without allocating.
+pub fn placement_allowed(placement: Placement<'_>, node: &NodeFacts) -> bool {
+    placement.node_selector.iter().all(|(key, want)| node.labels.get(key) == Some(want))
+        && affinity_holds(placement.affinity_terms, node)
+        && node.taints.iter().all(|t| !taint_repels(t) || tolerates(placement.tolerations, t))
+}
+
+fn push_insufficient(out: &mut Vec<Misfit>, requests: &Resources, allocatable: &Resources, used: &Resources) {
     let free = |alloc: u64, used: u64| alloc.saturating_sub(used);
     let checks = [
-        ("cpu", pod.requests.cpu_m, node.allocatable.cpu_m, node.requested.cpu_m),
-        ("memory", pod.requests.mem_b, node.allocatable.mem_b, node.requested.mem_b),
-        ("pods", pod.requests.pods, node.allocatable.pods, node.requested.pods),
+        ("cpu", requests.cpu_m, allocatable.cpu_m, used.cpu_m),
+        ("memory", requests.mem_b, allocatable.mem_b, used.mem_b),
+        ("pods", requests.pods, allocatable.pods, used.pods),
     ];
     for (resource, requested, allocatable, used) in checks {
         if requested > 0 && requested > free(allocatable, used) {
             out.push(Misfit::Insufficient { resource, requested, free: free(allocatable, used), allocatable });
         }
     }
-    for (key, want) in &pod.node_selector {
+}
+
+fn affinity_holds(terms: &[Vec<Requirement>], node: &NodeFacts) -> bool {
+    terms.is_empty() || terms.iter().any(|term| !term.is_empty() && term.iter().all(|r| requirement_holds(r, node)))
+}
+
+fn taint_repels(t: &Taint) -> bool {
+    t.effect == "NoSchedule" || t.effect == "NoExecute"
+}
+
+fn push_placement_misfits(out: &mut Vec<Misfit>, placement: Placement<'_>, node: &NodeFacts) {
+    for (key, want) in placement.node_selector {
         let have = node.labels.get(key);
         if have != Some(want) {
             out.push(Misfit::NodeSelector { key: key.clone(), want: want.clone(), have: have.cloned() });
         }
     }
-    if !pod.affinity_terms.is_empty()
-        && !pod.affinity_terms.iter().any(|term| !term.is_empty() && term.iter().all(|r| requirement_holds(r, node)))
-    {
+    if !affinity_holds(placement.affinity_terms, node) {
         out.push(Misfit::Affinity);
     }
     for t in &node.taints {
-        if (t.effect == "NoSchedule" || t.effect == "NoExecute") && !tolerates(&pod.tolerations, t) {
+        if taint_repels(t) && !tolerates(placement.tolerations, t) {
             out.push(Misfit::Taint(t.clone()));
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -276,6 +348,28 @@ mod tests {
         assert!(requirement_holds(&req("Gt", "cores", &["4"]), &n2));
         assert!(!requirement_holds(&req("Lt", "cores", &["4"]), &n2));
         assert!(!requirement_holds(&req("Bogus", "zone", &["a"]), &n));
+    }
+
+    #[test]
+    fn fast_checks_agree_with_the_detailed_ones() {
+        let mut n = node();
+        n.taints.push(Taint { key: "dedicated".into(), value: "gpu".into(), effect: "NoExecute".into() });
+        let mut p = pod(600);
+        assert!(!has_room(&p.requests, &n.allocatable, &n.requested));
+        assert_eq!(insufficient(&p.requests, &n.allocatable, &n.requested).len(), 1);
+        assert!(!placement_allowed(p.placement(), &n));
+        assert_eq!(placement_misfits(p.placement(), &n), vec![Misfit::Taint(n.taints[0].clone())]);
+        p.tolerations.push(Toleration {
+            key: "dedicated".into(),
+            operator: "Exists".into(),
+            value: String::new(),
+            effect: String::new(),
+        });
+        p.requests.cpu_m = 500;
+        assert!(has_room(&p.requests, &n.allocatable, &n.requested));
+        assert!(placement_allowed(p.placement(), &n));
+        assert_eq!(misfits(&p, &n), misfits_parts(&p.requests, p.placement(), &n));
+        assert!(misfits(&p, &n).is_empty());
     }
 
     #[test]

@@ -6,5 +6,8 @@
 pub mod containers;
 pub mod fit;
 pub mod job;
+pub mod male;
+pub mod planner;
 pub mod quantity;
+pub mod snapshot;
 pub mod strategy;

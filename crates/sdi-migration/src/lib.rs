@@ -13,3 +13,4 @@ pub mod engine;
 pub mod jobs;
 pub mod policy;
 pub mod service;
+pub mod telemetry;

@@ -15,6 +15,7 @@ use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings, repair};
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobStore, MemoryStore};
+use crate::telemetry::Telemetry;
 
 /// A running service.
 pub struct Service {
@@ -22,6 +23,7 @@ pub struct Service {
     pub runner: Arc<Runner>,
     pub stats: Arc<ApiStats>,
     pub repair: repair::Report,
+    pub telemetry: Arc<Telemetry>,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<()>,
 }
@@ -49,10 +51,15 @@ impl Service {
             Arc::new(Engine { events: Events::new(client.clone()), client, settings: engine_settings(settings) });
         let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
         let runner = Runner::new(store, engine, settings.migration_strategy);
+        let telemetry = Telemetry::new(stats.clone());
+        {
+            let t = telemetry.clone();
+            runner.on_finish(move |job| t.job_finished(job));
+        }
         let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
-        let app = router(AppState { runner: runner.clone() });
+        let app = router(AppState { runner: runner.clone(), telemetry: telemetry.clone() });
         let stopped = stop.clone();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
@@ -61,7 +68,7 @@ impl Service {
             }
         });
         tracing::info!(%addr, "sdi-migration API listening");
-        Ok(Service { addr, runner, stats, repair: report, stop, server })
+        Ok(Service { addr, runner, stats, repair: report, telemetry, stop, server })
     }
 
     pub fn url(&self) -> String {

@@ -272,6 +272,20 @@ pub async fn health() -> Response {
     .into_response()
 }
 
+/// Prometheus metrics (OpenMetrics text).
+/// Prometheus metrics: OpenMetrics when the scraper asks for it (Prometheus
+/// does), the classic text format otherwise.
+pub async fn prometheus(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    state.telemetry.active.set(state.runner.active() as i64);
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (body, content_type) = if accept.contains("application/openmetrics-text") {
+        (state.telemetry.encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
+    } else {
+        (state.telemetry.encode_text(), "text/plain; version=0.0.4; charset=utf-8")
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
 pub async fn openapi() -> Response {
     Json(ApiDoc::openapi()).into_response()
 }

@@ -15,6 +15,7 @@ use crate::jobs::runner::Runner;
 #[derive(Clone)]
 pub struct AppState {
     pub runner: Arc<Runner>,
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 #[derive(OpenApi)]
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/metrics", get(handlers::metrics))
         .route("/health", get(handlers::health))
         .route("/openapi.json", get(handlers::openapi))
+        .route("/metrics", get(handlers::prometheus))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)
