@@ -86,7 +86,13 @@ async fn main() {
         body_bytes as f64 / PODS as f64 / 1024.0
     );
 
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let client = {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+    }
+    .pool_max_idle_per_host(64)
+    .build()
+    .expect("client");
 
     // GET of one pod.
     let url = format!("{base}/api/v1/namespaces/default/pods/bench-04242");

@@ -113,7 +113,13 @@ async fn main() {
 
     let server = cluster.serve("127.0.0.1:0".parse().expect("addr")).await.expect("serve");
     let base = server.url();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("client");
+    let client = {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+    }
+    .pool_max_idle_per_host(64)
+    .build()
+    .expect("client");
     let (ns, name, app) = {
         let s = cluster.sim().read();
         let p = s.pods.values().next().expect("a pod");

@@ -53,7 +53,9 @@ fn decoder(group: &str, kind: &str) -> Option<Roundtrip> {
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>,
         ("storage.k8s.io", "StorageClass") => roundtrip::<StorageClass>,
         ("rbac.authorization.k8s.io", "ClusterRole") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRole>,
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>,
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
+            roundtrip::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>
+        }
         ("rbac.authorization.k8s.io", "Role") => roundtrip::<k8s_openapi::api::rbac::v1::Role>,
         ("rbac.authorization.k8s.io", "RoleBinding") => roundtrip::<k8s_openapi::api::rbac::v1::RoleBinding>,
         ("apiextensions.k8s.io", "CustomResourceDefinition") => roundtrip::<CustomResourceDefinition>,

@@ -662,8 +662,16 @@ async fn watch_from_a_compacted_version_gets_410_in_stream() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "upstream reports expiry inside the stream");
-    let chunk = tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await.unwrap().unwrap().unwrap();
-    let ev: Value = serde_json::from_slice(chunk.strip_suffix(b"\n").unwrap_or(&chunk)).unwrap();
+    // One event is one line; under load it may arrive in more than one chunk.
+    let mut line = Vec::new();
+    while !line.ends_with(b"\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), resp.chunk()).await.unwrap().unwrap();
+        match chunk {
+            Some(c) => line.extend_from_slice(&c),
+            None => break,
+        }
+    }
+    let ev: Value = serde_json::from_slice(line.strip_suffix(b"\n").unwrap_or(&line)).unwrap();
     assert_eq!(ev["type"], "ERROR");
     assert_eq!(ev["object"]["code"], 410);
     assert_eq!(ev["object"]["reason"], "Expired");

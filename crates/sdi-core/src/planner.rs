@@ -60,8 +60,10 @@
 //! A search that has probed 32 targets in vain learns, once per cycle and
 //! constraint set (compared by value, so interning is not required), which
 //! eligible targets the constraints allow, and then checks a bit per node; a set
-//! that allows none fails at once. A constraint set that found no target is not
-//! searched again for pods that need at least as much.
+//! that allows none fails at once. Upper bounds of the CPU and memory headroom
+//! (and free requests) over all targets refuse at once a pod no node has room
+//! for; they are recomputed after a long search in vain. A constraint set that
+//! found no target is not searched again for pods that need at least as much.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -332,6 +334,17 @@ enum Scan {
     NoPlacement,
 }
 
+/// Upper bounds, over all eligible targets, of what one more pod may add: CPU and
+/// memory below the limit on the active basis, and free requests. Targets only
+/// fill up during a cycle, so stale bounds stay valid; a pod above them fits nowhere.
+#[derive(Debug, Clone, Copy, Default)]
+struct Room {
+    /// Millicores and bytes below threshold − hysteresis.
+    headroom: [f64; 2],
+    /// Allocatable − requested: CPU, memory, pods.
+    free: [u64; 3],
+}
+
 /// One target search: what is placed, and what it has seen so far.
 struct Search<'p> {
     pod: &'p PodView,
@@ -368,6 +381,7 @@ struct Planner<'a> {
     evictions: HashMap<(&'a str, OwnerKind, &'a str), u32>,
     /// Constraint sets (by value) that found no target this cycle.
     no_target: HashMap<&'a Constraints, NoTarget>,
+    room: Room,
     /// Eligible targets allowed by a constraint set (by value), for sets that needed a long search.
     placement: HashMap<&'a Constraints, Allowed>,
     key_buf: String,
@@ -394,6 +408,7 @@ impl<'a> Planner<'a> {
             evictions: HashMap::new(),
             no_target: HashMap::new(),
             placement: HashMap::new(),
+            room: Room::default(),
             key_buf: String::new(),
             plan: Plan {
                 basis_used: basis,
@@ -515,13 +530,82 @@ impl<'a> Planner<'a> {
             .map(|(i, _)| Ranked { score: self.nodes[i].score(), node: i as u32 })
             .collect();
         targets.sort_unstable_by(|a, b| self.before(a, b));
-        if targets.is_empty() {
+        self.targets = targets;
+        self.measure_room();
+        if self.targets.is_empty() {
             self.plan.notes.push(
                 "no eligible target node: every node is a control-plane node, NotReady, cordoned or under pressure"
                     .to_string(),
             );
         }
-        self.targets = targets;
+    }
+
+    /// Recomputes [`Room`] exactly from the targets' current state.
+    fn measure_room(&mut self) {
+        let mut room = Room { headroom: [f64::NEG_INFINITY; 2], free: [0; 3] };
+        for r in &self.targets {
+            let n = &self.nodes[r.node as usize];
+            let facts = &self.snap.nodes[r.node as usize].facts;
+            for d in 0..2 {
+                // A resource with nothing allocatable is left to the exact check.
+                let h = if n.alloc[d] == 0 {
+                    f64::INFINITY
+                } else {
+                    self.limit * n.alloc[d] as f64 / 100.0 - n.load[d] as f64
+                };
+                room.headroom[d] = room.headroom[d].max(h);
+            }
+            let a = facts.allocatable;
+            let free = [
+                a.cpu_m.saturating_sub(n.requested.cpu_m),
+                a.mem_b.saturating_sub(n.requested.mem_b),
+                a.pods.saturating_sub(n.requested.pods),
+            ];
+            for (best, f) in room.free.iter_mut().zip(free) {
+                *best = (*best).max(f);
+            }
+        }
+        self.room = room;
+    }
+
+    /// Why no eligible target can have room for the pod, if [`Room`] shows it.
+    fn no_room(&self, p: &PodView, contrib: [u64; 2]) -> Option<String> {
+        let room = &self.room;
+        let limit = num(self.limit);
+        // One unit of slack keeps float rounding from refusing a node that fits exactly.
+        if contrib[0] as f64 > room.headroom[0] + 1.0 {
+            return Some(format!(
+                "no target node can take the pod: it adds {} CPU and no eligible node has more than {} below the \
+                 {limit}% limit",
+                format_cpu(contrib[0]),
+                format_cpu(room.headroom[0].max(0.0) as u64)
+            ));
+        }
+        if contrib[1] as f64 > room.headroom[1] + 1.0 {
+            return Some(format!(
+                "no target node can take the pod: it adds {} memory and no eligible node has more than {} below the \
+                 {limit}% limit",
+                format_bytes(contrib[1]),
+                format_bytes(room.headroom[1].max(0.0) as u64)
+            ));
+        }
+        let want = [p.requests.cpu_m, p.requests.mem_b, p.requests.pods];
+        for (d, what) in ["CPU", "memory", "pods"].into_iter().enumerate() {
+            if want[d] > 0 && want[d] > room.free[d] {
+                let f = |v: u64| match d {
+                    0 => format_cpu(v),
+                    1 => format_bytes(v),
+                    _ => v.to_string(),
+                };
+                return Some(format!(
+                    "no target node can take the pod: it requests {} {what} and no eligible node has more than {} \
+                     free",
+                    f(want[d]),
+                    f(room.free[d])
+                ));
+            }
+        }
+        None
     }
 
     /// The pods bound to each source (index-aligned with `sources`), in snapshot order.
@@ -769,6 +853,9 @@ impl<'a> Planner<'a> {
                         under pressure"
                 .to_string());
         }
+        if let Some(reason) = self.no_room(p, contrib) {
+            return Err(reason);
+        }
         let mut search = Search { pod: p, contrib, source, rejected: Vec::new(), checked: 0 };
         let cached = self.placement.get(needs);
         let mut outcome = if cached.is_some_and(|a| a.count == 0) {
@@ -789,6 +876,10 @@ impl<'a> Planner<'a> {
         }
         let eligible = self.targets.len();
         let Search { rejected, checked, .. } = search;
+        if checked >= PLACEMENT_PROBE && outcome == Scan::Exhausted {
+            // A long search in vain: tighten the bounds so pods like this one fail at once.
+            self.measure_room();
+        }
         let mut reason = match outcome {
             Scan::Found(pos) => return Ok((pos, rejected)),
             Scan::NoPlacement => {
@@ -1318,15 +1409,56 @@ mod tests {
             r.contains("target node w4 has label kubernetes.io/hostname=w4 but the pod's nodeSelector wants"),
             "{r}"
         );
-        // Without the selector, w2 is rejected for the limit (it is the fourth-best node, quoted here as first).
+        // Without the selector: no node has 240m below the limit (w2 has 200m), so it is refused at once.
         s3.pods[1].needs = Arc::new(Constraints::default());
         s3.nodes.truncate(3);
         s3.pods[0].excluded = true;
         let p2 = plan(&s3, &cfg(), &PlanState::default());
-        let r2 = skip_reason(&p2, "mid");
-        assert!(r2.contains("target node w2 would be at 76.0% CPU / 1.2% memory after the move, above the 75% limit (threshold 85% − hysteresis 10)"), "{r2}");
+        assert_eq!(
+            skip_reason(&p2, "mid"),
+            "no target node can take the pod: it adds 240m CPU and no eligible node has more than 200m below the 75% \
+             limit"
+        );
+        // Uncordon w3 at 40% CPU / 60% memory: w2 scores higher but would cross the limit.
+        s3.nodes[2].facts.unschedulable = false;
+        let mut w3_load = pod("w3-load", 2, 1600);
+        w3_load.requests.mem_b = 16 * GI * 6 / 10;
+        w3_load.excluded = true;
+        s3.pods.push(w3_load);
+        s3.recompute_requested();
+        let p3 = plan(&s3, &cfg(), &PlanState::default());
+        assert_eq!(p3.moves.len(), 1, "{:#?}", p3);
+        assert_eq!(p3.moves[0].target, "w3");
+        assert_eq!(
+            p3.moves[0].rejected_targets,
+            [(
+                "w2".to_string(),
+                "target node w2 would be at 76.0% CPU / 1.2% memory after the move, above the 75% limit (threshold \
+                 85% − hysteresis 10)"
+                    .to_string()
+            )]
+        );
         // "big" shares the constraint set and needs more: it is not searched again.
         assert!(skip_reason(&p, "big").contains("default/mid has the same constraints"), "{:?}", p.skipped);
+    }
+
+    #[test]
+    fn a_target_may_land_exactly_on_the_limit() {
+        // w2 at 70% CPU: +200m is 75% = threshold − hysteresis, allowed; +201m is not.
+        for (cpu_m, moves) in [(200, 1), (201, 0)] {
+            let mut filler = pod("filler", 0, 3600 - cpu_m);
+            filler.excluded = true;
+            let mut load = pod("load", 1, 2800);
+            load.excluded = true;
+            let s = snap(vec![node("w1", 4000), node("w2", 4000)], vec![filler, load, pod("mover", 0, cpu_m)]);
+            let p = plan(&s, &cfg(), &PlanState::default());
+            assert_eq!(p.moves.len(), moves, "{cpu_m}m: {:#?}", p);
+            if moves == 1 {
+                assert_eq!(p.moves[0].target_after.0, 75.0);
+            } else {
+                assert!(skip_reason(&p, "mover").starts_with("no target node can take the pod"), "{:?}", p.skipped);
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ workloads:
     tokio::time::sleep(Duration::from_millis(500)).await;
     let settings = Settings { port: 0, post_migration_settle: 0, ..Settings::default() };
     let service = Service::start(&settings, client, stats, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    sdi_migration::policy::init_tls();
     let http = reqwest::Client::new();
     let body = json!({"pod_name": "app", "pod_namespace": "default", "source_node": "w1", "target_node": "w2"});
     let created: Value = http

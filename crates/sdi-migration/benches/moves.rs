@@ -120,6 +120,7 @@ async fn main() {
     let settings = Settings { port: 0, post_migration_settle: 0, ..Settings::default() };
     let service =
         Service::start(&settings, client.clone(), stats.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    sdi_migration::policy::init_tls();
     let bench = Bench { http: reqwest::Client::new(), url: service.url(), stats: stats.clone() };
 
     // The floor: the cluster's own reaction — create a pod on a node, watch it become Ready, delete it.

@@ -12,5 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod jobs;
 pub mod policy;
+pub mod rebalancer;
 pub mod service;
+pub mod sinks;
 pub mod telemetry;

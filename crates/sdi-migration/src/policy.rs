@@ -133,7 +133,11 @@ impl Policy {
                 Ok(body) => match serde_json::from_slice::<RemoteAnswer>(&body) {
                     Ok(a) => {
                         let reason = a.reason.unwrap_or_else(|| {
-                            if a.allowed { "allowed by the policy engine".into() } else { "denied by the policy engine".into() }
+                            if a.allowed {
+                                "allowed by the policy engine".into()
+                            } else {
+                                "denied by the policy engine".into()
+                            }
                         });
                         return Verdict { allowed: a.allowed, reason, source: Source::Remote };
                     }
@@ -152,12 +156,16 @@ impl Policy {
                 reason: format!("{trouble}; built-in policy: {}", builtin.reason),
                 source: Source::FallbackBuiltin,
             },
-            PolicyFallback::Allow => {
-                Verdict { allowed: true, reason: format!("{trouble}; allowed (POLICY_FALLBACK=allow)"), source: Source::FallbackAllow }
-            }
-            PolicyFallback::Deny => {
-                Verdict { allowed: false, reason: format!("{trouble}; denied (POLICY_FALLBACK=deny)"), source: Source::FallbackDeny }
-            }
+            PolicyFallback::Allow => Verdict {
+                allowed: true,
+                reason: format!("{trouble}; allowed (POLICY_FALLBACK=allow)"),
+                source: Source::FallbackAllow,
+            },
+            PolicyFallback::Deny => Verdict {
+                allowed: false,
+                reason: format!("{trouble}; denied (POLICY_FALLBACK=deny)"),
+                source: Source::FallbackDeny,
+            },
         }
     }
 }

@@ -10,12 +10,34 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::cluster::ApiStats;
+use crate::cluster::cache::ClusterCache;
 use crate::cluster::events::Events;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings, repair};
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobStore, MemoryStore};
-use crate::telemetry::Telemetry;
+use crate::rebalancer::Rebalancer;
+use crate::sinks::influx::{self, InfluxConfig, InfluxHandle, MigrationPoint};
+use crate::telemetry::{SinkStats, Telemetry};
+
+/// The `pod_migration` point of a finished job (SPEC §7).
+fn point(job: &crate::jobs::Job) -> MigrationPoint {
+    let r = &job.request;
+    MigrationPoint {
+        pod_name: r.pod_name.clone(),
+        namespace: r.pod_namespace.clone(),
+        source_node: r.source_node.clone(),
+        target_node: if job.details.new_node_name.is_empty() {
+            r.target_node.clone()
+        } else {
+            job.details.new_node_name.clone()
+        },
+        success: job.status == sdi_core::job::JobStatus::Completed,
+        strategy: job.details.strategy.map_or("none", |s| s.as_str()).to_string(),
+        duration_seconds: job.details.duration.map_or(0.0, |ns| ns as f64 / 1e9),
+        time: jiff::Timestamp::now(),
+    }
+}
 
 /// A running service.
 pub struct Service {
@@ -24,6 +46,8 @@ pub struct Service {
     pub stats: Arc<ApiStats>,
     pub repair: repair::Report,
     pub telemetry: Arc<Telemetry>,
+    pub rebalancer: Arc<Rebalancer>,
+    influx: Option<InfluxHandle>,
     stop: CancellationToken,
     server: tokio::task::JoinHandle<()>,
 }
@@ -45,8 +69,20 @@ impl Service {
         stats: Arc<ApiStats>,
         addr: SocketAddr,
     ) -> Result<Service, String> {
+        Self::start_with_clock(settings, client, stats, addr, None).await
+    }
+
+    /// [`Service::start`], measuring cooldowns on `clock` (a simulated cluster's).
+    pub async fn start_with_clock(
+        settings: &Settings,
+        client: kube::Client,
+        stats: Arc<ApiStats>,
+        addr: SocketAddr,
+        clock: Option<crate::rebalancer::Clock>,
+    ) -> Result<Service, String> {
         let report =
             repair::run(&client).await.map_err(|e| format!("restart repair could not read the cluster: {e}"))?;
+        let engine_client = client.clone();
         let engine =
             Arc::new(Engine { events: Events::new(client.clone()), client, settings: engine_settings(settings) });
         let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
@@ -56,10 +92,56 @@ impl Service {
             let t = telemetry.clone();
             runner.on_finish(move |job| t.job_finished(job));
         }
+        let influx = match settings.influx_url.as_deref() {
+            Some(url) if !url.is_empty() => {
+                let config = InfluxConfig {
+                    url: url.to_string(),
+                    org: settings.influx_org.clone(),
+                    bucket: settings.influx_bucket.clone(),
+                    token: settings.influx_token.clone(),
+                    database: settings.influx_database.clone(),
+                    ..InfluxConfig::default()
+                };
+                let handle = influx::spawn(config)?;
+                let h = handle.clone();
+                runner.on_finish(move |job| h.record(point(job)));
+                let h = handle.clone();
+                telemetry.attach_influx(move || {
+                    let s = h.stats();
+                    SinkStats {
+                        written: s.written,
+                        dropped: s.dropped,
+                        errors: s.errors,
+                        buffered: s.buffered as u64,
+                        healthy: s.healthy,
+                    }
+                });
+                Some(handle)
+            }
+            _ => None,
+        };
         let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
-        let app = router(AppState { runner: runner.clone(), telemetry: telemetry.clone() });
+        let cache = ClusterCache::new();
+        cache.spawn(engine_client, Duration::from_secs(settings.migration_check_interval.clamp(1, 10)), stop.clone());
+        let mut rebalancer = Rebalancer::new(settings, cache, runner.clone(), telemetry.clone())?;
+        if let (Some(c), Some(r)) = (clock, Arc::get_mut(&mut rebalancer)) {
+            r.set_clock(c);
+        }
+        rebalancer.track_moves();
+        if settings.enable_auto_migration {
+            let (r, s) = (rebalancer.clone(), stop.clone());
+            tokio::spawn(async move { r.run(s).await });
+        } else {
+            tracing::info!("ENABLE_AUTO_MIGRATION=false: the rebalancer only plans on request (GET /api/v1/plan)");
+        }
+        let app = router(AppState {
+            runner: runner.clone(),
+            telemetry: telemetry.clone(),
+            rebalancer: rebalancer.clone(),
+            auto_migration: settings.enable_auto_migration,
+        });
         let stopped = stop.clone();
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
@@ -68,7 +150,7 @@ impl Service {
             }
         });
         tracing::info!(%addr, "sdi-migration API listening");
-        Ok(Service { addr, runner, stats, repair: report, telemetry, stop, server })
+        Ok(Service { addr, runner, stats, repair: report, telemetry, rebalancer, influx, stop, server })
     }
 
     pub fn url(&self) -> String {
@@ -80,6 +162,9 @@ impl Service {
         self.stop.cancel();
         self.runner.drain(grace).await;
         let _ = self.server.await;
+        if let Some(influx) = self.influx {
+            influx.shutdown(Duration::from_secs(5)).await;
+        }
         tracing::info!("sdi-migration stopped");
     }
 

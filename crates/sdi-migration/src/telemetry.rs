@@ -76,16 +76,46 @@ fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64) ->
 impl Collector for External {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let a = &self.api;
-        counter(&mut encoder, "sdi_kubernetes_api_reads", "Kubernetes API read requests (GET, incl. watches)", a.reads.load(Ordering::Relaxed))?;
-        counter(&mut encoder, "sdi_kubernetes_api_writes", "Kubernetes API write requests", a.writes.load(Ordering::Relaxed))?;
-        counter(&mut encoder, "sdi_kubernetes_api_errors", "Kubernetes API answers with a 4xx/5xx status", a.errors.load(Ordering::Relaxed))?;
+        counter(
+            &mut encoder,
+            "sdi_kubernetes_api_reads",
+            "Kubernetes API read requests (GET, incl. watches)",
+            a.reads.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "sdi_kubernetes_api_writes",
+            "Kubernetes API write requests",
+            a.writes.load(Ordering::Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "sdi_kubernetes_api_errors",
+            "Kubernetes API answers with a 4xx/5xx status",
+            a.errors.load(Ordering::Relaxed),
+        )?;
         if let Some(probe) = self.influx.read().as_ref() {
             let s = probe();
-            counter(&mut encoder, "sdi_influxdb_points_written", "pod_migration points written to InfluxDB", s.written)?;
-            counter(&mut encoder, "sdi_influxdb_points_dropped", "points dropped (buffer full or refused by InfluxDB)", s.dropped)?;
+            counter(
+                &mut encoder,
+                "sdi_influxdb_points_written",
+                "pod_migration points written to InfluxDB",
+                s.written,
+            )?;
+            counter(
+                &mut encoder,
+                "sdi_influxdb_points_dropped",
+                "points dropped (buffer full or refused by InfluxDB)",
+                s.dropped,
+            )?;
             counter(&mut encoder, "sdi_influxdb_write_errors", "failed InfluxDB write attempts", s.errors)?;
             gauge(&mut encoder, "sdi_influxdb_points_buffered", "points waiting to be written", s.buffered as i64)?;
-            gauge(&mut encoder, "sdi_influxdb_healthy", "1 when the last InfluxDB write succeeded", i64::from(s.healthy))?;
+            gauge(
+                &mut encoder,
+                "sdi_influxdb_healthy",
+                "1 when the last InfluxDB write succeeded",
+                i64::from(s.healthy),
+            )?;
         }
         Ok(())
     }
@@ -112,11 +142,8 @@ impl std::fmt::Debug for Telemetry {
 /// OpenMetrics → Prometheus text 0.0.4: counters are declared under their
 /// `_total` sample name, and the `# EOF` / `# UNIT` lines go.
 pub fn to_text_format(om: &str) -> String {
-    let counters: std::collections::HashSet<&str> = om
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.strip_suffix(" counter"))
-        .collect();
+    let counters: std::collections::HashSet<&str> =
+        om.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.strip_suffix(" counter")).collect();
     let mut out = String::with_capacity(om.len() + 64);
     for line in om.lines() {
         if line == "# EOF" || line.starts_with("# UNIT ") {
@@ -145,11 +172,19 @@ impl Telemetry {
         let active = Gauge::default();
         registry.register("sdi_migrations_active", "Migrations pending or running", active.clone());
         let pressure = Family::<NodeLabels, Gauge<f64, AtomicU64>>::default();
-        registry.register("sdi_node_pressure_percent", "Node CPU/memory use against allocatable, as the rebalancer sees it", pressure.clone());
+        registry.register(
+            "sdi_node_pressure_percent",
+            "Node CPU/memory use against allocatable, as the rebalancer sees it",
+            pressure.clone(),
+        );
         let policy = Family::<PolicyLabels, Counter>::default();
         registry.register("sdi_policy_decisions", "Policy decisions by source and outcome", policy.clone());
         let cycles = Histogram::new([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]);
-        registry.register("sdi_rebalancer_cycle_duration_seconds", "Rebalancer cycle duration (snapshot, plan, policy, submit)", cycles.clone());
+        registry.register(
+            "sdi_rebalancer_cycle_duration_seconds",
+            "Rebalancer cycle duration (snapshot, plan, policy, submit)",
+            cycles.clone(),
+        );
         let planned = Counter::default();
         registry.register("sdi_rebalancer_planned_moves", "Moves the planner proposed", planned.clone());
         let external = Arc::new(External { api, influx: parking_lot::RwLock::new(None) });
@@ -165,7 +200,11 @@ impl Telemetry {
     pub fn job_finished(&self, job: &Job) {
         let strategy = job.details.strategy.map_or("none", |s| s.as_str()).to_string();
         self.migrations
-            .get_or_create(&ResultLabels { result: job.status.as_str().into(), strategy: strategy.clone(), origin: job.origin.into() })
+            .get_or_create(&ResultLabels {
+                result: job.status.as_str().into(),
+                strategy: strategy.clone(),
+                origin: job.origin.into(),
+            })
             .inc();
         if let Some(ns) = job.details.duration {
             self.durations.get_or_create(&StrategyLabels { strategy }).observe(ns as f64 / 1e9);

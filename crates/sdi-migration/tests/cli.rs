@@ -102,6 +102,7 @@ async fn run_serves_the_api_against_a_cluster_and_stops_on_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    sdi_migration::policy::init_tls();
     let http = reqwest::Client::new();
     let health = format!("http://127.0.0.1:{port}/health");
     common::eventually(30, "the API answers", || async {

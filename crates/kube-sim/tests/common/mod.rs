@@ -65,7 +65,13 @@ impl Sim {
     }
 
     pub fn http(&self) -> reqwest::Client {
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client")
+        {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+        }
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
     }
 
     /// GET a path, return (status, JSON body).

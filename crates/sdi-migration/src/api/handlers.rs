@@ -273,6 +273,55 @@ pub async fn health() -> Response {
 }
 
 /// Prometheus metrics (OpenMetrics text).
+/// `GET /api/v1/plan`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanBody {
+    /// What the rebalancer would do now: pressure per node, moves with reasons,
+    /// skipped candidates with reasons (policy not consulted, nothing started).
+    #[schema(value_type = Object)]
+    pub plan: sdi_core::planner::Plan,
+    pub dry_run: bool,
+    /// Whether the autonomous loop runs (`ENABLE_AUTO_MIGRATION`).
+    pub auto_migration: bool,
+    /// The newest cycle of the loop, with the policy's answers and the jobs started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_cycle: Option<crate::rebalancer::CycleReport>,
+}
+
+/// What the rebalancer would do now, with every reason.
+#[utoipa::path(get, path = "/api/v1/plan", responses((status = 200, body = PlanBody), (status = 503, body = ErrorBody)))]
+pub async fn plan(State(state): State<AppState>) -> Response {
+    let r = &state.rebalancer;
+    if !r.cache.synced() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Cluster view not ready",
+            "the watches have not listed the cluster yet; retry shortly",
+        );
+    }
+    let body = PlanBody {
+        plan: r.plan_now(),
+        dry_run: r.dry_run,
+        auto_migration: state.auto_migration,
+        last_cycle: r.latest(),
+    };
+    Json(body).into_response()
+}
+
+/// The built-in MALE policy, with the remote policy engine's contract.
+#[utoipa::path(post, path = "/api/v1/migration/policy", request_body = crate::policy::PolicyRequest,
+    responses((status = 200, body = crate::policy::PolicyAnswer), (status = 400, body = ErrorBody)))]
+pub async fn policy(State(state): State<AppState>, body: Bytes) -> Response {
+    let req: crate::policy::PolicyRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid request format", e.to_string()),
+    };
+    if req.pod.name.is_empty() || req.pod.namespace.is_empty() {
+        return error(StatusCode::BAD_REQUEST, "Validation failed", "pod.name and pod.namespace are required");
+    }
+    Json(state.rebalancer.builtin(&req.pod.namespace, &req.pod.name, &req.pod.labels)).into_response()
+}
+
 /// Prometheus metrics: OpenMetrics when the scraper asks for it (Prometheus
 /// does), the classic text format otherwise.
 pub async fn prometheus(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {

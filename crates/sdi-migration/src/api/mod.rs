@@ -16,6 +16,8 @@ use crate::jobs::runner::Runner;
 pub struct AppState {
     pub runner: Arc<Runner>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    pub rebalancer: Arc<crate::rebalancer::Rebalancer>,
+    pub auto_migration: bool,
 }
 
 #[derive(OpenApi)]
@@ -29,6 +31,8 @@ pub struct AppState {
         handlers::cancel_migration,
         handlers::metrics,
         handlers::health,
+        handlers::plan,
+        handlers::policy,
     ),
     components(schemas(
         crate::jobs::model::MigrationRequest,
@@ -40,6 +44,12 @@ pub struct AppState {
         handlers::ErrorBody,
         handlers::MetricsBody,
         handlers::HealthBody,
+        handlers::PlanBody,
+        crate::rebalancer::CycleReport,
+        crate::rebalancer::Decision,
+        crate::policy::PolicyRequest,
+        crate::policy::PolicyPod,
+        crate::policy::PolicyAnswer,
     ))
 )]
 pub struct ApiDoc;
@@ -53,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(handlers::health))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::prometheus))
+        .route("/api/v1/plan", get(handlers::plan))
+        .route("/api/v1/migration/policy", axum::routing::post(handlers::policy))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

@@ -2,6 +2,7 @@
 //! data (`facts`), waiting on watches (`wait`), retrying transient failures
 //! (`retry`) and recording Events (`events`).
 
+pub mod cache;
 pub mod events;
 pub mod facts;
 pub mod rbac;

@@ -68,6 +68,18 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct MigrationDetails {
+    /// The pod moved, as requested (new: lists need it).
+    #[serde(default)]
+    pub pod_name: String,
+    #[serde(default)]
+    pub pod_namespace: String,
+    #[serde(default)]
+    pub source_node: String,
+    #[serde(default)]
+    pub target_node: String,
+    /// Who asked: `api` or `rebalancer`.
+    #[serde(default)]
+    pub origin: String,
     pub start_time: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,

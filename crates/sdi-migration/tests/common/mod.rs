@@ -24,7 +24,16 @@ pub struct Env {
 
 /// Settings for tests: any free port, no settle wait, short timeouts.
 pub fn settings() -> Settings {
-    Settings { port: 0, post_migration_settle: 0, migration_timeout: 60, shutdown_grace: 5, ..Settings::default() }
+    Settings {
+        port: 0,
+        post_migration_settle: 0,
+        migration_timeout: 60,
+        shutdown_grace: 5,
+        enable_auto_migration: false,
+        // Tests that want InfluxDB start their own.
+        influx_url: None,
+        ..Settings::default()
+    }
 }
 
 /// Two workers and a control plane; callers add workloads.
@@ -45,14 +54,19 @@ impl Env {
     }
 
     pub async fn start_with(workloads: &str, settings: Settings, speed: f64) -> Env {
+        let text = format!(
+            "name: test\ndefaults: {{startupSeconds: 1, shutdownSeconds: 1, heartbeatSeconds: 2}}\n{NODES}\n{workloads}"
+        );
+        Self::start_scenario(&text, settings, speed).await
+    }
+
+    /// A cluster from a whole scenario file's text.
+    pub async fn start_scenario(text: &str, settings: Settings, speed: f64) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .with_test_writer()
             .try_init();
-        let text = format!(
-            "name: test\ndefaults: {{startupSeconds: 1, shutdownSeconds: 1, heartbeatSeconds: 2}}\n{NODES}\n{workloads}"
-        );
-        let scenario = kube_sim::scenario::parse("test.yaml", &text)
+        let scenario = kube_sim::scenario::parse("test.yaml", text)
             .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
         let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
@@ -62,6 +76,7 @@ impl Env {
         std::fs::write(&kc, server.kubeconfig()).unwrap();
         let stats = Arc::new(ApiStats::default());
         let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
+        sdi_migration::policy::init_tls();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let mut env = Env { sim, server, client, stats, service: None, http, dir };
         env.wait_all_running().await;
@@ -71,7 +86,12 @@ impl Env {
 
     pub async fn start_service(&mut self, settings: Settings) {
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let svc = Service::start(&settings, self.client.clone(), self.stats.clone(), addr).await.unwrap();
+        // Cooldowns follow the simulated clock, as in the demo.
+        let clock = self.sim.clock().clone();
+        let clock: sdi_migration::rebalancer::Clock = Arc::new(move || clock.elapsed().as_secs());
+        let svc = Service::start_with_clock(&settings, self.client.clone(), self.stats.clone(), addr, Some(clock))
+            .await
+            .unwrap();
         self.service = Some(svc);
     }
 

@@ -1,0 +1,342 @@
+//! The autonomous loop (SPEC §4): every `MIGRATION_CHECK_INTERVAL` seconds — and
+//! as soon as a node newly crosses the threshold — snapshot → plan → policy →
+//! jobs, through the same engine as the API. One log line per decision.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use sdi_core::male::{self, PolicyInput};
+use sdi_core::planner::{self, Basis, Plan, PlanConfig, PlanState};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
+
+use crate::cluster::cache::ClusterCache;
+use crate::config::{PressureBasis, Settings};
+use crate::jobs::MigrationRequest;
+use crate::jobs::runner::Runner;
+use crate::policy::{Policy, PolicyAnswer, PolicyPod, PolicyRequest, Verdict};
+use crate::telemetry::{NodeLabels, PolicyLabels, Telemetry};
+
+/// What became of one planned move.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Decision {
+    pub namespace: String,
+    pub pod: String,
+    pub source: String,
+    pub target: String,
+    /// `migrating`, `would-migrate` (dry run), `denied` (policy) or `refused` (pre-flight).
+    pub action: String,
+    pub reason: String,
+    /// Who decided: remote, builtin, fallback-builtin, fallback-allow, fallback-deny.
+    pub policy: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_id: Option<String>,
+}
+
+/// One cycle's outcome: `GET /api/v1/plan` shows the newest.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CycleReport {
+    pub at: String,
+    pub dry_run: bool,
+    pub duration_ms: f64,
+    #[schema(value_type = Object)]
+    pub plan: Plan,
+    pub decisions: Vec<Decision>,
+}
+
+/// Seconds on the clock cooldowns are measured with.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The process's monotonic clock (production).
+pub fn monotonic() -> Clock {
+    let start = Instant::now();
+    Arc::new(move || start.elapsed().as_secs())
+}
+
+pub struct Rebalancer {
+    pub cache: Arc<ClusterCache>,
+    runner: Arc<Runner>,
+    policy: Policy,
+    pub config: PlanConfig,
+    pub dry_run: bool,
+    interval: Duration,
+    checkpointing: bool,
+    telemetry: Arc<Telemetry>,
+    clock: Clock,
+    last_moved: Mutex<HashMap<String, u64>>,
+    latest: RwLock<Option<CycleReport>>,
+}
+
+pub fn plan_config(s: &Settings) -> PlanConfig {
+    PlanConfig {
+        threshold_pct: s.resource_pressure_threshold,
+        hysteresis_pct: s.hysteresis,
+        basis: match s.pressure_basis {
+            PressureBasis::Usage => Basis::Usage,
+            PressureBasis::Requests => Basis::Requests,
+            PressureBasis::Auto => Basis::Auto,
+        },
+        max_per_node: s.max_migrations_per_node,
+        max_concurrent: s.max_concurrent_migrations,
+        cooldown_secs: s.migration_cooldown,
+        excluded_namespaces: s.excluded_namespaces.clone(),
+    }
+}
+
+impl Rebalancer {
+    pub fn new(
+        settings: &Settings,
+        cache: Arc<ClusterCache>,
+        runner: Arc<Runner>,
+        telemetry: Arc<Telemetry>,
+    ) -> Result<Arc<Rebalancer>, String> {
+        let policy = Policy::new(settings.policy_engine_url.as_deref(), settings.policy_fallback)?;
+        Ok(Arc::new(Rebalancer {
+            cache,
+            runner,
+            policy,
+            config: plan_config(settings),
+            dry_run: settings.dry_run,
+            interval: Duration::from_secs(settings.migration_check_interval),
+            checkpointing: settings.enable_checkpointing,
+            telemetry,
+            clock: monotonic(),
+            last_moved: Mutex::default(),
+            latest: RwLock::default(),
+        }))
+    }
+
+    /// Measure cooldowns on another clock (a simulated cluster's, in demos and tests).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    fn state(&self) -> PlanState {
+        let active = self.runner.store.list(&crate::jobs::ListFilter::default());
+        let active_pods = active
+            .iter()
+            .filter(|j| !j.status.is_terminal())
+            .map(|j| format!("{}/{}", j.request.pod_namespace, j.request.pod_name))
+            .collect();
+        PlanState {
+            now_secs: (self.clock)(),
+            last_moved: self.last_moved.lock().clone(),
+            active_pods,
+            active_jobs: u32::try_from(self.runner.active()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Start cooldowns of the pods our moves create (a recreated or surged pod
+    /// has a new name): without this, a moved pod could be moved straight back.
+    pub fn track_moves(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        self.runner.on_finish(move |job| {
+            let Some(this) = weak.upgrade() else { return };
+            if job.origin == "rebalancer" && !job.details.new_pod_name.is_empty() {
+                let key = format!("{}/{}", job.request.pod_namespace, job.details.new_pod_name);
+                this.last_moved.lock().insert(key, (this.clock)());
+            }
+        });
+    }
+
+    /// A plan of the cluster as it is now (no policy calls, nothing submitted).
+    pub fn plan_now(&self) -> Plan {
+        planner::plan(&self.cache.snapshot(), &self.config, &self.state())
+    }
+
+    pub fn latest(&self) -> Option<CycleReport> {
+        self.latest.read().clone()
+    }
+
+    /// The built-in MALE policy for a pod, as the rebalancer would apply it.
+    pub fn builtin(
+        &self,
+        namespace: &str,
+        pod: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> PolicyAnswer {
+        let cached = self.cache.pod(namespace, pod);
+        let m = match &cached {
+            Some(c) => c.view.male,
+            None => male::parse_male(|k| labels.get(k).map(String::as_str)),
+        };
+        let input = PolicyInput {
+            criticality: male::criticality(&m),
+            automatic: true,
+            strategy: cached.as_ref().and_then(|c| c.view.owner.auto_strategy()),
+            keeps_replica: cached.as_ref().is_some_and(|c| self.cache.ready_siblings(c) > 0),
+            checkpoint: false,
+        };
+        let d = male::decide(&input);
+        PolicyAnswer { allowed: d.allowed, reason: d.reason }
+    }
+
+    /// Run cycles until `stop`.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        // Let the watches fill the cache first (bounded).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.cache.synced() && Instant::now() < deadline && !stop.is_cancelled() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::info!(
+            interval_s = self.interval.as_secs(),
+            dry_run = self.dry_run,
+            threshold = self.config.threshold_pct,
+            "rebalancer started"
+        );
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = self.cache.pressure_rose.notified() => tracing::info!("a node crossed the threshold; planning now"),
+            }
+            self.cycle().await;
+        }
+    }
+
+    /// One cycle: plan, ask the policy about each move, start the allowed ones.
+    pub async fn cycle(&self) -> CycleReport {
+        let t0 = Instant::now();
+        let snapshot = self.cache.snapshot();
+        let plan = planner::plan(&snapshot, &self.config, &self.state());
+        for n in &plan.nodes {
+            for (resource, v) in [("cpu", n.cpu_pct), ("memory", n.mem_pct)] {
+                self.telemetry
+                    .pressure
+                    .get_or_create(&NodeLabels { node: n.name.clone(), resource: resource.into() })
+                    .set(v);
+            }
+        }
+        for note in &plan.notes {
+            tracing::debug!("plan: {note}");
+        }
+        for s in &plan.skipped {
+            tracing::info!("skip {}/{} on {}: {}", s.namespace, s.pod, s.node, s.reason);
+        }
+        let mut decisions = Vec::new();
+        for m in &plan.moves {
+            self.telemetry.planned.inc();
+            let cached = self.cache.pod(&m.namespace, &m.pod);
+            let request = PolicyRequest {
+                pod: PolicyPod {
+                    name: m.pod.clone(),
+                    namespace: m.namespace.clone(),
+                    node_name: m.source.clone(),
+                    labels: cached.as_ref().map(|c| (*c.labels).clone()).unwrap_or_default(),
+                    status: cached.as_ref().map(|c| c.view.phase.as_str().to_string()).unwrap_or_default(),
+                    containers: cached
+                        .as_ref()
+                        .map(|c| c.containers.iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default(),
+                },
+                source_node: m.source.clone(),
+                target_node: m.target.clone(),
+            };
+            let siblings = cached.as_ref().and_then(|c| {
+                snapshot
+                    .pods
+                    .binary_search_by(|p| (&*p.namespace, &*p.name).cmp(&(m.namespace.as_str(), m.pod.as_str())))
+                    .ok()
+                    .map(|i| snapshot.pods[i].ready_siblings)
+                    .filter(|_| c.view.owner_name.is_some())
+            });
+            let builtin = male::decide(&PolicyInput {
+                criticality: m.criticality,
+                automatic: true,
+                strategy: Some(m.strategy),
+                keeps_replica: siblings.unwrap_or(0) > 0,
+                checkpoint: false,
+            });
+            let verdict: Verdict =
+                self.policy.decide(&request, PolicyAnswer { allowed: builtin.allowed, reason: builtin.reason }).await;
+            self.telemetry
+                .policy
+                .get_or_create(&PolicyLabels {
+                    source: verdict.source.as_str().into(),
+                    allowed: verdict.allowed.to_string(),
+                })
+                .inc();
+            let mut d = Decision {
+                namespace: m.namespace.clone(),
+                pod: m.pod.clone(),
+                source: m.source.clone(),
+                target: m.target.clone(),
+                action: String::new(),
+                reason: String::new(),
+                policy: verdict.source.as_str().into(),
+                migration_id: None,
+            };
+            let why = format!(
+                "{} (class {}, {} → {:.0}%/{:.0}% on {}, target then {:.0}%/{:.0}%); policy: {}",
+                m.reason,
+                m.criticality.as_str(),
+                m.source,
+                m.source_after.0,
+                m.source_after.1,
+                m.source,
+                m.target_after.0,
+                m.target_after.1,
+                verdict.reason
+            );
+            if !verdict.allowed {
+                d.action = "denied".into();
+                d.reason = verdict.reason.clone();
+                tracing::info!("deny {}/{} {} → {}: {}", m.namespace, m.pod, m.source, m.target, verdict.reason);
+            } else if self.dry_run {
+                d.action = "would-migrate".into();
+                d.reason = why.clone();
+                tracing::info!("dry-run: would move {}/{} {} → {}: {why}", m.namespace, m.pod, m.source, m.target);
+            } else {
+                let req = MigrationRequest {
+                    pod_name: m.pod.clone(),
+                    pod_namespace: m.namespace.clone(),
+                    source_node: m.source.clone(),
+                    target_node: m.target.clone(),
+                    preserve_pv: false,
+                    force_restart: false,
+                    timeout: 0,
+                    strategy: None,
+                    checkpoint: Some(false).filter(|_| !self.checkpointing),
+                };
+                match self.runner.submit(req, "rebalancer").await {
+                    Ok(job) => {
+                        self.last_moved.lock().insert(format!("{}/{}", m.namespace, m.pod), (self.clock)());
+                        d.action = "migrating".into();
+                        d.reason = why.clone();
+                        d.migration_id = Some(job.id.clone());
+                        tracing::info!(
+                            "move {}/{} {} → {} ({}): {why}",
+                            m.namespace,
+                            m.pod,
+                            m.source,
+                            m.target,
+                            job.id
+                        );
+                    }
+                    Err(r) => {
+                        d.action = "refused".into();
+                        d.reason = format!("{}: {}", r.error, r.details);
+                        tracing::info!("refused {}/{} {} → {}: {}", m.namespace, m.pod, m.source, m.target, d.reason);
+                    }
+                }
+            }
+            decisions.push(d);
+        }
+        let elapsed = t0.elapsed();
+        self.telemetry.cycles.observe(elapsed.as_secs_f64());
+        let report = CycleReport {
+            at: crate::jobs::model::now_rfc3339(),
+            dry_run: self.dry_run,
+            duration_ms: elapsed.as_secs_f64() * 1e3,
+            plan,
+            decisions,
+        };
+        *self.latest.write() = Some(report.clone());
+        report
+    }
+}
