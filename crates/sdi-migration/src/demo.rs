@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube_sim::{Cluster, ServerConfig};
-use serde_json::Value;
 
 use crate::cluster::{self, ApiStats};
 use crate::config::DemoArgs;
@@ -40,26 +39,36 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
     let stats = Arc::new(ApiStats::default());
     let client = cluster::connect(Some(&kubeconfig_path), stats.clone()).await.map_err(anyhow::Error::msg)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], args.settings.port));
-    let service = Service::start(&args.settings, client.clone(), stats, addr).await.map_err(anyhow::Error::msg)?;
+    let settings = demo_settings(&args);
+    let clock = sim.clock().clone();
+    let clock: crate::rebalancer::Clock = Arc::new(move || clock.elapsed().as_secs());
+    let service = Service::start_with_clock(&settings, client.clone(), stats, addr, Some(clock))
+        .await
+        .map_err(anyhow::Error::msg)?;
     let api = service.url();
     println!("sdi-migration demo — scenario {} at {}x simulated time", scenario.name, args.speed);
-    println!(
-        "  simulated cluster: {}   kubectl --kubeconfig {} get pods -A -o wide",
-        server.url(),
-        kubeconfig_path.display()
-    );
+    println!("  simulated cluster: kubectl --kubeconfig {} get pods -A -o wide", kubeconfig_path.display());
     println!("  migration API:     {api}");
-    println!("    curl {api}/api/v1/migrations");
+    println!("    curl {api}/api/v1/plan            # what the rebalancer would do now, with every reason");
+    println!("    curl {api}/api/v1/migrations      # jobs, newest first, step by step");
     println!(
         "    curl -X POST {api}/api/v1/migrations -H 'content-type: application/json' \\\n      -d '{{\"pod_name\":\"POD\",\"pod_namespace\":\"NS\",\"source_node\":\"FROM\",\"target_node\":\"TO\"}}'"
     );
-    println!("  Ctrl-C to stop.\n");
+    println!(
+        "  rebalancer: every {}s, threshold {}%, cooldown {} simulated s{}; Ctrl-C to stop.\n",
+        settings.migration_check_interval,
+        settings.resource_pressure_threshold,
+        settings.migration_cooldown,
+        if settings.dry_run { ", DRY RUN" } else { "" }
+    );
 
+    let started = std::time::Instant::now();
+    let sim_clock = sim.clock().clone();
     let view = async {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
-            print_view(&client, &service).await;
+            print_view(&service, sim_clock.elapsed(), started.elapsed());
         }
     };
     let limit = async {
@@ -73,77 +82,100 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
         _ = limit => {},
         _ = view => {},
     }
+    print_view(&service, sim_clock.elapsed(), started.elapsed());
     service.shutdown(Duration::from_secs(args.settings.shutdown_grace.min(10))).await;
     server.shutdown().await;
     sim.stop();
     Ok(())
 }
 
-/// One screen: node usage against allocatable (from metrics.k8s.io), and the latest jobs.
-async fn print_view(client: &kube::Client, service: &Service) {
-    let get = |path: &str| {
-        let req = http::Request::get(path.to_string()).body(Vec::new());
-        let client = client.clone();
-        async move {
-            match req {
-                Ok(r) => client.request::<Value>(r).await.ok(),
-                Err(_) => None,
-            }
-        }
-    };
-    let (Some(nodes), Some(metrics)) = (get("/api/v1/nodes").await, get("/apis/metrics.k8s.io/v1beta1/nodes").await)
-    else {
+/// Demo defaults where the operator did not choose: the in-cluster policy engine
+/// and InfluxDB do not exist here, and a 30 s check interval or settle time is
+/// long for a demo at 10× (intervals are wall-clock; cooldowns follow the
+/// simulated clock).
+fn demo_settings(args: &DemoArgs) -> crate::config::Settings {
+    let mut s = args.settings.clone();
+    let unset = |var: &str| std::env::var_os(var).is_none();
+    if unset("POLICY_ENGINE_URL") {
+        s.policy_engine_url = None;
+    }
+    if unset("INFLUX_URL") {
+        s.influx_url = None;
+    }
+    if unset("MIGRATION_CHECK_INTERVAL") {
+        s.migration_check_interval = 3;
+    }
+    if unset("POST_MIGRATION_SETTLE") {
+        s.post_migration_settle = 3;
+    }
+    s
+}
+
+fn bar(p: f64, threshold: f64) -> String {
+    let filled = ((p / 5.0).round() as usize).min(20);
+    let mark = if p > threshold { "!" } else { " " };
+    format!("[{}{}] {:>5.1}%{mark}", "#".repeat(filled), ".".repeat(20 - filled), p)
+}
+
+/// One screen: node pressure as the rebalancer sees it, its latest decisions,
+/// and the newest migrations with their current step.
+fn print_view(service: &Service, simulated: Duration, real: Duration) {
+    let r = &service.rebalancer;
+    let threshold = r.config.threshold_pct;
+    let sim = simulated.as_secs();
+    println!(
+        "── simulated {:02}:{:02}:{:02} (real {}s) ─────────────────────────────────────",
+        sim / 3600,
+        sim / 60 % 60,
+        sim % 60,
+        real.as_secs()
+    );
+    let Some(cycle) = r.latest() else {
+        println!("  waiting for the first rebalancer cycle…\n");
         return;
     };
-    let empty = Vec::new();
-    println!("{:<14} {:>22} {:>22}", "node", "cpu", "memory");
-    for n in nodes["items"].as_array().unwrap_or(&empty) {
-        let name = n["metadata"]["name"].as_str().unwrap_or_default();
-        let alloc = &n["status"]["allocatable"];
-        let usage = metrics["items"]
-            .as_array()
-            .and_then(|ms| ms.iter().find(|m| m["metadata"]["name"] == name))
-            .map(|m| m["usage"].clone())
-            .unwrap_or(Value::Null);
-        let pct = |u: &Value, a: &Value, cpu: bool| -> Option<f64> {
-            let (u, a) = (u.as_str()?, a.as_str()?);
-            let (u, a) = if cpu {
-                (sdi_core::quantity::cpu_cores(u).ok()?, sdi_core::quantity::cpu_cores(a).ok()?)
-            } else {
-                (sdi_core::quantity::bytes(u).ok()? as f64, sdi_core::quantity::bytes(a).ok()? as f64)
-            };
-            (a > 0.0).then(|| u / a * 100.0)
-        };
-        let bar = |p: Option<f64>| match p {
-            Some(p) => {
-                let filled = ((p / 10.0).round() as usize).min(10);
-                format!(
-                    "[{}{}] {:>5.1}%{}",
-                    "#".repeat(filled),
-                    ".".repeat(10 - filled),
-                    p,
-                    if p > 85.0 { "!" } else { " " }
-                )
-            }
-            None => format!("{:>22}", "no metrics"),
-        };
-        println!(
-            "{:<14} {:>22} {:>22}",
-            name,
-            bar(pct(&usage["cpu"], &alloc["cpu"], true)),
-            bar(pct(&usage["memory"], &alloc["memory"], false))
-        );
+    println!("  {:<14} {:<31} {:<31}  (basis: {})", "node", "cpu", "memory", cycle.plan.basis_used.as_str());
+    for n in &cycle.plan.nodes {
+        println!("  {:<14} {} {}", n.name, bar(n.cpu_pct, threshold), bar(n.mem_pct, threshold));
+    }
+    if cycle.plan.moves.is_empty() && cycle.plan.skipped.is_empty() {
+        println!("  decisions: none needed (no node above {threshold}%)");
+    }
+    for d in r.recent().iter().rev().take(5).rev() {
+        let id = d.migration_id.as_deref().unwrap_or("-");
+        println!("  {:<13} {}/{} {} → {} [{id}] {}", d.action, d.namespace, d.pod, d.source, d.target, d.reason);
+    }
+    for s in cycle.plan.skipped.iter().take(6) {
+        println!("  {:<13} {}/{} on {}: {}", "skip", s.namespace, s.pod, s.node, s.reason);
+    }
+    if cycle.plan.skipped.len() > 6 {
+        println!("  … {} more skipped (curl /api/v1/plan)", cycle.plan.skipped.len() - 6);
     }
     for job in service.runner.store.list(&ListFilter { limit: 5, ..Default::default() }) {
-        let step = job.details.steps.last().map(|s| format!("{} ({:?})", s.name, s.status)).unwrap_or_default();
+        let step = job
+            .details
+            .steps
+            .last()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s.name,
+                    serde_json::to_value(s.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "  {} {}/{} {} → {}: {} {}",
+            "  {} {:<9} {}/{} {} → {} ({}) {}",
             job.id,
+            job.status.as_str(),
             job.request.pod_namespace,
             job.request.pod_name,
             job.request.source_node,
             job.request.target_node,
-            job.status.as_str(),
+            job.details.strategy.map_or("-", |s| s.as_str()),
             step
         );
     }

@@ -68,7 +68,12 @@ pub struct Rebalancer {
     clock: Clock,
     last_moved: Mutex<HashMap<String, u64>>,
     latest: RwLock<Option<CycleReport>>,
+    /// The newest decisions across cycles (bounded), for people watching.
+    recent: Mutex<std::collections::VecDeque<Decision>>,
 }
+
+/// Decisions kept by [`Rebalancer::recent`].
+const RECENT: usize = 20;
 
 pub fn plan_config(s: &Settings) -> PlanConfig {
     PlanConfig {
@@ -106,6 +111,7 @@ impl Rebalancer {
             clock: monotonic(),
             last_moved: Mutex::default(),
             latest: RwLock::default(),
+            recent: Mutex::default(),
         }))
     }
 
@@ -145,6 +151,11 @@ impl Rebalancer {
     /// A plan of the cluster as it is now (no policy calls, nothing submitted).
     pub fn plan_now(&self) -> Plan {
         planner::plan(&self.cache.snapshot(), &self.config, &self.state())
+    }
+
+    /// The newest decisions (moves started, denied, refused), oldest first.
+    pub fn recent(&self) -> Vec<Decision> {
+        self.recent.lock().iter().cloned().collect()
     }
 
     pub fn latest(&self) -> Option<CycleReport> {
@@ -323,6 +334,13 @@ impl Rebalancer {
                         d.reason = format!("{}: {}", r.error, r.details);
                         tracing::info!("refused {}/{} {} → {}: {}", m.namespace, m.pod, m.source, m.target, d.reason);
                     }
+                }
+            }
+            {
+                let mut recent = self.recent.lock();
+                recent.push_back(d.clone());
+                while recent.len() > RECENT {
+                    recent.pop_front();
                 }
             }
             decisions.push(d);
