@@ -174,6 +174,17 @@ impl ClusterCache {
         ready.saturating_sub(usize::from(pod.ready))
     }
 
+    /// Project pods straight into the cache (benchmarks and tests; the watches
+    /// do this in service).
+    pub fn ingest(&self, pods: impl IntoIterator<Item = Pod>) {
+        let mut g = self.inner.write();
+        for p in pods {
+            if let Some((k, v)) = g.project(&p) {
+                g.pods.insert(k, v);
+            }
+        }
+    }
+
     pub fn pods_cached(&self) -> usize {
         self.inner.read().pods.len()
     }
