@@ -15,6 +15,27 @@ impl Events {
         Events { recorder: Recorder::new(client, Reporter { controller: "sdi-migration".into(), instance }) }
     }
 
+    /// Record an event on a node (the target of a migration): node events tell
+    /// what arrived, for `kubectl describe node`.
+    pub async fn node(&self, node: &str, warning: bool, reason: &str, note: String) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            ..Default::default()
+        };
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Migrate".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::warn!(node, reason, error = %e, "could not record event");
+        }
+    }
+
     /// Record an event on the pod; failures are logged, never fatal — an Event is
     /// a courtesy, and a migration must not fail because one could not be written.
     pub async fn pod(&self, namespace: &str, pod: &str, uid: Option<&str>, warning: bool, reason: &str, note: String) {

@@ -230,12 +230,16 @@ impl Runner {
                     if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
                 let note = format!("{id}: now {} on {landed}", job.details.new_pod_name);
                 events.pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", note).await;
+                let note = format!("{id}: {ns}/{} arrived from {} ({})", job.details.new_pod_name, plan.source, plan.strategy);
+                events.node(landed, false, "MigrationSucceeded", note).await;
             }
             _ => {
                 let why = job.details.error.clone().unwrap_or_default();
                 tracing::warn!(job = %id, status = job.status.as_str(), "migration of {ns}/{pod} ended: {why}");
                 let reason = if job.status == JobStatus::Cancelled { "MigrationCancelled" } else { "MigrationFailed" };
                 events.pod(ns, pod, pod_uid.as_deref(), true, reason, format!("{id}: {why}")).await;
+                let note = format!("{id}: move of {ns}/{pod} here from {} ended: {why}", plan.source);
+                events.node(&plan.target, true, reason, note).await;
             }
         }
         for f in self.on_finish.lock().iter() {
