@@ -97,7 +97,9 @@ async fn recreate_moves_a_bare_pod_with_only_its_running_containers_and_the_chec
     assert!(reasons.contains(&"MigrationStarted") && reasons.contains(&"MigrationSucceeded"), "{reasons:?}");
     let node_events = env.sim.dynamic("events.k8s.io/v1", "events", Some("default")).unwrap().list("", "").unwrap();
     assert!(
-        node_events.iter().any(|e| e["regarding"]["kind"] == "Node" && e["regarding"]["name"] == "w2" && e["reason"] == "MigrationSucceeded"),
+        node_events.iter().any(|e| e["regarding"]["kind"] == "Node"
+            && e["regarding"]["name"] == "w2"
+            && e["reason"] == "MigrationSucceeded"),
         "an event on the target node: {node_events:#?}"
     );
 

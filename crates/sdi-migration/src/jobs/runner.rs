@@ -230,7 +230,8 @@ impl Runner {
                     if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
                 let note = format!("{id}: now {} on {landed}", job.details.new_pod_name);
                 events.pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", note).await;
-                let note = format!("{id}: {ns}/{} arrived from {} ({})", job.details.new_pod_name, plan.source, plan.strategy);
+                let note =
+                    format!("{id}: {ns}/{} arrived from {} ({})", job.details.new_pod_name, plan.source, plan.strategy);
                 events.node(landed, false, "MigrationSucceeded", note).await;
             }
             _ => {
