@@ -23,7 +23,7 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
     // Usage, before and after a move, and for pressure.
     ("metrics.k8s.io", "pods", &["get", "list"]),
-    ("metrics.k8s.io", "nodes", &["get", "list"]),
+    ("metrics.k8s.io", "nodes", &["list"]),
     // The snapshot's budgets.
     ("policy", "poddisruptionbudgets", &["list", "watch"]),
 ];
