@@ -177,3 +177,40 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
     cur.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// https is spoken (rustls): against a plain-text server the TLS handshake
+    /// fails, rather than the scheme being refused.
+    #[tokio::test]
+    async fn https_urls_get_a_tls_client() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}").await;
+            }
+        });
+        let policy = Policy::new(Some(&format!("https://127.0.0.1:{port}")), PolicyFallback::Deny).unwrap();
+        let req = PolicyRequest {
+            pod: PolicyPod {
+                name: "p".into(),
+                namespace: "default".into(),
+                node_name: "a".into(),
+                labels: BTreeMap::new(),
+                status: "Running".into(),
+                containers: vec!["c".into()],
+            },
+            source_node: "a".into(),
+            target_node: "b".into(),
+        };
+        let v = policy.decide(&req, PolicyAnswer { allowed: true, reason: "builtin".into() }).await;
+        assert_eq!(v.source, Source::FallbackDeny);
+        let r = v.reason.to_lowercase();
+        assert!(!r.contains("scheme") && !r.contains("builder"), "{}", v.reason);
+        assert!(r.contains("unreachable"), "{}", v.reason);
+    }
+}
