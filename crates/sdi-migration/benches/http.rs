@@ -49,7 +49,15 @@ workloads:
     let stats = Arc::new(ApiStats::default());
     let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let settings = Settings { port: 0, post_migration_settle: 0, ..Settings::default() };
+    // The engine alone: no rebalancer, no InfluxDB, no policy engine.
+    let settings = Settings {
+        port: 0,
+        post_migration_settle: 0,
+        enable_auto_migration: false,
+        influx_url: None,
+        policy_engine_url: None,
+        ..Settings::default()
+    };
     let service = Service::start(&settings, client, stats, "127.0.0.1:0".parse().unwrap()).await.unwrap();
     sdi_migration::policy::init_tls();
     let http = reqwest::Client::new();

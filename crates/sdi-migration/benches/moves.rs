@@ -117,7 +117,15 @@ async fn main() {
         assert!(Instant::now() < deadline, "cluster did not settle");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let settings = Settings { port: 0, post_migration_settle: 0, ..Settings::default() };
+    // The engine alone: no rebalancer, no InfluxDB, no policy engine.
+    let settings = Settings {
+        port: 0,
+        post_migration_settle: 0,
+        enable_auto_migration: false,
+        influx_url: None,
+        policy_engine_url: None,
+        ..Settings::default()
+    };
     let service =
         Service::start(&settings, client.clone(), stats.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     sdi_migration::policy::init_tls();
