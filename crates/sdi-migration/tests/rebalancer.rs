@@ -37,7 +37,17 @@ async fn jobs(env: &Env) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pressure_is_relieved_without_touching_safety_critical_pods_or_budgets() {
     let env = Env::start_scenario(&scenario("pressure.yaml"), rebalancing(), 10.0).await;
-    // Watch every budget for the whole run: healthy pods never below desired.
+    // The disruption controller first catches up with the started pods (its
+    // status lags the pods by a debounce); from then on, watch every budget for
+    // the whole run: healthy pods never below desired.
+    let pdbs = env.sim.dynamic("policy/v1", "poddisruptionbudgets", None).unwrap();
+    common::eventually(30, "budgets report the started pods", || async {
+        pdbs.list("", "").unwrap().iter().all(|o| {
+            o["status"]["currentHealthy"].as_i64().unwrap_or(-1)
+                >= o["status"]["desiredHealthy"].as_i64().unwrap_or(i64::MAX)
+        })
+    })
+    .await;
     let violations = Arc::new(Mutex::new(Vec::<String>::new()));
     let watcher = {
         let v = violations.clone();
