@@ -24,20 +24,10 @@ impl Events {
             name: Some(node.into()),
             ..Default::default()
         };
-        let event = Event {
-            type_: if warning { EventType::Warning } else { EventType::Normal },
-            reason: reason.into(),
-            note: Some(note.chars().take(1000).collect()),
-            action: "Migrate".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(node, reason, error = %e, "could not record event");
-        }
+        self.publish(&reference, warning, reason, note).await;
     }
 
-    /// Record an event on the pod; failures are logged, never fatal — an Event is
-    /// a courtesy, and a migration must not fail because one could not be written.
+    /// Record an event on the pod.
     pub async fn pod(&self, namespace: &str, pod: &str, uid: Option<&str>, warning: bool, reason: &str, note: String) {
         let reference = ObjectReference {
             api_version: Some("v1".into()),
@@ -47,6 +37,12 @@ impl Events {
             uid: uid.map(str::to_string),
             ..Default::default()
         };
+        self.publish(&reference, warning, reason, note).await;
+    }
+
+    /// Failures are logged, never fatal — an Event is a courtesy, and a
+    /// migration must not fail because one could not be written.
+    async fn publish(&self, reference: &ObjectReference, warning: bool, reason: &str, note: String) {
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.into(),
@@ -54,8 +50,10 @@ impl Events {
             action: "Migrate".into(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::warn!(namespace, pod, reason, error = %e, "could not record event");
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            let kind = reference.kind.as_deref().unwrap_or_default();
+            let name = reference.name.as_deref().unwrap_or_default();
+            tracing::warn!(kind, name, reason, error = %e, "could not record event");
         }
     }
 }

@@ -246,6 +246,16 @@ impl Engine {
             Some(p) if facts::pod_ready(p) => wait::Check::Done(p.clone()),
             Some(_) => wait::Check::Wait,
         });
+        self.while_node_ready(node, pod_ready).await
+    }
+
+    /// Run `wait` while watching `node`: if it is deleted or stops being Ready
+    /// first, fail with that (a copy or rollout bound for it will never be Ready).
+    pub async fn while_node_ready<T>(
+        &self,
+        node: &str,
+        wait: impl Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
         let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
         let node_lost = wait::until(&nodes, node, |n| match n {
             None => wait::Check::Done(format!("target node {node} was deleted")),
@@ -253,7 +263,7 @@ impl Engine {
             Some(_) => wait::Check::Wait,
         });
         tokio::select! {
-            r = pod_ready => r,
+            r = wait => r,
             lost = node_lost => Err(lost.unwrap_or_else(|e| e)),
         }
     }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::undo::Undo;
 use super::{Engine, JobCtx, Plan, checkpoint, marks};
-use crate::cluster::{FIELD_MANAGER, facts, retry, wait};
+use crate::cluster::{FIELD_MANAGER, retry, wait};
 
 /// Rollout finished: the controller saw the new spec, and every replica is updated and ready.
 pub fn rolled_out(d: &Deployment) -> bool {
@@ -68,24 +68,12 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
     })
     .await?;
 
-    ctx.step("wait-rollout", async {
-        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(engine.client.clone());
-        let done = wait::until(&api, dep_name, |d: Option<&Deployment>| match d {
-            None => wait::Check::Fail(format!("Deployment {dep_name} was deleted")),
-            Some(d) if rolled_out(d) => wait::Check::Done(()),
-            Some(_) => wait::Check::Wait,
-        });
-        let node_lost = wait::until(&nodes, target, |n| match n {
-            None => wait::Check::Done(format!("target node {target} was deleted")),
-            Some(n) if !facts::node_ready(n) => wait::Check::Done(format!("target node {target} became NotReady")),
-            Some(_) => wait::Check::Wait,
-        });
-        tokio::select! {
-            r = done => r,
-            lost = node_lost => Err(lost.unwrap_or_else(|e| e)),
-        }
-    })
-    .await?;
+    let rolled = wait::until(&api, dep_name, |d: Option<&Deployment>| match d {
+        None => wait::Check::Fail(format!("Deployment {dep_name} was deleted")),
+        Some(d) if rolled_out(d) => wait::Check::Done(()),
+        Some(_) => wait::Check::Wait,
+    });
+    ctx.step("wait-rollout", engine.while_node_ready(target, rolled)).await?;
     ctx.undo.commit();
 
     ctx.step("unmark", async {
