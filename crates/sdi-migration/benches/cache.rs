@@ -51,7 +51,7 @@ fn pod(i: usize) -> Pod {
 
 fn main() {
     let n: usize = std::env::var("PODS").ok().and_then(|v| v.parse().ok()).unwrap_or(150_000);
-    let cache = ClusterCache::new();
+    let cache = ClusterCache::new(85.0);
     let before = rss_bytes();
     let t = Instant::now();
     // In chunks, as a watch delivers them: no batch of full objects stays alive.

@@ -123,7 +123,7 @@ impl Service {
         let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let stop = CancellationToken::new();
-        let cache = ClusterCache::new();
+        let cache = ClusterCache::new(settings.resource_pressure_threshold);
         cache.spawn(engine_client, Duration::from_secs(settings.migration_check_interval.clamp(1, 10)), stop.clone());
         let mut rebalancer = Rebalancer::new(settings, cache, runner.clone(), telemetry.clone())?;
         if let (Some(c), Some(r)) = (clock, Arc::get_mut(&mut rebalancer)) {

@@ -63,8 +63,9 @@ fn intern<T: std::hash::Hash + Eq + ?Sized>(set: &mut HashSet<Arc<T>>, value: Ar
     value
 }
 
-#[derive(Default)]
 pub struct ClusterCache {
+    /// `RESOURCE_PRESSURE_THRESHOLD`: crossing it wakes the rebalancer early.
+    threshold_pct: f64,
     inner: RwLock<Inner>,
     metrics_available: AtomicBool,
     /// Each watch has delivered its first full list.
@@ -153,8 +154,14 @@ fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> b
 }
 
 impl ClusterCache {
-    pub fn new() -> Arc<ClusterCache> {
-        Arc::new(ClusterCache::default())
+    pub fn new(threshold_pct: f64) -> Arc<ClusterCache> {
+        Arc::new(ClusterCache {
+            threshold_pct,
+            inner: RwLock::default(),
+            metrics_available: AtomicBool::default(),
+            synced: Default::default(),
+            pressure_rose: tokio::sync::Notify::new(),
+        })
     }
 
     pub fn synced(&self) -> bool {
@@ -385,9 +392,11 @@ impl ClusterCache {
             if let (Some(view), Some(u)) = (g.nodes.get_mut(name), u) {
                 let before = view.usage;
                 view.usage = Some(u);
+                let t = self.threshold_pct;
                 let over = |u: Option<Usage>, a: Resources| {
                     u.is_some_and(|u| {
-                        (a.cpu_m > 0 && u.cpu_m * 100 > a.cpu_m * 85) || (a.mem_b > 0 && u.mem_b * 100 > a.mem_b * 85)
+                        (a.cpu_m > 0 && u.cpu_m as f64 * 100.0 > a.cpu_m as f64 * t)
+                            || (a.mem_b > 0 && u.mem_b as f64 * 100.0 > a.mem_b as f64 * t)
                     })
                 };
                 if !view.control_plane && over(Some(u), view.facts.allocatable) && !over(before, view.facts.allocatable)
