@@ -4,16 +4,15 @@
 //!     cargo bench -p sdi-migration --bench http      (needs wrk: apt-get install wrk)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::routing::get;
-use kube_sim::{Cluster, ServerConfig};
-use sdi_migration::cluster::{self, ApiStats};
 use sdi_migration::config::Settings;
-use sdi_migration::service::Service;
 use serde_json::{Value, json};
 
 /// Requests/s reported by `wrk` for `url`.
@@ -39,28 +38,9 @@ nodes: [{name: "w{i}", count: 2, capacity: {cpu: 8, memory: 16Gi}}]
 workloads:
   - {kind: Pod, name: app, nodeName: w1, containers: [{name: app, requests: {cpu: 100m, memory: 64Mi}}]}
 "#;
-    let scenario = kube_sim::scenario::parse("http.yaml", text).unwrap();
-    let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(1.0));
-    sim.load_scenario(&scenario).unwrap();
-    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, server.kubeconfig()).unwrap();
-    let stats = Arc::new(ApiStats::default());
-    let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // The engine alone: no rebalancer, no InfluxDB, no policy engine.
-    let settings = Settings {
-        port: 0,
-        post_migration_settle: 0,
-        enable_auto_migration: false,
-        influx_url: None,
-        policy_engine_url: None,
-        ..Settings::default()
-    };
-    let service = Service::start(&settings, client, stats, "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sdi_migration::policy::init_tls();
-    let http = reqwest::Client::new();
+    let settings = Settings { policy_engine_url: None, ..common::settings() };
+    let mut env = common::Env::start_scenario(text, settings, 1.0).await;
+    let (service, http) = (env.service(), env.http.clone());
     let body = json!({"pod_name": "app", "pod_namespace": "default", "source_node": "w1", "target_node": "w2"});
     let created: Value = http
         .post(format!("{}/api/v1/migrations", service.url()))
@@ -104,7 +84,6 @@ workloads:
     println!("trivial axum handler:           {anchor:>10.0} req/s");
     println!("GET /api/v1/migrations/{{id}}:    {ours:>10.0} req/s");
     println!("ratio: {:.2} (target >= 0.8)", ours / anchor);
-    service.shutdown(Duration::from_secs(1)).await;
-    server.shutdown().await;
-    sim.stop();
+    env.service.take().unwrap().shutdown(Duration::from_secs(1)).await;
+    env.sim.stop();
 }

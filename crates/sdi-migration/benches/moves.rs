@@ -6,6 +6,9 @@
 //!     cargo bench -p sdi-migration --bench moves        (MOVES=N per strategy, default 20)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -13,11 +16,14 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use kube_sim::{Cluster, ServerConfig};
-use sdi_migration::cluster::{self, ApiStats, facts, wait};
+use sdi_migration::cluster::{ApiStats, facts, wait};
 use sdi_migration::config::Settings;
-use sdi_migration::service::Service;
 use serde_json::{Value, json};
+
+/// The test harness's settings, and no remote policy engine.
+fn engine_only() -> Settings {
+    Settings { policy_engine_url: None, ..common::settings() }
+}
 
 fn scenario(moves: usize) -> String {
     format!(
@@ -96,40 +102,11 @@ impl Bench {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let moves: usize = std::env::var("MOVES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let text = scenario(moves);
-    let scenario = kube_sim::scenario::parse("bench.yaml", &text).unwrap();
-    let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(1.0));
-    sim.load_scenario(&scenario).unwrap();
-    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kc = dir.path().join("kubeconfig");
-    std::fs::write(&kc, server.kubeconfig()).unwrap();
-    let stats = Arc::new(ApiStats::default());
-    let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
-    let pods_api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    // Everything Ready first.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let pods = pods_api.list(&Default::default()).await.unwrap().items;
-        if pods.len() > 3 * moves && pods.iter().all(facts::pod_ready) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "cluster did not settle");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    // The engine alone: no rebalancer, no InfluxDB, no policy engine.
-    let settings = Settings {
-        port: 0,
-        post_migration_settle: 0,
-        enable_auto_migration: false,
-        influx_url: None,
-        policy_engine_url: None,
-        ..Settings::default()
-    };
-    let service =
-        Service::start(&settings, client.clone(), stats.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
-    sdi_migration::policy::init_tls();
-    let bench = Bench { http: reqwest::Client::new(), url: service.url(), stats: stats.clone() };
+    // The engine alone (no rebalancer, InfluxDB or policy engine), on a cluster
+    // whose every pod is Ready first.
+    let mut env = common::Env::start_scenario(&scenario(moves), engine_only(), 1.0).await;
+    let pods_api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+    let bench = Bench { http: env.http.clone(), url: env.service().url(), stats: env.stats.clone() };
 
     // The floor: the cluster's own reaction — create a pod on a node, watch it become Ready, delete it.
     let mut floor = Vec::new();
@@ -216,7 +193,6 @@ async fn main() {
             p50 / floor_p50
         );
     }
-    service.shutdown(Duration::from_secs(1)).await;
-    server.shutdown().await;
-    sim.stop();
+    env.service.take().unwrap().shutdown(Duration::from_secs(1)).await;
+    env.sim.stop();
 }
