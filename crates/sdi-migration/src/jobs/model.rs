@@ -68,7 +68,8 @@ pub struct Step {
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ToSchema)]
 pub struct MigrationDetails {
-    /// The pod moved, as requested (new: lists need it).
+    /// The pod moved, as requested (new: lists need it). Filled from the job's
+    /// request when the response is built, not stored twice.
     #[serde(default)]
     pub pod_name: String,
     #[serde(default)]
@@ -145,12 +146,22 @@ impl Job {
         self.status.message(self.details.error.as_deref())
     }
 
+    /// The wire view; the request's pod and nodes are echoed in `details` from
+    /// the one copy the job keeps (`request`).
     pub fn response(&self) -> MigrationResponse {
+        let r = &self.request;
         MigrationResponse {
             migration_id: self.id.clone(),
             status: self.status,
             message: self.message(),
-            details: self.details.clone(),
+            details: MigrationDetails {
+                pod_name: r.pod_name.clone(),
+                pod_namespace: r.pod_namespace.clone(),
+                source_node: r.source_node.clone(),
+                target_node: r.target_node.clone(),
+                origin: self.origin.into(),
+                ..self.details.clone()
+            },
         }
     }
 

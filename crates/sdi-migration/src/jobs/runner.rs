@@ -89,14 +89,9 @@ impl Runner {
         let plan = preflight::check(&self.engine, self.store.as_ref(), &request, self.default_strategy).await?;
         let job = Job {
             id: new_id(),
-            request: request.clone(),
+            request,
             status: JobStatus::Pending,
             details: MigrationDetails {
-                pod_name: request.pod_name.clone(),
-                pod_namespace: request.pod_namespace.clone(),
-                source_node: request.source_node.clone(),
-                target_node: request.target_node.clone(),
-                origin: origin.into(),
                 start_time: now_rfc3339(),
                 strategy: Some(plan.strategy),
                 ..Default::default()
