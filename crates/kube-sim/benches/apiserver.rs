@@ -71,13 +71,7 @@ async fn main() {
     }
     let create_secs = t.elapsed().as_secs_f64();
     let after = rss_kib();
-    let body_bytes: usize = cluster
-        .api()
-        .store
-        .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
-        .iter_from(None)
-        .map(|o| o.body.len())
-        .sum();
+    let body_bytes = common::stored_pod_json_bytes(&cluster);
     println!(
         "store   {PODS} pods created in-process in {create_secs:.2}s ({:.0}/s); RSS +{:.1} MiB = {:.1} KiB/pod (JSON itself {:.1} KiB/pod)",
         PODS as f64 / create_secs,

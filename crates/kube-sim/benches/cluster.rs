@@ -97,13 +97,7 @@ async fn main() {
         scheduled_at.map_or(f64::NAN, |d| d.as_secs_f64()),
         running_at.map_or(f64::NAN, |d| d.as_secs_f64())
     );
-    let stored: usize = cluster
-        .api()
-        .store
-        .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
-        .iter_from(None)
-        .map(|o| o.body.len())
-        .sum();
+    let stored = common::stored_pod_json_bytes(&cluster);
     println!("memory  stored pod JSON {:.1} KiB per pod", stored as f64 / pods as f64 / 1024.0);
     println!(
         "memory  RSS +{:.0} MiB for {nodes} nodes and {pods} pods ({:.1} KiB per pod, all state included)",

@@ -6,6 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Resident memory of this process, KiB.
+/// Bytes of stored pod JSON (the store's own encoding), summed over every pod.
+pub fn stored_pod_json_bytes(cluster: &kube_sim::Cluster) -> usize {
+    cluster
+        .api()
+        .store
+        .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
+        .iter_from(None)
+        .map(|o| o.body.len())
+        .sum()
+}
+
 pub fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
