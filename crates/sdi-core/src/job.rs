@@ -61,17 +61,36 @@ pub enum JobEvent {
     Cancel,
 }
 
-/// The next status, or `None` when the event does not apply (e.g. cancelling a
-/// finished job): callers turn that into a 409, never into a silent overwrite.
-pub fn transition(from: JobStatus, event: JobEvent) -> Option<JobStatus> {
+impl JobEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobEvent::Start => "start",
+            JobEvent::Succeed => "succeed",
+            JobEvent::Fail => "fail",
+            JobEvent::Cancel => "cancel",
+        }
+    }
+}
+
+/// An event that does not apply to a job in its status (e.g. cancelling a
+/// finished job). Callers answer it (a 409) or report it; they never overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a {} job cannot {}", from.as_str(), event.as_str())]
+pub struct TransitionError {
+    pub from: JobStatus,
+    pub event: JobEvent,
+}
+
+/// The next status, or why the event does not apply.
+pub fn transition(from: JobStatus, event: JobEvent) -> Result<JobStatus, TransitionError> {
     use JobEvent::*;
     use JobStatus::*;
     match (from, event) {
-        (Pending, Start) => Some(Running),
-        (Running, Succeed) => Some(Completed),
-        (Pending | Running, Fail) => Some(Failed),
-        (Pending | Running, Cancel) => Some(Cancelled),
-        _ => None,
+        (Pending, Start) => Ok(Running),
+        (Running, Succeed) => Ok(Completed),
+        (Pending | Running, Fail) => Ok(Failed),
+        (Pending | Running, Cancel) => Ok(Cancelled),
+        _ => Err(TransitionError { from, event }),
     }
 }
 
@@ -164,15 +183,21 @@ mod tests {
     fn transitions() {
         use JobEvent::*;
         use JobStatus::*;
-        assert_eq!(transition(Pending, Start), Some(Running));
-        assert_eq!(transition(Running, Succeed), Some(Completed));
-        assert_eq!(transition(Pending, Succeed), None, "a job that never ran cannot succeed");
-        assert_eq!(transition(Running, Cancel), Some(Cancelled));
+        assert_eq!(transition(Pending, Start), Ok(Running));
+        assert_eq!(transition(Running, Succeed), Ok(Completed));
+        assert_eq!(
+            transition(Pending, Succeed),
+            Err(TransitionError { from: Pending, event: Succeed }),
+            "a job that never ran cannot succeed"
+        );
+        assert_eq!(transition(Running, Cancel), Ok(Cancelled));
+        assert_eq!(transition(Pending, Cancel), Ok(Cancelled));
         for t in [Completed, Failed, Cancelled] {
             for e in [Start, Succeed, Fail, Cancel] {
-                assert_eq!(transition(t, e), None, "{t:?} is final");
+                assert!(transition(t, e).is_err(), "{t:?} is final");
             }
         }
+        assert_eq!(transition(Completed, Cancel).unwrap_err().to_string(), "a completed job cannot cancel");
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! so the rules are unit-tested exhaustively and benchmarked without a network.
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod containers;
+pub mod error;
 pub mod fit;
 pub mod job;
 pub mod male;
 pub mod planner;
+pub mod policy;
 pub mod quantity;
+pub mod repair;
 pub mod snapshot;
 pub mod strategy;
