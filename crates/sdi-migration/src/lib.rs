@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod error;
 pub mod jobs;
 pub mod policy;
 pub mod rebalancer;

@@ -9,7 +9,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use sdi_core::male::Decision;
+use sdi_core::policy::{Asked, Fallback};
+
 use crate::config::PolicyFallback;
+use crate::error::StartError;
 
 /// The pod as the policy engine sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -59,35 +63,7 @@ fn yes() -> bool {
     true
 }
 
-/// Who decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Source {
-    Remote,
-    Builtin,
-    FallbackBuiltin,
-    FallbackAllow,
-    FallbackDeny,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Remote => "remote",
-            Source::Builtin => "builtin",
-            Source::FallbackBuiltin => "fallback-builtin",
-            Source::FallbackAllow => "fallback-allow",
-            Source::FallbackDeny => "fallback-deny",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
-    pub allowed: bool,
-    pub reason: String,
-    pub source: Source,
-}
+pub use sdi_core::policy::{Source, Verdict};
 
 /// Rustls needs one process-wide crypto provider; ring, as the kube client uses.
 pub fn init_tls() {
@@ -99,7 +75,7 @@ pub fn init_tls() {
 
 pub struct Policy {
     remote: Option<(reqwest::Client, String)>,
-    fallback: PolicyFallback,
+    fallback: Fallback,
 }
 
 /// The policy engine's answer time limit (the original's).
@@ -107,40 +83,33 @@ pub const REMOTE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Policy {
     /// `engine_url`: `None` means no remote engine (the built-in policy decides).
-    pub fn new(engine_url: Option<&str>, fallback: PolicyFallback) -> Result<Policy, String> {
+    pub fn new(engine_url: Option<&str>, fallback: PolicyFallback) -> Result<Policy, StartError> {
         init_tls();
         let remote = match engine_url {
             Some(url) if !url.is_empty() => {
                 let client = reqwest::Client::builder()
                     .timeout(REMOTE_TIMEOUT)
                     .build()
-                    .map_err(|e| format!("cannot build the policy engine client: {e}"))?;
+                    .map_err(|e| StartError::Sink(format!("cannot build the policy engine client: {e}")))?;
                 Some((client, format!("{}/api/v1/migration/policy", url.trim_end_matches('/'))))
             }
             _ => None,
         };
+        let fallback = match fallback {
+            PolicyFallback::Builtin => Fallback::Builtin,
+            PolicyFallback::Allow => Fallback::Allow,
+            PolicyFallback::Deny => Fallback::Deny,
+        };
         Ok(Policy { remote, fallback })
     }
 
-    /// Ask the remote engine; on any trouble, the fallback. `builtin` is the
-    /// built-in MALE policy's answer for this move.
-    pub async fn decide(&self, request: &PolicyRequest, builtin: PolicyAnswer) -> Verdict {
-        let Some((client, url)) = &self.remote else {
-            return Verdict { allowed: builtin.allowed, reason: builtin.reason, source: Source::Builtin };
-        };
+    /// Ask the remote engine, if there is one.
+    async fn ask(&self, request: &PolicyRequest) -> Asked {
+        let Some((client, url)) = &self.remote else { return Asked::NotConfigured };
         let trouble = match client.post(url).json(request).send().await {
             Ok(r) if r.status().is_success() => match r.bytes().await {
                 Ok(body) => match serde_json::from_slice::<RemoteAnswer>(&body) {
-                    Ok(a) => {
-                        let reason = a.reason.unwrap_or_else(|| {
-                            if a.allowed {
-                                "allowed by the policy engine".into()
-                            } else {
-                                "denied by the policy engine".into()
-                            }
-                        });
-                        return Verdict { allowed: a.allowed, reason, source: Source::Remote };
-                    }
+                    Ok(a) => return Asked::Answered { allowed: a.allowed, reason: a.reason },
                     Err(e) => format!("policy engine answered badly ({e})"),
                 },
                 Err(e) => format!("policy engine answer could not be read ({e})"),
@@ -150,23 +119,14 @@ impl Policy {
             Err(e) => format!("policy engine unreachable ({})", root_cause(&e)),
         };
         tracing::warn!(url = %url, "{trouble}; POLICY_FALLBACK={}", self.fallback.as_str());
-        match self.fallback {
-            PolicyFallback::Builtin => Verdict {
-                allowed: builtin.allowed,
-                reason: format!("{trouble}; built-in policy: {}", builtin.reason),
-                source: Source::FallbackBuiltin,
-            },
-            PolicyFallback::Allow => Verdict {
-                allowed: true,
-                reason: format!("{trouble}; allowed (POLICY_FALLBACK=allow)"),
-                source: Source::FallbackAllow,
-            },
-            PolicyFallback::Deny => Verdict {
-                allowed: false,
-                reason: format!("{trouble}; denied (POLICY_FALLBACK=deny)"),
-                source: Source::FallbackDeny,
-            },
-        }
+        Asked::Trouble(trouble)
+    }
+
+    /// The verdict on one move: the remote engine's answer, or the fallback's
+    /// (`sdi_core::policy::resolve`). `builtin` is the built-in MALE policy's
+    /// answer for this move.
+    pub async fn decide(&self, request: &PolicyRequest, builtin: &Decision) -> Verdict {
+        sdi_core::policy::resolve(self.ask(request).await, self.fallback, builtin)
     }
 }
 
@@ -207,7 +167,7 @@ mod tests {
             source_node: "a".into(),
             target_node: "b".into(),
         };
-        let v = policy.decide(&req, PolicyAnswer { allowed: true, reason: "builtin".into() }).await;
+        let v = policy.decide(&req, &Decision { allowed: true, reason: "builtin".into() }).await;
         assert_eq!(v.source, Source::FallbackDeny);
         let r = v.reason.to_lowercase();
         assert!(!r.contains("scheme") && !r.contains("builder"), "{}", v.reason);

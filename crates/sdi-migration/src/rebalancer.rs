@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::cluster::cache::ClusterCache;
 use crate::config::{PressureBasis, Settings};
+use crate::error::StartError;
 use crate::jobs::MigrationRequest;
 use crate::jobs::runner::Runner;
 use crate::policy::{Policy, PolicyAnswer, PolicyPod, PolicyRequest, Verdict};
@@ -97,7 +98,7 @@ impl Rebalancer {
         cache: Arc<ClusterCache>,
         runner: Arc<Runner>,
         telemetry: Arc<Telemetry>,
-    ) -> Result<Arc<Rebalancer>, String> {
+    ) -> Result<Arc<Rebalancer>, StartError> {
         let policy = Policy::new(settings.policy_engine_url.as_deref(), settings.policy_fallback)?;
         Ok(Arc::new(Rebalancer {
             cache,
@@ -263,8 +264,7 @@ impl Rebalancer {
                 keeps_replica: siblings.unwrap_or(0) > 0,
                 checkpoint: false,
             });
-            let verdict: Verdict =
-                self.policy.decide(&request, PolicyAnswer { allowed: builtin.allowed, reason: builtin.reason }).await;
+            let verdict: Verdict = self.policy.decide(&request, &builtin).await;
             self.telemetry
                 .policy
                 .get_or_create(&PolicyLabels {
@@ -331,7 +331,7 @@ impl Rebalancer {
                     }
                     Err(r) => {
                         d.action = "refused".into();
-                        d.reason = format!("{}: {}", r.error, r.details);
+                        d.reason = format!("{}: {}", r.reason.title(), r.details);
                         tracing::info!("refused {}/{} {} → {}: {}", m.namespace, m.pod, m.source, m.target, d.reason);
                     }
                 }

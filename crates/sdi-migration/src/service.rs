@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{AppState, router};
 use crate::cluster::ApiStats;
 use crate::cluster::cache::ClusterCache;
-use crate::cluster::events::Events;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings, repair};
+use crate::error::StartError;
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobStore, MemoryStore};
 use crate::rebalancer::Rebalancer;
@@ -68,7 +68,7 @@ impl Service {
         client: kube::Client,
         stats: Arc<ApiStats>,
         addr: SocketAddr,
-    ) -> Result<Service, String> {
+    ) -> Result<Service, StartError> {
         Self::start_with_clock(settings, client, stats, addr, None).await
     }
 
@@ -79,15 +79,16 @@ impl Service {
         stats: Arc<ApiStats>,
         addr: SocketAddr,
         clock: Option<crate::rebalancer::Clock>,
-    ) -> Result<Service, String> {
-        let report =
-            repair::run(&client).await.map_err(|e| format!("restart repair could not read the cluster: {e}"))?;
+    ) -> Result<Service, StartError> {
         let engine_client = client.clone();
-        let engine =
-            Arc::new(Engine { events: Events::new(client.clone()), client, settings: engine_settings(settings) });
+        let engine = Arc::new(Engine::new(client, engine_settings(settings)));
+        // Whatever repair finds, the service starts: what it could not repair is
+        // reported (log, Event, metric) and looked at again on the next start.
+        let report = repair::run(&engine.client, &engine.writer).await;
         let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
         let runner = Runner::new(store, engine, settings.migration_strategy);
         let telemetry = Telemetry::new(stats.clone());
+        telemetry.repaired(&report);
         {
             let t = telemetry.clone();
             runner.on_finish(move |job| t.job_finished(job));
@@ -102,7 +103,7 @@ impl Service {
                     database: settings.influx_database.clone(),
                     ..InfluxConfig::default()
                 };
-                let handle = influx::spawn(config)?;
+                let handle = influx::spawn(config).map_err(|e| StartError::Sink(e.to_string()))?;
                 let h = handle.clone();
                 runner.on_finish(move |job| h.record(point(job)));
                 let h = handle.clone();
@@ -120,8 +121,8 @@ impl Service {
             }
             _ => None,
         };
-        let listener = TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
         let stop = CancellationToken::new();
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
         cache.spawn(engine_client, Duration::from_secs(settings.migration_check_interval.clamp(1, 10)), stop.clone());

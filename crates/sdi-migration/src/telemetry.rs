@@ -24,6 +24,17 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub category: String,
+    pub strategy: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StrategyLabels {
     pub strategy: String,
 }
@@ -125,6 +136,8 @@ pub struct Telemetry {
     registry: Registry,
     external: Arc<External>,
     pub migrations: Family<ResultLabels, Counter>,
+    pub failures: Family<FailureLabels, Counter>,
+    pub repair: Family<OutcomeLabels, Counter>,
     pub durations: Family<StrategyLabels, Histogram>,
     pub active: Gauge,
     pub pressure: Family<NodeLabels, Gauge<f64, AtomicU64>>,
@@ -165,6 +178,18 @@ impl Telemetry {
         let mut registry = Registry::default();
         let migrations = Family::<ResultLabels, Counter>::default();
         registry.register("sdi_migrations", "Finished migrations by result, strategy and origin", migrations.clone());
+        let failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "sdi_migration_failures",
+            "Migrations that failed or were cancelled, by failure category and strategy",
+            failures.clone(),
+        );
+        let repair = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sdi_repair_objects",
+            "Objects left by interrupted migrations, by what restart repair did with them",
+            repair.clone(),
+        );
         let durations = Family::<StrategyLabels, Histogram>::new_with_constructor(|| {
             Histogram::new([0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0])
         });
@@ -189,7 +214,19 @@ impl Telemetry {
         registry.register("sdi_rebalancer_planned_moves", "Moves the planner proposed", planned.clone());
         let external = Arc::new(External { api, influx: parking_lot::RwLock::new(None) });
         registry.register_collector(Box::new(external.clone()));
-        Arc::new(Telemetry { registry, external, migrations, durations, active, pressure, policy, cycles, planned })
+        Arc::new(Telemetry {
+            registry,
+            external,
+            migrations,
+            failures,
+            repair,
+            durations,
+            active,
+            pressure,
+            policy,
+            cycles,
+            planned,
+        })
     }
 
     /// Report the InfluxDB writer's counters at every scrape.
@@ -206,8 +243,20 @@ impl Telemetry {
                 origin: job.origin.into(),
             })
             .inc();
+        if let Some(category) = job.details.error_category {
+            self.failures
+                .get_or_create(&FailureLabels { category: category.as_str().into(), strategy: strategy.clone() })
+                .inc();
+        }
         if let Some(ns) = job.details.duration {
             self.durations.get_or_create(&StrategyLabels { strategy }).observe(ns as f64 / 1e9);
+        }
+    }
+
+    /// Count what restart repair did.
+    pub fn repaired(&self, report: &crate::engine::repair::Report) {
+        for (outcome, n) in report.counts() {
+            self.repair.get_or_create(&OutcomeLabels { outcome: outcome.into() }).inc_by(n as u64);
         }
     }
 

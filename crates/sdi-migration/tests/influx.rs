@@ -143,22 +143,25 @@ async fn spawn_rejects_bad_configuration_with_clear_errors() {
     ];
     for (url, database, expected) in cases {
         let config = InfluxConfig { url: url.to_owned(), database, ..v2_config("") };
-        let err = influx::spawn(config).unwrap_err();
+        let err = influx::spawn(config).unwrap_err().to_string();
         assert!(err.contains(expected), "{url}: {err}");
         assert!(!err.contains(TOKEN), "{err}");
     }
-    let err = influx::spawn(InfluxConfig { bucket: String::new(), ..v2_config("http://influx:8086") }).unwrap_err();
+    let err = influx::spawn(InfluxConfig { bucket: String::new(), ..v2_config("http://influx:8086") })
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("INFLUX_BUCKET"), "{err}");
-    let err = influx::spawn(InfluxConfig { batch_size: 0, ..v2_config("http://influx:8086") }).unwrap_err();
+    let err = influx::spawn(InfluxConfig { batch_size: 0, ..v2_config("http://influx:8086") }).unwrap_err().to_string();
     assert!(err.contains("batch size"), "{err}");
-    let err =
-        influx::spawn(InfluxConfig { token: Some("a\nb".to_owned()), ..v2_config("http://influx:8086") }).unwrap_err();
+    let err = influx::spawn(InfluxConfig { token: Some("a\nb".to_owned()), ..v2_config("http://influx:8086") })
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("INFLUX_TOKEN") && !err.contains("a\nb"), "{err}");
 }
 
 #[test]
 fn spawn_outside_a_runtime_is_an_error_not_a_panic() {
-    let err = influx::spawn(v2_config("http://127.0.0.1:9")).unwrap_err();
+    let err = influx::spawn(v2_config("http://127.0.0.1:9")).unwrap_err().to_string();
     assert!(err.contains("runtime"), "{err}");
 }
 

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use sdi_core::admission::{Reason, Refusal};
 use sdi_core::job::JobStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -26,6 +27,26 @@ pub struct ErrorBody {
 
 pub fn error(status: StatusCode, error: &str, details: impl Into<String>) -> Response {
     (status, Json(ErrorBody { error: error.into(), details: details.into(), migration_id: None })).into_response()
+}
+
+/// The answer to a refused migration request: the status says what kind of
+/// refusal it is (the only place reasons become HTTP statuses).
+fn refusal(r: Refusal) -> Response {
+    let status = match r.reason {
+        Reason::PodNotFound => StatusCode::NOT_FOUND,
+        Reason::AlreadyMigrating(_) | Reason::NotOnSource | Reason::PodTerminating | Reason::PodFinished => {
+            StatusCode::CONFLICT
+        }
+        Reason::StrategyNotApplicable | Reason::CheckpointingDisabled | Reason::TargetUnavailable => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        Reason::ApiUnavailable | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let migration_id = match &r.reason {
+        Reason::AlreadyMigrating(id) => Some(id.clone()),
+        _ => None,
+    };
+    (status, Json(ErrorBody { error: r.reason.title().into(), details: r.details, migration_id })).into_response()
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -91,11 +112,7 @@ pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Res
             response.message = "Migration started".into();
             (StatusCode::ACCEPTED, Json(response)).into_response()
         }
-        Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
-            let body = ErrorBody { error: r.error.into(), details: r.details, migration_id: r.migration_id };
-            (status, Json(body)).into_response()
-        }
+        Err(r) => refusal(r),
     }
 }
 
@@ -235,7 +252,7 @@ pub async fn cancel_migration(State(state): State<AppState>, Path(id): Path<Stri
             (StatusCode::ACCEPTED, Json(r)).into_response()
         }
         Err(CancelError::NotFound) => not_found_job(&id),
-        Err(CancelError::AlreadyFinished(job)) => {
+        Err(CancelError::AlreadyFinished(job, _)) => {
             let body = ErrorBody {
                 error: "Migration already finished".into(),
                 details: format!("{id} is {}; there is nothing to cancel", job.status.as_str()),

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use sdi_core::containers::{ContainerState, Observed, classify};
 use sdi_core::fit::{NodeFacts, PodNeeds, Requirement, Resources, Taint, Toleration};
@@ -172,6 +173,16 @@ pub fn pod_phase(pod: &Pod) -> &str {
 
 pub fn pod_node(pod: &Pod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref())
+}
+
+/// Rollout finished: the controller saw the newest spec, and every replica is updated and ready.
+pub fn rolled_out(d: &Deployment) -> bool {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(st) = d.status.as_ref() else { return false };
+    st.observed_generation >= d.metadata.generation
+        && st.updated_replicas.unwrap_or(0) == want
+        && st.ready_replicas.unwrap_or(0) == want
+        && st.replicas.unwrap_or(0) == want
 }
 
 #[cfg(test)]

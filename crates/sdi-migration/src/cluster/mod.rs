@@ -1,19 +1,21 @@
 //! The Kubernetes edge: connecting, reading objects into `sdi-core`'s plain
 //! data (`facts`), waiting on watches (`wait`), retrying transient failures
-//! (`retry`) and recording Events (`events`).
+//! (`retry`), and the one module that writes (`writer`, Events included).
 
 pub mod cache;
-pub mod events;
 pub mod facts;
 pub mod rbac;
 pub mod retry;
 pub mod wait;
+pub mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube::Client;
+
+use crate::error::StartError;
 
 /// Counts of requests this process made to the API server, by kind. Writes are
 /// what the per-strategy benchmark compares against each strategy's minimum.
@@ -33,30 +35,32 @@ impl ApiStats {
     }
 }
 
-/// The field manager every write carries.
-pub const FIELD_MANAGER: &str = "sdi-migration";
+pub use writer::FIELD_MANAGER;
 
 /// A client for the cluster in `kubeconfig`, or the in-cluster config when `None`,
 /// counting its requests into `stats`.
-pub async fn connect(kubeconfig: Option<&Path>, stats: Arc<ApiStats>) -> Result<Client, String> {
+pub async fn connect(kubeconfig: Option<&Path>, stats: Arc<ApiStats>) -> Result<Client, StartError> {
     let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| format!("cannot read kubeconfig {}: {e}", path.display()))?;
+                .map_err(|e| StartError::Kubernetes(format!("cannot read kubeconfig {}: {e}", path.display())))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
-                .map_err(|e| format!("kubeconfig {} is not usable: {e}", path.display()))?
+                .map_err(|e| StartError::Kubernetes(format!("kubeconfig {} is not usable: {e}", path.display())))?
         }
         None => kube::Config::incluster().map_err(|e| {
-            format!("not running in a cluster ({e}); pass --kubeconfig FILE (or KUBECONFIG) to use a kubeconfig")
+            StartError::Kubernetes(format!(
+                "not running in a cluster ({e}); pass --kubeconfig FILE (or KUBECONFIG) to use a kubeconfig"
+            ))
         })?,
     };
     client_from(config, stats)
 }
 
 /// Build a counting client from a ready config.
-pub fn client_from(config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, String> {
-    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| format!("cannot build client: {e}"))?;
+pub fn client_from(config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, StartError> {
+    let builder = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| StartError::Kubernetes(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(builder.with_layer(&CountLayer(stats)).build())
 }
 

@@ -9,18 +9,21 @@ use std::fmt::Debug;
 use futures::StreamExt;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
+use sdi_core::error::Category;
 use serde::de::DeserializeOwned;
 
+use crate::error::Error;
+
 /// What a check says about the object's current state (`None`: it does not exist).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Check<T> {
     Wait,
     Done(T),
-    Fail(String),
+    Fail(Error),
 }
 
 /// Watch `name` until `check` says `Done` (→ `Ok`) or `Fail` (→ `Err`).
-pub async fn until<K, T>(api: &Api<K>, name: &str, mut check: impl FnMut(Option<&K>) -> Check<T>) -> Result<T, String>
+pub async fn until<K, T>(api: &Api<K>, name: &str, mut check: impl FnMut(Option<&K>) -> Check<T>) -> Result<T, Error>
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
@@ -53,5 +56,5 @@ where
             Check::Fail(why) => return Err(why),
         }
     }
-    Err(format!("watch on {name} ended unexpectedly"))
+    Err(Error::new(Category::ApiUnavailable, format!("watch on {name} ended unexpectedly")))
 }

@@ -1,9 +1,11 @@
 //! The migration engine: one job, one strategy, run step by step.
 //!
-//! `preflight` decides (before a job exists) whether and how a pod can move;
-//! the strategies (`recreate`, `surge`, `pin`, `evict`) do it, registering an
-//! undo action before every write (`undo`), and marking what they touch
-//! (`marks`) so `repair` can finish or undo a job interrupted by a crash.
+//! `preflight` gathers the facts `sdi-core`'s admission rules decide on; the
+//! strategies (`recreate`, `surge`, `pin`, `evict`) carry a job out, writing only
+//! through their [`JobWriter`] (which registers an undo before every write), and
+//! mark what they touch (`marks`) so `repair` can finish or undo a job
+//! interrupted by a crash. Shared pieces every strategy uses are here, not in
+//! each other: capturing the original, waiting for Ready, measuring usage.
 
 pub mod checkpoint;
 pub mod copy;
@@ -19,17 +21,20 @@ pub mod undo;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
+pub use sdi_core::admission::CheckpointMode;
+use sdi_core::error::Category;
 use sdi_core::job::StepStatus;
 use sdi_core::strategy::{Owner, Strategy};
 use serde_json::Value;
 
-use crate::cluster::events::Events;
+use crate::cluster::writer::{JobWriter, Writer};
 use crate::cluster::{facts, retry, wait};
+use crate::error::Error;
 use crate::jobs::JobStore;
 use crate::jobs::model::{MigrationDetails, ResourceUsage, Step, now_rfc3339};
-use undo::UndoLog;
 
 /// Engine-wide settings (from the service configuration).
 #[derive(Debug, Clone)]
@@ -41,19 +46,10 @@ pub struct EngineSettings {
 }
 
 pub struct Engine {
+    /// Reads (GET, LIST, watches). Writes go through `writer`.
     pub client: kube::Client,
-    pub events: Events,
+    pub writer: Writer,
     pub settings: EngineSettings,
-}
-
-/// Whether to take container checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckpointMode {
-    No,
-    /// Take them if the node can; carry on without.
-    IfPossible,
-    /// The request demanded one: no checkpoint, no migration.
-    Required,
 }
 
 /// Everything preflight learned and decided: the job's input.
@@ -71,12 +67,12 @@ pub struct Plan {
     pub timeout: Duration,
 }
 
-/// A running job's handle on its own record and undo log.
+/// A running job's handle on its own record and its writer.
 #[derive(Clone)]
 pub struct JobCtx {
     pub id: String,
     pub store: Arc<dyn JobStore>,
-    pub undo: UndoLog,
+    pub writer: JobWriter,
 }
 
 impl JobCtx {
@@ -109,12 +105,12 @@ impl JobCtx {
     }
 
     /// Run one named step, recording its start, end, status and message.
-    pub async fn step<T>(&self, name: &str, fut: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+    pub async fn step<T>(&self, name: &str, fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         self.begin(name);
         let r = fut.await;
         match &r {
             Ok(_) => self.end(name, StepStatus::Completed, None),
-            Err(e) => self.end(name, StepStatus::Failed, Some(e.clone())),
+            Err(e) => self.end(name, StepStatus::Failed, Some(e.to_string())),
         }
         r
     }
@@ -148,12 +144,16 @@ impl JobCtx {
 }
 
 impl Engine {
-    pub fn pods(&self, namespace: &str) -> Api<Pod> {
+    pub fn new(client: kube::Client, settings: EngineSettings) -> Engine {
+        Engine { writer: Writer::new(client.clone()), client, settings }
+    }
+
+    pub(crate) fn pods(&self, namespace: &str) -> Api<Pod> {
         Api::namespaced(self.client.clone(), namespace)
     }
 
     /// Run the plan's strategy to completion (or the first error).
-    pub async fn execute(&self, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
+    pub async fn execute(&self, ctx: &JobCtx, plan: &Plan) -> Result<(), Error> {
         match plan.strategy {
             Strategy::Recreate => recreate::run(self, ctx, plan).await,
             Strategy::Surge => surge::run(self, ctx, plan).await,
@@ -190,23 +190,25 @@ impl Engine {
     }
 
     /// Step 1 of every strategy: container states and measured usage of the original.
-    pub async fn capture(&self, ctx: &JobCtx, plan: &Plan) -> Result<Pod, String> {
+    pub async fn capture(&self, ctx: &JobCtx, plan: &Plan) -> Result<Pod, Error> {
         ctx.step("capture-state", async {
-            let pods = self.pods(&plan.namespace);
-            let pod = retry::transient(|| pods.get(&plan.pod_name))
+            let (ns, name) = (plan.namespace.as_str(), plan.pod_name.as_str());
+            let pods = self.pods(ns);
+            let pod = retry::transient(|| pods.get(name))
                 .await
-                .map_err(|e| format!("cannot read pod {}/{}: {e}", plan.namespace, plan.pod_name))?;
+                .map_err(|e| Error::api(format!("read pod {ns}/{name}"), e))?;
             if facts::pod_node(&pod) != Some(plan.source.as_str()) {
-                return Err(format!(
-                    "pod {}/{} is no longer on {} (now: {})",
-                    plan.namespace,
-                    plan.pod_name,
-                    plan.source,
-                    facts::pod_node(&pod).unwrap_or("unscheduled")
+                return Err(Error::new(
+                    Category::Conflict,
+                    format!(
+                        "pod {ns}/{name} is no longer on {} (now: {})",
+                        plan.source,
+                        facts::pod_node(&pod).unwrap_or("unscheduled")
+                    ),
                 ));
             }
             let states = facts::container_states(&pod);
-            let usage = self.pod_usage(&plan.namespace, &plan.pod_name).await;
+            let usage = self.pod_usage(ns, name).await;
             let migrating = states.iter().filter(|s| s.should_migrate).count();
             let note = format!(
                 "{migrating} of {} containers to migrate; usage {}",
@@ -228,20 +230,21 @@ impl Engine {
 
     /// Wait until `name` is Ready on `node`; fail fast if it fails, vanishes, lands
     /// elsewhere, or the node stops being Ready.
-    pub async fn wait_ready_on(&self, namespace: &str, name: &str, node: &str) -> Result<Pod, String> {
+    pub async fn wait_ready_on(&self, namespace: &str, name: &str, node: &str) -> Result<Pod, Error> {
         let pods = self.pods(namespace);
+        let workload = |m: String| wait::Check::Fail(Error::new(Category::Workload, m));
         let pod_ready = wait::until(&pods, name, |p: Option<&Pod>| match p {
-            None => wait::Check::Fail(format!("pod {namespace}/{name} disappeared before it was Ready")),
+            None => workload(format!("pod {namespace}/{name} disappeared before it was Ready")),
             Some(p) if facts::pod_phase(p) == "Failed" => {
                 let st = p.status.as_ref();
-                wait::Check::Fail(format!(
+                workload(format!(
                     "pod {namespace}/{name} failed on {node}: {} {}",
                     st.and_then(|s| s.reason.as_deref()).unwrap_or(""),
                     st.and_then(|s| s.message.as_deref()).unwrap_or("")
                 ))
             }
             Some(p) if facts::pod_node(p).is_some_and(|n| n != node) => {
-                wait::Check::Fail(format!("pod {namespace}/{name} landed on {:?}, not {node}", facts::pod_node(p)))
+                workload(format!("pod {namespace}/{name} landed on {:?}, not {node}", facts::pod_node(p)))
             }
             Some(p) if facts::pod_ready(p) => wait::Check::Done(p.clone()),
             Some(_) => wait::Check::Wait,
@@ -249,14 +252,21 @@ impl Engine {
         self.while_node_ready(node, pod_ready).await
     }
 
+    /// Wait until the Deployment has rolled out, while `node` stays Ready.
+    pub async fn wait_rollout(&self, namespace: &str, name: &str, node: &str) -> Result<(), Error> {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let rolled = wait::until(&api, name, |d: Option<&Deployment>| match d {
+            None => wait::Check::Fail(Error::new(Category::NotFound, format!("Deployment {name} was deleted"))),
+            Some(d) if facts::rolled_out(d) => wait::Check::Done(()),
+            Some(_) => wait::Check::Wait,
+        });
+        self.while_node_ready(node, rolled).await
+    }
+
     /// Run `wait` while watching `node`: if it is deleted or stops being Ready
     /// first, fail with that (a copy or rollout bound for it will never be Ready).
-    pub async fn while_node_ready<T>(
-        &self,
-        node: &str,
-        wait: impl Future<Output = Result<T, String>>,
-    ) -> Result<T, String> {
-        let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(self.client.clone());
+    async fn while_node_ready<T>(&self, node: &str, wait: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let nodes: Api<Node> = Api::all(self.client.clone());
         let node_lost = wait::until(&nodes, node, |n| match n {
             None => wait::Check::Done(format!("target node {node} was deleted")),
             Some(n) if !facts::node_ready(n) => wait::Check::Done(format!("target node {node} became NotReady")),
@@ -264,12 +274,15 @@ impl Engine {
         });
         tokio::select! {
             r = wait => r,
-            lost = node_lost => Err(lost.unwrap_or_else(|e| e)),
+            lost = node_lost => Err(match lost {
+                Ok(why) => Error::new(Category::Target, why),
+                Err(e) => e,
+            }),
         }
     }
 
     /// Last step: usage of the new pod after `POST_MIGRATION_SETTLE`, measured, never estimated.
-    pub async fn measure(&self, ctx: &JobCtx, namespace: &str, pod: &str) -> Result<(), String> {
+    pub async fn measure(&self, ctx: &JobCtx, namespace: &str, pod: &str) -> Result<(), Error> {
         ctx.step("measure", async {
             tokio::time::sleep(self.settings.post_migration_settle).await;
             match self.pod_usage(namespace, pod).await {

@@ -5,39 +5,29 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use sdi_core::error::Category;
 use sdi_core::strategy::Owner;
 use serde_json::json;
 
-use super::undo::Undo;
 use super::{Engine, JobCtx, Plan, checkpoint, marks};
-use crate::cluster::{FIELD_MANAGER, retry, wait};
+use crate::cluster::retry;
+use crate::error::Error;
 
-/// Rollout finished: the controller saw the new spec, and every replica is updated and ready.
-pub fn rolled_out(d: &Deployment) -> bool {
-    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    let Some(st) = d.status.as_ref() else { return false };
-    st.observed_generation >= d.metadata.generation
-        && st.updated_replicas.unwrap_or(0) == want
-        && st.ready_replicas.unwrap_or(0) == want
-        && st.replicas.unwrap_or(0) == want
-}
-
-pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
+pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error> {
     let (ns, target) = (plan.namespace.as_str(), plan.target.as_str());
+    let w = &ctx.writer;
     let Owner::ReplicaSet { deployment: Some(dep_name), .. } = &plan.owner else {
-        return Err(format!("pod {ns}/{} is not owned by a Deployment", plan.pod_name));
+        return Err(Error::new(Category::Invalid, format!("pod {ns}/{} is not owned by a Deployment", plan.pod_name)));
     };
     let original = engine.capture(ctx, plan).await?;
     let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
-    checkpoint::take(engine, ctx, plan, &all).await?;
+    checkpoint::take(ctx, plan, &all).await?;
 
-    let api: Api<Deployment> = Api::namespaced(engine.client.clone(), ns);
-    let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     ctx.step("pin-node-selector", async {
+        let api: Api<Deployment> = Api::namespaced(engine.client.clone(), ns);
         let dep = retry::transient(|| api.get(dep_name))
             .await
-            .map_err(|e| format!("cannot read Deployment {dep_name}: {e}"))?;
+            .map_err(|e| Error::api(format!("read Deployment {ns}/{dep_name}"), e))?;
         let previous = dep
             .spec
             .as_ref()
@@ -45,13 +35,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
             .and_then(|s| s.node_selector.as_ref())
             .and_then(|m| m.get(marks::HOSTNAME))
             .cloned();
-        ctx.undo.push(Undo::PatchDeployment {
-            namespace: ns.into(),
-            name: dep_name.clone(),
-            patch: json!({
-                "metadata": {"annotations": {marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null}},
-                "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: previous}}}}
-            }),
+        let restore = json!({
+            "metadata": {"annotations": {marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null}},
+            "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: previous}}}}
         });
         let patch = json!({
             "metadata": {"annotations": {
@@ -59,27 +45,18 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
                 marks::PREVIOUS_SELECTOR: serde_json::to_string(&previous).unwrap_or_default()}},
             "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: target}}}}
         });
-        let patch = Patch::Merge(&patch);
-        retry::transient(|| api.patch(dep_name, &pp, &patch))
-            .await
-            .map_err(|e| format!("cannot patch Deployment {dep_name}: {e}"))?;
+        w.patch_deployment(ns, dep_name, &patch, Some(restore)).await?;
         ctx.note("pin-node-selector", format!("Deployment {dep_name}: nodeSelector {}={target}", marks::HOSTNAME));
         Ok(())
     })
     .await?;
 
-    let rolled = wait::until(&api, dep_name, |d: Option<&Deployment>| match d {
-        None => wait::Check::Fail(format!("Deployment {dep_name} was deleted")),
-        Some(d) if rolled_out(d) => wait::Check::Done(()),
-        Some(_) => wait::Check::Wait,
-    });
-    ctx.step("wait-rollout", engine.while_node_ready(target, rolled)).await?;
-    ctx.undo.commit();
+    ctx.step("wait-rollout", engine.wait_rollout(ns, dep_name, target)).await?;
+    w.commit();
 
     ctx.step("unmark", async {
         let patch = json!({"metadata": {"annotations": {marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null}}});
-        let patch = Patch::Merge(&patch);
-        if let Err(e) = retry::transient(|| api.patch(dep_name, &pp, &patch)).await {
+        if let Err(e) = w.patch_deployment(ns, dep_name, &patch, None).await {
             // The move is done; a leftover marker is repaired on the next start.
             tracing::warn!(job = %ctx.id, error = %e, "could not remove pin markers");
         }

@@ -1,35 +1,34 @@
 //! Restart repair: finish or undo what interrupted jobs left behind.
 //!
 //! Jobs live in memory, so after a restart every marker (see `marks`) belongs to
-//! a job that no longer runs. The objects say how far each got:
-//!
-//! | found | meaning | action |
-//! |---|---|---|
-//! | copy (role=copy), original (same uid) still there | moved half-way | undo: delete the copy (and its checkpoint PVC) |
-//! | recreate copy, original gone | finished before the crash | nothing |
-//! | original with a lowered deletion cost, no unadopted copy | surge adopted, or copy undone | restore the cost |
-//! | Deployment pinned by a job, rolled out | finished | remove the markers |
-//! | Deployment pinned by a job, not rolled out | half-way | undo: restore the selector |
+//! a job that no longer runs. This module finds the marked objects and carries
+//! out what `sdi_core::repair::action` decides for each (the table is there).
+//! One object it cannot read or repair is reported — log, Event, metric — and
+//! the rest are repaired anyway: repair never stops the service from starting.
 //!
 //! Run one replica of the service: a second instance's live jobs would look interrupted.
 
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::Api;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
+use kube::{Api, Resource};
+use sdi_core::repair::{self, Action, Leftover, Original, Previous};
 use serde_json::json;
 
-use super::undo::{Undo, UndoLog};
-use super::{marks, pin};
+use super::marks;
+use super::undo::Undo;
+use crate::cluster::facts;
 use crate::cluster::retry;
+use crate::cluster::writer::Writer;
 
-fn annotation<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<&'a str> {
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
 }
 
-fn label<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, key: &str) -> Option<&'a str> {
+fn label<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.labels.as_ref().and_then(|a| a.get(key)).map(String::as_str)
 }
 
@@ -39,128 +38,226 @@ pub struct Report {
     pub undone: Vec<String>,
     pub finished: Vec<String>,
     pub left: Vec<String>,
+    /// Objects whose markers cannot be trusted: reported, not touched.
+    pub malformed: Vec<String>,
+    /// What could not be read or repaired (API errors): the next start tries again.
     pub failed: Vec<String>,
 }
 
-pub async fn run(client: &kube::Client) -> Result<Report, kube::Error> {
-    let mut report = Report::default();
-    let pods: Api<Pod> = Api::all(client.clone());
-    let lp = ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_COPY));
-    let copies = retry::transient(|| pods.list(&lp)).await?;
-    // Jobs whose staged copy is being undone now: their originals' costs are restored below.
+impl Report {
+    /// How many objects ended in each outcome, for the metric.
+    pub fn counts(&self) -> [(&'static str, usize); 5] {
+        [
+            ("undone", self.undone.len()),
+            ("finished", self.finished.len()),
+            ("left", self.left.len()),
+            ("malformed", self.malformed.len()),
+            ("failed", self.failed.len()),
+        ]
+    }
+}
+
+fn reference<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        ..Default::default()
+    }
+}
+
+struct Pass<'a> {
+    client: &'a kube::Client,
+    writer: &'a Writer,
+    report: Report,
+}
+
+impl Pass<'_> {
+    /// List what carries a marker; a failed list is reported and yields nothing.
+    async fn list<K>(&mut self, lp: &ListParams, what: &str) -> Vec<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::all(self.client.clone());
+        match retry::transient(|| api.list(lp)).await {
+            Ok(list) => list.items,
+            Err(e) => {
+                self.report.failed.push(format!("list {what}: {e}"));
+                Vec::new()
+            }
+        }
+    }
+
+    /// Report an object whose markers cannot be trusted, on the object itself too.
+    async fn malformed<K: Resource<DynamicType = ()>>(&mut self, meta: &ObjectMeta, job: &str, why: String) {
+        let (ns, name) = (meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
+        let line = format!("{job}: {} {ns}/{name}: {why}", K::kind(&()));
+        self.writer.event_on(&reference::<K>(meta), true, "MigrationRepairSkipped", &why).await;
+        self.report.malformed.push(line);
+    }
+
+    /// Run `actions` as the job's undo; the outcome goes to `ok` or to `failed`.
+    async fn undo(&mut self, job: &str, actions: Vec<Undo>, line: String, finished: bool) {
+        let w = self.writer.job(job);
+        for a in actions {
+            w.will_undo(a);
+        }
+        let failed = w.rollback().await;
+        if !failed.is_empty() {
+            self.report.failed.extend(failed);
+        } else if finished {
+            self.report.finished.push(line);
+        } else {
+            self.report.undone.push(line);
+        }
+    }
+}
+
+pub async fn run(client: &kube::Client, writer: &Writer) -> Report {
+    let mut pass = Pass { client, writer, report: Report::default() };
+    let everything = ListParams::default();
+
+    // Staged copies.
+    let copies: Vec<Pod> =
+        pass.list(&ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_COPY)), "copies").await;
+    // Jobs whose staged copy is being undone now: their PVCs go with it.
     let mut undone_jobs = BTreeSet::new();
-    for copy in &copies.items {
+    for copy in &copies {
         let meta = &copy.metadata;
         let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { continue };
         let job = label(meta, marks::JOB).unwrap_or("?").to_string();
-        let original = annotation(meta, marks::ORIGINAL_POD).unwrap_or_default();
-        let original_uid = annotation(meta, marks::ORIGINAL_UID).unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let original_alive = match retry::transient(|| api.get_opt(original)).await? {
-            Some(p) => p.metadata.uid.as_deref() == Some(original_uid) && p.metadata.deletion_timestamp.is_none(),
-            None => false,
-        };
-        if !original_alive {
-            tracing::debug!(pod = %format!("{ns}/{name}"), job, "copy of a finished migration");
-            continue;
-        }
-        let log = UndoLog::default();
-        let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
-        let lp =
-            ListParams::default().labels(&format!("{}={job},{}={}", marks::JOB, marks::ROLE, marks::ROLE_CHECKPOINT));
-        let job_pvcs = retry::transient(|| pvcs.list(&lp)).await?;
-        for pvc in job_pvcs.items {
-            if let Some(n) = pvc.metadata.name {
-                log.push(Undo::DeletePvc { namespace: ns.into(), name: n });
+        let original_name = annotation(meta, marks::ORIGINAL_POD);
+        let original_uid = annotation(meta, marks::ORIGINAL_UID);
+        // Look the original up only when the reference is readable.
+        let found = match original_name.filter(|n| !n.is_empty()) {
+            Some(original) => {
+                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+                match retry::transient(|| api.get_opt(original)).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        pass.report.failed.push(format!("{job}: read original {ns}/{original} of copy {name}: {e}"));
+                        continue;
+                    }
+                }
             }
+            None => None,
+        };
+        let original = found
+            .as_ref()
+            .map(|p| Original { uid: p.metadata.uid.as_deref(), terminating: p.metadata.deletion_timestamp.is_some() });
+        match repair::action(Leftover::Copy { original_name, original_uid, original }) {
+            Action::UndoCopy => {
+                let pvcs: Vec<PersistentVolumeClaim> = pass
+                    .list(
+                        &ListParams::default().labels(&format!(
+                            "{}={job},{}={}",
+                            marks::JOB,
+                            marks::ROLE,
+                            marks::ROLE_CHECKPOINT
+                        )),
+                        "checkpoint PVCs",
+                    )
+                    .await;
+                let mut actions: Vec<Undo> = pvcs
+                    .into_iter()
+                    .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+                    .filter_map(|p| p.metadata.name)
+                    .map(|n| Undo::DeletePvc { namespace: ns.into(), name: n })
+                    .collect();
+                actions.push(Undo::DeletePod { namespace: ns.into(), name: name.into() });
+                let line = format!(
+                    "{job}: deleted copy {ns}/{name}; original {} still serves",
+                    original_name.unwrap_or_default()
+                );
+                pass.undo(&job, actions, line, false).await;
+                undone_jobs.insert(job);
+            }
+            Action::Malformed(why) => pass.malformed::<Pod>(meta, &job, why).await,
+            _ => tracing::debug!(pod = %format!("{ns}/{name}"), job, "copy of a finished migration"),
         }
-        log.push(Undo::DeletePod { namespace: ns.into(), name: name.into() });
-        let failed = log.rollback(client).await;
-        let line = format!("{job}: deleted copy {ns}/{name}; original {original} still serves");
-        if failed.is_empty() {
-            report.undone.push(line)
-        } else {
-            report.failed.extend(failed)
-        }
-        undone_jobs.insert(job);
     }
 
     // Originals whose deletion cost a surge job lowered.
-    let everything = ListParams::default();
-    let lowered = retry::transient(|| pods.list(&everything)).await?;
-    for p in lowered.items.iter().filter(|p| annotation(&p.metadata, marks::COST_JOB).is_some()) {
+    let lowered: Vec<Pod> = pass.list(&everything, "pods").await;
+    for p in lowered.iter().filter(|p| annotation(&p.metadata, marks::COST_JOB).is_some()) {
         let meta = &p.metadata;
         let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { continue };
-        if meta.deletion_timestamp.is_some() {
-            continue;
+        let job = annotation(meta, marks::COST_JOB).unwrap_or_default().to_string();
+        if repair::action(Leftover::LoweredCost { terminating: meta.deletion_timestamp.is_some() })
+            == Action::RestoreCost
+        {
+            let previous = annotation(meta, marks::PREVIOUS_COST).filter(|v| !v.is_empty());
+            let restore = Undo::PatchPod {
+                namespace: ns.into(),
+                name: name.into(),
+                patch: json!({"metadata": {"annotations": {
+                    marks::DELETION_COST: previous, marks::COST_JOB: null, marks::PREVIOUS_COST: null}}}),
+            };
+            let line = format!("{job}: restored pod-deletion-cost of {ns}/{name}");
+            pass.undo(&job, vec![restore], line, false).await;
         }
-        let job = annotation(meta, marks::COST_JOB).unwrap_or_default();
-        let previous = annotation(meta, marks::PREVIOUS_COST).filter(|v| !v.is_empty());
-        let log = UndoLog::default();
-        log.push(Undo::PatchPod {
-            namespace: ns.into(),
-            name: name.into(),
-            patch: json!({"metadata": {"annotations": {
-                marks::DELETION_COST: previous, marks::COST_JOB: null, marks::PREVIOUS_COST: null}}}),
-        });
-        let failed = log.rollback(client).await;
-        let line = format!("{job}: restored pod-deletion-cost of {ns}/{name}");
-        if failed.is_empty() { report.undone.push(line) } else { report.failed.extend(failed) }
     }
 
     // Deployments a pin job edited.
-    let deployments: Api<Deployment> = Api::all(client.clone());
-    for d in retry::transient(|| deployments.list(&everything)).await?.items {
+    let deployments: Vec<Deployment> = pass.list(&everything, "deployments").await;
+    for d in &deployments {
         let meta = &d.metadata;
-        let Some(job) = annotation(meta, marks::PINNED_BY) else { continue };
+        let Some(job) = annotation(meta, marks::PINNED_BY).map(str::to_string) else { continue };
         let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { continue };
-        let markers = json!({marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null});
-        let log = UndoLog::default();
-        let line = if pin::rolled_out(&d) {
-            log.push(Undo::PatchDeployment {
-                namespace: ns.into(),
-                name: name.into(),
-                patch: json!({"metadata": {"annotations": markers}}),
-            });
-            format!("{job}: Deployment {ns}/{name} finished rolling out to its pinned node; markers removed")
-        } else {
-            let previous: Option<String> =
-                annotation(meta, marks::PREVIOUS_SELECTOR).and_then(|s| serde_json::from_str(s).ok()).flatten();
-            log.push(Undo::PatchDeployment {
-                namespace: ns.into(),
-                name: name.into(),
-                patch: json!({"metadata": {"annotations": markers},
-                              "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: previous}}}}}),
-            });
-            format!("{job}: Deployment {ns}/{name} had not rolled out; node selector restored")
+        let previous = match annotation(meta, marks::PREVIOUS_SELECTOR).map(serde_json::from_str::<Option<String>>) {
+            Some(Ok(v)) => Some(v),
+            _ => None,
         };
-        let failed = log.rollback(client).await;
-        let finished = pin::rolled_out(&d);
-        match (failed.is_empty(), finished) {
-            (true, true) => report.finished.push(line),
-            (true, false) => report.undone.push(line),
-            (false, _) => report.failed.extend(failed),
+        let leftover = Leftover::Pinned {
+            rolled_out: facts::rolled_out(d),
+            previous: match &previous {
+                Some(v) => Previous::Value(v.as_deref()),
+                None => Previous::Unreadable,
+            },
+        };
+        let markers = json!({marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null});
+        let patch = |patch| Undo::PatchDeployment { namespace: ns.into(), name: name.into(), patch };
+        match repair::action(leftover) {
+            Action::RemovePinMarkers => {
+                let line =
+                    format!("{job}: Deployment {ns}/{name} finished rolling out to its pinned node; markers removed");
+                pass.undo(&job, vec![patch(json!({"metadata": {"annotations": markers}}))], line, true).await;
+            }
+            Action::RestoreSelector(previous) => {
+                let line = format!("{job}: Deployment {ns}/{name} had not rolled out; node selector restored");
+                let restore = patch(json!({"metadata": {"annotations": markers},
+                    "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: previous}}}}}));
+                pass.undo(&job, vec![restore], line, false).await;
+            }
+            Action::Malformed(why) => pass.malformed::<Deployment>(meta, &job, why).await,
+            _ => {}
         }
     }
 
     // Checkpoint PVCs of jobs that never created their copy: kept (they may hold data), reported.
-    let pvcs: Api<PersistentVolumeClaim> = Api::all(client.clone());
-    let lp = ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_CHECKPOINT));
-    let checkpoints = retry::transient(|| pvcs.list(&lp)).await?;
-    let lp = ListParams::default().labels(marks::JOB);
-    let all_pods = retry::transient(|| pods.list(&lp)).await?;
-    let jobs_with_pods: BTreeSet<&str> = all_pods.items.iter().filter_map(|p| label(&p.metadata, marks::JOB)).collect();
-    for pvc in &checkpoints.items {
+    let checkpoints: Vec<PersistentVolumeClaim> = pass
+        .list(&ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_CHECKPOINT)), "checkpoint PVCs")
+        .await;
+    let job_pods: Vec<Pod> = pass.list(&ListParams::default().labels(marks::JOB), "pods of jobs").await;
+    let jobs_with_pods: BTreeSet<&str> = job_pods.iter().filter_map(|p| label(&p.metadata, marks::JOB)).collect();
+    for pvc in &checkpoints {
         let job = label(&pvc.metadata, marks::JOB).unwrap_or_default();
-        if !jobs_with_pods.contains(job) && !undone_jobs.contains(job) {
-            report.left.push(format!(
-                "{job}: checkpoint PVC {}/{} has no pod; kept in case it holds data (delete it with kubectl if not)",
+        let leftover = Leftover::CheckpointPvc {
+            job_has_pods: jobs_with_pods.contains(job),
+            job_undone: undone_jobs.contains(job),
+        };
+        if let Action::Report(why) = repair::action(leftover) {
+            pass.report.left.push(format!(
+                "{job}: checkpoint PVC {}/{}: {why}",
                 pvc.metadata.namespace.as_deref().unwrap_or_default(),
                 pvc.metadata.name.as_deref().unwrap_or_default()
             ));
         }
     }
 
+    let report = pass.report;
     for l in &report.undone {
         tracing::info!("repair: undone {l}");
     }
@@ -170,8 +267,11 @@ pub async fn run(client: &kube::Client) -> Result<Report, kube::Error> {
     for l in &report.left {
         tracing::warn!("repair: {l}");
     }
+    for l in &report.malformed {
+        tracing::warn!("repair: left as it is: {l}");
+    }
     for l in &report.failed {
         tracing::error!("repair: could not {l}");
     }
-    Ok(report)
+    report
 }

@@ -15,17 +15,17 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
-use kube::api::{Patch, PatchParams, PostParams};
+use sdi_core::error::Category;
 use sdi_core::strategy::Owner;
 use serde_json::json;
 
-use super::undo::Undo;
-use super::{Engine, JobCtx, Plan, checkpoint, copy, marks, recreate::create_once, unix_now};
-use crate::cluster::{FIELD_MANAGER, facts, retry, wait};
+use super::{Engine, JobCtx, Plan, checkpoint, copy, marks, unix_now};
+use crate::cluster::{facts, retry, wait};
+use crate::error::Error;
 
 /// The label keys to hold back so a copy cannot match `selector`. Only keys
 /// whose absence makes the selector fail (matchLabels, `In`, `Exists`) count.
-pub fn withheld_keys(selector: &LabelSelector) -> Result<BTreeSet<String>, String> {
+pub fn withheld_keys(selector: &LabelSelector) -> Result<BTreeSet<String>, Error> {
     let mut keys: BTreeSet<String> = selector.match_labels.iter().flatten().map(|(k, _)| k.clone()).collect();
     keys.extend(
         selector
@@ -36,37 +36,36 @@ pub fn withheld_keys(selector: &LabelSelector) -> Result<BTreeSet<String>, Strin
             .map(|e| e.key.clone()),
     );
     if keys.is_empty() {
-        return Err(
-            "the ReplicaSet's selector has no label whose absence excludes a pod; surge cannot stage a copy".into()
-        );
+        return Err(Error::new(
+            Category::Invalid,
+            "the ReplicaSet's selector has no label whose absence excludes a pod; surge cannot stage a copy",
+        ));
     }
     Ok(keys)
 }
 
-pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), String> {
+pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error> {
     let (ns, name, target) = (plan.namespace.as_str(), plan.pod_name.as_str(), plan.target.as_str());
+    let w = &ctx.writer;
     let Owner::ReplicaSet { name: rs_name, .. } = &plan.owner else {
-        return Err(format!("pod {ns}/{name} is not owned by a ReplicaSet"));
+        return Err(Error::new(Category::Invalid, format!("pod {ns}/{name} is not owned by a ReplicaSet")));
     };
     let original = engine.capture(ctx, plan).await?;
     let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
-    checkpoint::take(engine, ctx, plan, &all).await?;
+    checkpoint::take(ctx, plan, &all).await?;
 
     let rs_api: Api<ReplicaSet> = Api::namespaced(engine.client.clone(), ns);
-    let rs =
-        retry::transient(|| rs_api.get(rs_name)).await.map_err(|e| format!("cannot read ReplicaSet {rs_name}: {e}"))?;
+    let rs = retry::transient(|| rs_api.get(rs_name))
+        .await
+        .map_err(|e| Error::api(format!("read ReplicaSet {ns}/{rs_name}"), e))?;
     let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
     let keys = withheld_keys(&rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default())?;
 
-    let pp = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    let patch_params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     let copy_name = copy::derived_name(name, &format!("-migrated-{}", unix_now()));
     let (copy_pod, held) = copy::surge_copy(&original, &ctx.id, target, &copy_name, &keys);
 
     ctx.step("create-copy", async {
-        ctx.undo.push(Undo::DeletePod { namespace: ns.into(), name: copy_name.clone() });
-        let pods = engine.pods(ns);
-        create_once(|| pods.create(&pp, &copy_pod), &copy_name, "pod").await?;
+        w.create_pod(&copy_pod).await?;
         ctx.details(|d| {
             d.new_pod_name = copy_name.clone();
             d.new_node_name = target.into();
@@ -80,21 +79,13 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
     ctx.step("lower-deletion-cost", async {
         let annotations = original.metadata.annotations.clone().unwrap_or_default();
         let previous = annotations.get(marks::DELETION_COST).cloned();
-        ctx.undo.push(Undo::PatchPod {
-            namespace: ns.into(),
-            name: name.into(),
-            patch: json!({"metadata": {"annotations": {
-                marks::DELETION_COST: previous, marks::COST_JOB: null, marks::PREVIOUS_COST: null}}}),
-        });
+        let restore = json!({"metadata": {"annotations": {
+            marks::DELETION_COST: previous, marks::COST_JOB: null, marks::PREVIOUS_COST: null}}});
         let patch = json!({"metadata": {"annotations": {
             marks::DELETION_COST: marks::MIN_COST,
             marks::COST_JOB: ctx.id,
             marks::PREVIOUS_COST: previous.unwrap_or_default()}}});
-        let (pods, patch) = (engine.pods(ns), Patch::Merge(&patch));
-        retry::transient(|| pods.patch(name, &patch_params, &patch))
-            .await
-            .map_err(|e| format!("cannot annotate original {ns}/{name}: {e}"))?;
-        Ok(())
+        w.patch_pod(ns, name, &patch, Some(restore)).await
     })
     .await?;
 
@@ -102,12 +93,7 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
         // The role label goes with adoption: an adopted copy is the workload, not a leftover.
         let mut labels = serde_json::to_value(&held).unwrap_or_default();
         labels[marks::ROLE] = serde_json::Value::Null;
-        let patch = json!({"metadata": {"labels": labels}});
-        let (pods, patch) = (engine.pods(ns), Patch::Merge(&patch));
-        retry::transient(|| pods.patch(&copy_name, &patch_params, &patch))
-            .await
-            .map_err(|e| format!("cannot label copy {ns}/{copy_name}: {e}"))?;
-        Ok(())
+        w.patch_pod(ns, &copy_name, &json!({"metadata": {"labels": labels}}), None).await
     })
     .await?;
 
@@ -121,10 +107,11 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
             Some(p) if p.metadata.deletion_timestamp.is_some() => wait::Check::Done(()),
             Some(_) => wait::Check::Wait,
         });
+        let workload = |m: String| wait::Check::Fail(Error::new(Category::Workload, m));
         let copy_stays = wait::until(&pods, &copy_name, |p: Option<&Pod>| match p {
-            None => wait::Check::Fail(format!("the ReplicaSet removed the copy {copy_name} instead of the original")),
+            None => workload(format!("the ReplicaSet removed the copy {copy_name} instead of the original")),
             Some(p) if p.metadata.deletion_timestamp.is_some() => {
-                wait::Check::Fail(format!("the ReplicaSet is deleting the copy {copy_name} instead of the original"))
+                workload(format!("the ReplicaSet is deleting the copy {copy_name} instead of the original"))
             }
             Some(_) => wait::Check::<()>::Wait,
         });
@@ -132,20 +119,25 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Strin
             r = original_leaves => r?,
             r = copy_stays => return r,
         }
-        let copy = retry::transient(|| pods.get(&copy_name)).await.map_err(|e| format!("cannot read copy: {e}"))?;
+        let copy = retry::transient(|| pods.get(&copy_name))
+            .await
+            .map_err(|e| Error::api(format!("read copy {ns}/{copy_name}"), e))?;
         let adopted =
             copy.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == rs_uid);
         if !adopted {
-            return Err(format!("copy {copy_name} was not adopted by ReplicaSet {rs_name}"));
+            return Err(Error::new(
+                Category::Workload,
+                format!("copy {copy_name} was not adopted by ReplicaSet {rs_name}"),
+            ));
         }
         if !facts::pod_ready(&copy) || facts::pod_node(&copy) != Some(target) {
-            return Err(format!("copy {copy_name} is not Ready on {target}"));
+            return Err(Error::new(Category::Workload, format!("copy {copy_name} is not Ready on {target}")));
         }
         ctx.note("verify", format!("ReplicaSet {rs_name} adopted {copy_name} and removed {name}"));
         Ok(())
     })
     .await?;
-    ctx.undo.commit();
+    w.commit();
     engine.measure(ctx, ns, &copy_name).await
 }
 

@@ -1,5 +1,5 @@
-//! The undo log: compensating actions a job registers *before* each write, and
-//! runs in reverse if the job fails, times out or is cancelled.
+//! The undo log: compensating actions a job registers *before* each write (the
+//! writer does it), run in reverse if the job fails, times out or is cancelled.
 //!
 //! Registering first means a write whose answer was lost (timeout, dropped
 //! connection, a cancelled future) is still undone; undoing something that never
@@ -7,14 +7,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
 use parking_lot::Mutex;
 use serde_json::Value;
-
-use crate::cluster::{FIELD_MANAGER, retry};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Undo {
@@ -49,33 +43,13 @@ impl Undo {
         }
     }
 
-    async fn apply(&self, client: &kube::Client) -> Result<(), kube::Error> {
-        let pp = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-        let result = match self {
-            Undo::DeletePod { namespace, name } => {
-                let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
-                // A copy never served traffic: no grace needed.
-                let dp = DeleteParams::default().grace_period(0);
-                retry::transient(|| api.delete(name, &dp)).await.map(|_| ())
-            }
-            Undo::DeletePvc { namespace, name } => {
-                let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), namespace);
-                let dp = DeleteParams::default();
-                retry::transient(|| api.delete(name, &dp)).await.map(|_| ())
-            }
-            Undo::PatchPod { namespace, name, patch } => {
-                let (api, patch): (Api<Pod>, _) = (Api::namespaced(client.clone(), namespace), Patch::Merge(patch));
-                retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ())
-            }
-            Undo::PatchDeployment { namespace, name, patch } => {
-                let (api, patch): (Api<Deployment>, _) =
-                    (Api::namespaced(client.clone(), namespace), Patch::Merge(patch));
-                retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ())
-            }
-        };
-        match result {
-            Err(e) if retry::is_not_found(&e) => Ok(()),
-            other => other,
+    /// The write it makes: verb, resource, `namespace/name`.
+    pub fn target(&self) -> (&'static str, &'static str, String) {
+        match self {
+            Undo::DeletePod { namespace, name } => ("delete", "pods", format!("{namespace}/{name}")),
+            Undo::DeletePvc { namespace, name } => ("delete", "persistentvolumeclaims", format!("{namespace}/{name}")),
+            Undo::PatchPod { namespace, name, .. } => ("patch", "pods", format!("{namespace}/{name}")),
+            Undo::PatchDeployment { namespace, name, .. } => ("patch", "deployments", format!("{namespace}/{name}")),
         }
     }
 }
@@ -97,19 +71,8 @@ impl UndoLog {
         self.0.lock().is_empty()
     }
 
-    /// Run every action, newest first; return what could not be undone.
-    pub async fn rollback(&self, client: &kube::Client) -> Vec<String> {
-        let actions: Vec<Undo> = std::mem::take(&mut *self.0.lock());
-        let mut failed = Vec::new();
-        for action in actions.iter().rev() {
-            match action.apply(client).await {
-                Ok(()) => tracing::info!(action = %action.describe(), "undone"),
-                Err(e) => {
-                    tracing::error!(action = %action.describe(), error = %e, "could not undo");
-                    failed.push(format!("{}: {e}", action.describe()));
-                }
-            }
-        }
-        failed
+    /// Every action, oldest first, leaving the log empty.
+    pub fn take(&self) -> Vec<Undo> {
+        std::mem::take(&mut *self.0.lock())
     }
 }

@@ -2,11 +2,13 @@
 //! Migration Controller, plus `strategy`, `steps` and `error`.
 
 use sdi_core::containers::ContainerState;
+use sdi_core::error::Category;
 use sdi_core::job::{JobStatus, StepStatus};
 use sdi_core::strategy::Strategy;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::cluster::writer::Write;
 use crate::config::StrategyChoice;
 
 /// `POST /api/v1/migrations` body.
@@ -106,6 +108,10 @@ pub struct MigrationDetails {
     pub steps: Vec<Step>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is (`timeout`, `budget`, `target`, …): a
+    /// bounded vocabulary for dashboards and alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_category: Option<Category>,
 }
 
 /// The job as the service keeps it.
@@ -117,6 +123,8 @@ pub struct Job {
     pub details: MigrationDetails,
     /// Who asked: `api` or `rebalancer`.
     pub origin: &'static str,
+    /// Every write the job made to the cluster, in order (set when it ends).
+    pub writes: Vec<Write>,
 }
 
 /// `GET /api/v1/migrations/{id}` (and the list's items, and the 202 of a POST).
@@ -210,7 +218,9 @@ mod tests {
     fn optional_details_are_omitted_not_null() {
         let d = MigrationDetails { start_time: "t".into(), ..Default::default() };
         let v = serde_json::to_value(&d).unwrap();
-        for absent in ["end_time", "duration", "original_resources", "optimized_resources", "error", "strategy"] {
+        for absent in
+            ["end_time", "duration", "original_resources", "optimized_resources", "error", "error_category", "strategy"]
+        {
             assert!(v.get(absent).is_none(), "{absent} should be omitted: {v}");
         }
         for present in ["container_states", "checkpoint_path", "pv_claim_name", "new_pod_name", "steps"] {

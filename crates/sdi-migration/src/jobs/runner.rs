@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sdi_core::job::{JobEvent, JobStatus, Summary, Usage, transition};
+use sdi_core::admission::{Reason, Refusal};
+use sdi_core::error::Category;
+use sdi_core::job::{JobEvent, JobStatus, Summary, TransitionError, Usage, transition};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::model::{Job, MigrationDetails, MigrationRequest, new_id, now_rfc3339};
 use super::store::JobStore;
 use crate::config::StrategyChoice;
-use crate::engine::preflight::{self, Rejection};
-use crate::engine::undo::UndoLog;
+use crate::engine::preflight;
 use crate::engine::{Engine, JobCtx, Plan};
+use crate::error::Error;
 
 /// Undoing gets its own bound, after the job's: cleanup must finish even when
 /// the job ran out of time.
@@ -37,16 +39,22 @@ pub struct Runner {
 }
 
 /// Why a cancel was refused.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CancelError {
+    #[error("no such migration")]
     NotFound,
-    AlreadyFinished(Box<Job>),
+    /// The state machine refuses: the job has finished.
+    #[error("{1}")]
+    AlreadyFinished(Box<Job>, TransitionError),
 }
 
-enum Interrupt {
-    Failed(String),
-    TimedOut(Duration),
-    Cancelled,
+/// The event that ends a job, from how it ended.
+fn final_event(outcome: &Result<(), Error>) -> JobEvent {
+    match outcome {
+        Ok(()) => JobEvent::Succeed,
+        Err(Error::Cancelled) => JobEvent::Cancel,
+        Err(_) => JobEvent::Fail,
+    }
 }
 
 impl Runner {
@@ -77,13 +85,11 @@ impl Runner {
     }
 
     /// Check the request against the cluster and start a job; returns at once.
-    pub async fn submit(self: &Arc<Self>, request: MigrationRequest, origin: &'static str) -> Result<Job, Rejection> {
+    pub async fn submit(self: &Arc<Self>, request: MigrationRequest, origin: &'static str) -> Result<Job, Refusal> {
         if self.tasks.is_closed() {
-            return Err(Rejection {
-                status: 503,
-                error: "Service is shutting down",
+            return Err(Refusal {
+                reason: Reason::ShuttingDown,
                 details: "no new migrations are accepted during shutdown".into(),
-                migration_id: None,
             });
         }
         let plan = preflight::check(&self.engine, self.store.as_ref(), &request, self.default_strategy).await?;
@@ -97,13 +103,12 @@ impl Runner {
                 ..Default::default()
             },
             origin,
+            writes: Vec::new(),
         };
         if let Err(existing) = self.store.insert_unique(job.clone()) {
-            return Err(Rejection {
-                status: 409,
-                error: "Migration already in progress",
-                details: format!("{existing} is already moving pod {}/{}", plan.namespace, plan.pod_name),
-                migration_id: Some(existing),
+            return Err(Refusal {
+                details: format!("{} is already moving pod {}/{}", existing.0, plan.namespace, plan.pod_name),
+                reason: Reason::AlreadyMigrating(existing.0),
             });
         }
         self.summary.lock().started();
@@ -122,11 +127,12 @@ impl Runner {
         Ok(job)
     }
 
-    /// Ask a job to stop; it undoes what it created and ends `cancelled`.
+    /// Ask a job to stop; it undoes what it created and ends `cancelled`. The
+    /// job's state machine decides whether it can be cancelled.
     pub fn cancel(&self, id: &str) -> Result<Job, CancelError> {
         let job = self.store.get(id).ok_or(CancelError::NotFound)?;
-        if job.status.is_terminal() {
-            return Err(CancelError::AlreadyFinished(Box::new(job)));
+        if let Err(e) = transition(job.status, JobEvent::Cancel) {
+            return Err(CancelError::AlreadyFinished(Box::new(job), e));
         }
         if let Some(t) = self.cancels.lock().get(id) {
             t.cancel();
@@ -134,78 +140,69 @@ impl Runner {
         Ok(job)
     }
 
+    /// Apply `event` to the job's status. A refused transition is a defect: it
+    /// is reported and the status left as it is, never overwritten.
+    fn apply(&self, id: &str, event: JobEvent, mut also: impl FnMut(&mut Job)) -> Option<Job> {
+        self.store.update(id, &mut |j| {
+            match transition(j.status, event) {
+                Ok(s) => j.status = s,
+                Err(e) => tracing::error!(job = %j.id, error = %e, "job state machine refused a transition"),
+            }
+            also(j);
+        })
+    }
+
     async fn run(self: Arc<Self>, id: String, plan: Plan, token: CancellationToken) {
         let started = Instant::now();
-        let ctx = JobCtx { id: id.clone(), store: self.store.clone(), undo: UndoLog::default() };
-        self.store.update(&id, &mut |j| {
-            if let Some(s) = transition(j.status, JobEvent::Start) {
-                j.status = s;
-            }
-        });
+        let ctx = JobCtx { id: id.clone(), store: self.store.clone(), writer: self.engine.writer.job(&id) };
+        self.apply(&id, JobEvent::Start, |_| {});
         let pod_uid = plan.pod.metadata.uid.clone();
-        let events = &self.engine.events;
+        let w = &ctx.writer;
         let (ns, pod) = (plan.namespace.as_str(), plan.pod_name.as_str());
-        events
-            .pod(
-                ns,
-                pod,
-                pod_uid.as_deref(),
-                false,
-                "MigrationStarted",
-                format!("{id}: moving to {} ({} strategy)", plan.target, plan.strategy),
-            )
-            .await;
+        let note = format!("{id}: moving to {} ({} strategy)", plan.target, plan.strategy);
+        w.event_pod(ns, pod, pod_uid.as_deref(), false, "MigrationStarted", &note).await;
 
         let outcome = tokio::select! {
-            r = self.engine.execute(&ctx, &plan) => r.map_err(Interrupt::Failed),
-            _ = token.cancelled() => Err(Interrupt::Cancelled),
-            _ = tokio::time::sleep(plan.timeout) => Err(Interrupt::TimedOut(plan.timeout)),
+            r = self.engine.execute(&ctx, &plan) => r,
+            _ = token.cancelled() => Err(Error::Cancelled),
+            _ = tokio::time::sleep(plan.timeout) => Err(Error::Timeout(plan.timeout.as_secs())),
         };
 
-        let (status, error) = match outcome {
-            Ok(()) => (JobStatus::Completed, None),
-            Err(interrupt) => {
-                let (status, why) = match interrupt {
-                    Interrupt::Failed(e) => (JobStatus::Failed, e),
-                    Interrupt::TimedOut(t) => (JobStatus::Failed, format!("timed out after {}s", t.as_secs())),
-                    Interrupt::Cancelled => (JobStatus::Cancelled, "cancelled".to_string()),
-                };
+        let failure = match &outcome {
+            Ok(()) => None,
+            Err(e) => {
+                let why = e.to_string();
                 ctx.interrupt_steps(&why);
-                let undone = if ctx.undo.is_empty() {
+                let message = if !w.has_undo() {
                     why
                 } else {
-                    let failed = ctx
+                    let undone = ctx
                         .step("undo", async {
-                            match tokio::time::timeout(UNDO_BOUND, ctx.undo.rollback(&self.engine.client)).await {
+                            match tokio::time::timeout(UNDO_BOUND, w.rollback()).await {
                                 Ok(failed) if failed.is_empty() => Ok(()),
-                                Ok(failed) => Err(failed.join("; ")),
-                                Err(_) => Err(format!("undo did not finish within {}s", UNDO_BOUND.as_secs())),
+                                Ok(failed) => Err(Error::new(Category::ApiUnavailable, failed.join("; "))),
+                                Err(_) => Err(Error::Timeout(UNDO_BOUND.as_secs())),
                             }
                         })
                         .await;
-                    match failed {
+                    match undone {
                         Ok(()) => format!("{why}; changes undone"),
-                        Err(e) => format!("{why}; undo incomplete: {e}"),
+                        Err(u) => format!("{why}; undo incomplete: {u}"),
                     }
                 };
-                (status, Some(undone))
+                Some((message, e.category()))
             }
         };
 
         let elapsed = started.elapsed();
         let end = now_rfc3339();
-        let job = self.store.update(&id, &mut |j| {
-            let event = match status {
-                JobStatus::Completed => JobEvent::Succeed,
-                JobStatus::Cancelled => JobEvent::Cancel,
-                _ => JobEvent::Fail,
-            };
-            if let Some(s) = transition(j.status, event) {
-                j.status = s;
-            }
+        let writes = w.writes();
+        let job = self.apply(&id, final_event(&outcome), |j| {
             j.details.end_time = Some(end.clone());
             j.details.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-            j.details.error = error.clone();
+            j.details.error = failure.as_ref().map(|f| f.0.clone());
+            j.details.error_category = failure.as_ref().map(|f| f.1);
+            j.writes = writes.clone();
         });
         self.cancels.lock().remove(&id);
         let Some(job) = job else { return };
@@ -218,26 +215,34 @@ impl Runner {
             usage(&job.details.original_resources),
             usage(&job.details.optimized_resources),
         );
-        match job.status {
-            JobStatus::Completed => {
+        match (job.status, job.details.error_category) {
+            (JobStatus::Completed, _) => {
                 tracing::info!(job = %id, seconds = elapsed.as_secs_f64(), "migration of {ns}/{pod} completed");
                 let landed =
                     if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
                 let note = format!("{id}: now {} on {landed}", job.details.new_pod_name);
-                events.pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", note).await;
+                w.event_pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", &note).await;
                 let note =
                     format!("{id}: {ns}/{} arrived from {} ({})", job.details.new_pod_name, plan.source, plan.strategy);
-                events.node(landed, false, "MigrationSucceeded", note).await;
+                w.event_node(landed, false, "MigrationSucceeded", &note).await;
             }
-            _ => {
+            (status, category) => {
                 let why = job.details.error.clone().unwrap_or_default();
-                tracing::warn!(job = %id, status = job.status.as_str(), "migration of {ns}/{pod} ended: {why}");
-                let reason = if job.status == JobStatus::Cancelled { "MigrationCancelled" } else { "MigrationFailed" };
-                events.pod(ns, pod, pod_uid.as_deref(), true, reason, format!("{id}: {why}")).await;
+                let category = category.unwrap_or(Category::Internal);
+                tracing::warn!(job = %id, status = status.as_str(), category = category.as_str(), "migration of {ns}/{pod} ended: {why}");
+                let reason = if status == JobStatus::Cancelled {
+                    "MigrationCancelled".to_string()
+                } else {
+                    format!("MigrationFailed{}", category.camel())
+                };
+                w.event_pod(ns, pod, pod_uid.as_deref(), true, &reason, &format!("{id}: {why}")).await;
                 let note = format!("{id}: move of {ns}/{pod} here from {} ended: {why}", plan.source);
-                events.node(&plan.target, true, reason, note).await;
+                w.event_node(&plan.target, true, &reason, &note).await;
             }
         }
+        // The closing Events are writes of the job too.
+        let writes = w.writes();
+        let job = self.store.update(&id, &mut |j| j.writes = writes.clone()).unwrap_or(job);
         for f in self.on_finish.lock().iter() {
             f(&job);
         }

@@ -19,10 +19,15 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// The job already moving the pod (its id).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is already moving this pod")]
+pub struct ActiveJob(pub String);
+
 pub trait JobStore: Send + Sync + 'static {
     /// Insert a new job unless another non-terminal job exists for the same pod;
     /// then return that job's id. Atomic, so two racing requests cannot both win.
-    fn insert_unique(&self, job: Job) -> Result<(), String>;
+    fn insert_unique(&self, job: Job) -> Result<(), ActiveJob>;
     fn get(&self, id: &str) -> Option<Job>;
     /// Apply `f` to the job and return the result.
     fn update(&self, id: &str, f: &mut dyn FnMut(&mut Job)) -> Option<Job>;
@@ -75,11 +80,11 @@ fn pod_key(job: &Job) -> (String, String) {
 }
 
 impl JobStore for MemoryStore {
-    fn insert_unique(&self, job: Job) -> Result<(), String> {
+    fn insert_unique(&self, job: Job) -> Result<(), ActiveJob> {
         let mut g = self.inner.write();
         let key = pod_key(&job);
         if let Some(existing) = g.active.get(&key) {
-            return Err(existing.clone());
+            return Err(ActiveJob(existing.clone()));
         }
         if !job.status.is_terminal() {
             g.active.insert(key, job.id.clone());
@@ -169,6 +174,7 @@ mod tests {
             status,
             details: MigrationDetails::default(),
             origin: "api",
+            writes: Vec::new(),
         }
     }
 
@@ -176,7 +182,7 @@ mod tests {
     fn one_active_job_per_pod() {
         let s = MemoryStore::default();
         s.insert_unique(job("m1", "p", JobStatus::Pending)).unwrap();
-        assert_eq!(s.insert_unique(job("m2", "p", JobStatus::Pending)), Err("m1".to_string()));
+        assert_eq!(s.insert_unique(job("m2", "p", JobStatus::Pending)), Err(ActiveJob("m1".to_string())));
         assert!(String::from_utf8(s.rendered("m1").unwrap().to_vec()).unwrap().contains(r#""status":"pending""#));
         s.update("m1", &mut |j| j.status = JobStatus::Completed).unwrap();
         let rendered = String::from_utf8(s.rendered("m1").unwrap().to_vec()).unwrap();

@@ -302,41 +302,53 @@ impl InfluxHandle {
     }
 }
 
+/// A configuration the writer cannot start with: what is wrong, never the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(String);
+
+impl From<String> for ConfigError {
+    fn from(s: String) -> Self {
+        ConfigError(s)
+    }
+}
+
 /// Validates the configuration, builds the HTTP client and starts the background
 /// task on the current tokio runtime. Errors name what is wrong (never the token).
-pub fn spawn(config: InfluxConfig) -> Result<InfluxHandle, String> {
+pub fn spawn(config: InfluxConfig) -> Result<InfluxHandle, ConfigError> {
     if config.batch_size == 0 || config.batch_size > config.buffer_limit {
-        return Err(format!(
+        return Err(ConfigError(format!(
             "InfluxDB batch size must be between 1 and the buffer limit ({}), got {}",
             config.buffer_limit, config.batch_size
-        ));
+        )));
     }
     for (name, value) in
         [("flush interval", config.flush_interval), ("timeout", config.timeout), ("max backoff", config.max_backoff)]
     {
         if value.is_zero() {
-            return Err(format!("InfluxDB {name} must be longer than zero"));
+            return Err(ConfigError(format!("InfluxDB {name} must be longer than zero")));
         }
     }
     let endpoint = endpoint(&config)?;
     let token = config.token.as_deref().filter(|t| !t.is_empty());
     let auth = match token {
         Some(t) => {
-            let mut value = HeaderValue::from_str(&format!("Token {t}"))
-                .map_err(|_| "INFLUX_TOKEN contains characters not allowed in an HTTP header".to_owned())?;
+            let mut value = HeaderValue::from_str(&format!("Token {t}")).map_err(|_| {
+                ConfigError("INFLUX_TOKEN contains characters not allowed in an HTTP header".to_owned())
+            })?;
             value.set_sensitive(true);
             Some(value)
         }
         None => None,
     };
     let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| "the InfluxDB writer must be started from within the tokio runtime".to_owned())?;
+        .map_err(|_| ConfigError("the InfluxDB writer must be started from within the tokio runtime".to_owned()))?;
     crate::policy::init_tls();
     let client = reqwest::Client::builder()
         .timeout(config.timeout)
         .connect_timeout(config.timeout)
         .build()
-        .map_err(|e| format!("cannot build the InfluxDB HTTP client: {}", error_chain(&e)))?;
+        .map_err(|e| ConfigError(format!("cannot build the InfluxDB HTTP client: {}", error_chain(&e))))?;
 
     let shared = Arc::new(Shared {
         queue: Mutex::new(Queue { healthy: true, ..Queue::default() }),
@@ -367,18 +379,21 @@ pub fn spawn(config: InfluxConfig) -> Result<InfluxHandle, String> {
 }
 
 /// The write URL for the configured InfluxDB version.
-fn endpoint(config: &InfluxConfig) -> Result<Url, String> {
+fn endpoint(config: &InfluxConfig) -> Result<Url, ConfigError> {
     let raw = config.url.trim();
-    let mut url =
-        Url::parse(raw).map_err(|e| format!("INFLUX_URL is not a valid URL ({e}); expected e.g. {DEFAULT_URL}"))?;
+    let mut url = Url::parse(raw)
+        .map_err(|e| ConfigError::from(format!("INFLUX_URL is not a valid URL ({e}); expected e.g. {DEFAULT_URL}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("INFLUX_URL must start with http:// or https://, got {}://", url.scheme()));
+        return Err(ConfigError::from(format!(
+            "INFLUX_URL must start with http:// or https://, got {}://",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("INFLUX_URL has no host: {}", redact_url(raw)));
+        return Err(ConfigError::from(format!("INFLUX_URL has no host: {}", redact_url(raw))));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("INFLUX_URL must not carry a query or fragment: {}", redact_url(raw)));
+        return Err(ConfigError::from(format!("INFLUX_URL must not carry a query or fragment: {}", redact_url(raw))));
     }
     let base = url.path().trim_end_matches('/').to_owned();
     match config.database.as_deref().filter(|db| !db.is_empty()) {
@@ -388,10 +403,14 @@ fn endpoint(config: &InfluxConfig) -> Result<Url, String> {
         }
         None => {
             if config.org.is_empty() {
-                return Err("INFLUX_ORG must not be empty (or set INFLUX_DATABASE for InfluxDB 1.x)".to_owned());
+                return Err(ConfigError(
+                    "INFLUX_ORG must not be empty (or set INFLUX_DATABASE for InfluxDB 1.x)".to_owned(),
+                ));
             }
             if config.bucket.is_empty() {
-                return Err("INFLUX_BUCKET must not be empty (or set INFLUX_DATABASE for InfluxDB 1.x)".to_owned());
+                return Err(ConfigError(
+                    "INFLUX_BUCKET must not be empty (or set INFLUX_DATABASE for InfluxDB 1.x)".to_owned(),
+                ));
             }
             url.set_path(&format!("{base}/api/v2/write"));
             url.query_pairs_mut()

@@ -1,0 +1,376 @@
+//! The one writer: the only code that creates, patches, deletes or evicts
+//! (model: linkerd2 policy-controller's `k8s/status`). Everything a write needs
+//! done the same way every time is done here once: the field manager, retries of
+//! transient failures, create-once (a retry that finds its own earlier attempt),
+//! undo registered *before* the write it compensates, a per-job record of every
+//! write, and Events.
+//!
+//! Strategies get a [`JobWriter`] for their job; restart repair and the service
+//! use the [`Writer`] directly.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod};
+use kube::Api;
+use kube::api::{DeleteParams, EvictParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use super::retry;
+use crate::engine::undo::{Undo, UndoLog};
+use crate::error::Error;
+
+/// The field manager every write carries.
+pub const FIELD_MANAGER: &str = "sdi-migration";
+
+/// One write, as recorded for its job (and asserted by the strategy tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// `create`, `patch`, `delete`, `evict`, `checkpoint` or `event`.
+    pub verb: &'static str,
+    /// The resource (`pods`, `persistentvolumeclaims`, `deployments`, `nodes`, `events`).
+    pub resource: &'static str,
+    /// `namespace/name`, a node's name, or an event's reason.
+    pub object: String,
+}
+
+impl std::fmt::Display for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} {}", self.verb, self.resource, self.object)
+    }
+}
+
+/// Writes to the cluster. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    client: kube::Client,
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").finish_non_exhaustive()
+    }
+}
+
+fn patch_params() -> PatchParams {
+    PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
+}
+
+fn post_params() -> PostParams {
+    PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }
+}
+
+impl Writer {
+    pub fn new(client: kube::Client) -> Writer {
+        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
+        let recorder = Recorder::new(client.clone(), Reporter { controller: "sdi-migration".into(), instance });
+        Writer { client, recorder }
+    }
+
+    /// A writer for one job: it records the job's writes and keeps its undo log.
+    pub fn job(&self, id: &str) -> JobWriter {
+        JobWriter { writer: self.clone(), job: Arc::from(id), undo: UndoLog::default(), log: Arc::default() }
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// Create, tolerating a retry that finds its own earlier attempt (409 after a
+    /// lost answer): the names we create are unique to their job.
+    async fn create<K>(&self, namespace: &str, obj: &K) -> Result<(), Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let name = obj.meta().name.clone().unwrap_or_default();
+        let pp = post_params();
+        match retry::transient(|| api.create(&pp, obj)).await {
+            Ok(_) => Ok(()),
+            Err(e) if retry::code(&e) == Some(409) => {
+                tracing::debug!(name, "already created by an earlier attempt");
+                Ok(())
+            }
+            Err(e) => {
+                let kind = K::kind(&K::DynamicType::default()).to_lowercase();
+                Err(Error::api(format!("create {kind} {namespace}/{name}"), e))
+            }
+        }
+    }
+
+    async fn merge<K>(&self, namespace: &str, name: &str, patch: &Value) -> Result<(), Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let patch = Patch::Merge(patch);
+        let pp = patch_params();
+        retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ()).map_err(|e| {
+            let kind = K::kind(&K::DynamicType::default()).to_lowercase();
+            Error::api(format!("patch {kind} {namespace}/{name}"), e)
+        })
+    }
+
+    /// Delete a pod; one already gone is fine.
+    async fn delete_pod(&self, namespace: &str, name: &str, grace_seconds: u32) -> Result<(), Error> {
+        let pods = self.pods(namespace);
+        let dp = DeleteParams::default().grace_period(grace_seconds);
+        match retry::transient(|| pods.delete(name, &dp)).await {
+            Ok(_) => Ok(()),
+            Err(e) if retry::is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::api(format!("delete pod {namespace}/{name}"), e)),
+        }
+    }
+
+    async fn delete_pvc(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let dp = DeleteParams::default();
+        match retry::transient(|| api.delete(name, &dp)).await {
+            Ok(_) => Ok(()),
+            Err(e) if retry::is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::api(format!("delete persistentvolumeclaim {namespace}/{name}"), e)),
+        }
+    }
+
+    /// Carry out one compensating action. Undoing what never happened is a
+    /// harmless 404.
+    pub async fn undo(&self, action: &Undo) -> Result<(), Error> {
+        let result = match action {
+            // A copy never served traffic: no grace needed.
+            Undo::DeletePod { namespace, name } => self.delete_pod(namespace, name, 0).await,
+            Undo::DeletePvc { namespace, name } => self.delete_pvc(namespace, name).await,
+            Undo::PatchPod { namespace, name, patch } => self.merge::<Pod>(namespace, name, patch).await,
+            Undo::PatchDeployment { namespace, name, patch } => self.merge::<Deployment>(namespace, name, patch).await,
+        };
+        match result {
+            Err(Error::Api { source, .. }) if retry::is_not_found(&source) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Record an Event on a pod, so `kubectl describe pod` tells the story.
+    pub async fn event_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        uid: Option<&str>,
+        warning: bool,
+        reason: &str,
+        note: &str,
+    ) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            name: Some(pod.into()),
+            namespace: Some(namespace.into()),
+            uid: uid.map(str::to_string),
+            ..Default::default()
+        };
+        self.publish(&reference, warning, reason, note).await;
+    }
+
+    /// Record an Event on a node (what arrived, for `kubectl describe node`).
+    pub async fn event_node(&self, node: &str, warning: bool, reason: &str, note: &str) {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            ..Default::default()
+        };
+        self.publish(&reference, warning, reason, note).await;
+    }
+
+    /// Record an Event on any object (repair reports on the objects it finds).
+    pub async fn event_on(&self, reference: &ObjectReference, warning: bool, reason: &str, note: &str) {
+        self.publish(reference, warning, reason, note).await;
+    }
+
+    /// Failures are logged, never fatal: an Event is a courtesy, and a migration
+    /// must not fail because one could not be written.
+    async fn publish(&self, reference: &ObjectReference, warning: bool, reason: &str, note: &str) {
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Migrate".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, reference).await {
+            let kind = reference.kind.as_deref().unwrap_or_default();
+            let name = reference.name.as_deref().unwrap_or_default();
+            tracing::warn!(kind, name, reason, error = %e, "could not record event");
+        }
+    }
+}
+
+/// The writer of one job: every write is recorded, and each write that changes
+/// something the job must be able to take back registers its undo first.
+#[derive(Clone)]
+pub struct JobWriter {
+    writer: Writer,
+    job: Arc<str>,
+    undo: UndoLog,
+    log: Arc<Mutex<Vec<Write>>>,
+}
+
+impl std::fmt::Debug for JobWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobWriter").field("job", &self.job).finish_non_exhaustive()
+    }
+}
+
+impl JobWriter {
+    pub fn job(&self) -> &str {
+        &self.job
+    }
+
+    fn record(&self, verb: &'static str, resource: &'static str, object: String) {
+        self.log.lock().push(Write { verb, resource, object });
+    }
+
+    /// Every write this job made so far, in order (undo included).
+    pub fn writes(&self) -> Vec<Write> {
+        self.log.lock().clone()
+    }
+
+    /// Create `pod`; undo deletes it.
+    pub async fn create_pod(&self, pod: &Pod) -> Result<(), Error> {
+        let (ns, name) = names(&pod.metadata);
+        self.undo.push(Undo::DeletePod { namespace: ns.clone(), name: name.clone() });
+        self.record("create", "pods", format!("{ns}/{name}"));
+        self.writer.create(&ns, pod).await
+    }
+
+    /// Create `pvc`; undo deletes it.
+    pub async fn create_pvc(&self, pvc: &PersistentVolumeClaim) -> Result<(), Error> {
+        let (ns, name) = names(&pvc.metadata);
+        self.undo.push(Undo::DeletePvc { namespace: ns.clone(), name: name.clone() });
+        self.record("create", "persistentvolumeclaims", format!("{ns}/{name}"));
+        self.writer.create(&ns, pvc).await
+    }
+
+    /// Merge-patch a pod; `restore` (a merge patch) undoes it, when given.
+    pub async fn patch_pod(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+        restore: Option<Value>,
+    ) -> Result<(), Error> {
+        if let Some(patch) = restore {
+            self.undo.push(Undo::PatchPod { namespace: namespace.into(), name: name.into(), patch });
+        }
+        self.record("patch", "pods", format!("{namespace}/{name}"));
+        self.writer.merge::<Pod>(namespace, name, patch).await
+    }
+
+    /// Merge-patch a Deployment; `restore` (a merge patch) undoes it, when given.
+    pub async fn patch_deployment(
+        &self,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+        restore: Option<Value>,
+    ) -> Result<(), Error> {
+        if let Some(patch) = restore {
+            self.undo.push(Undo::PatchDeployment { namespace: namespace.into(), name: name.into(), patch });
+        }
+        self.record("patch", "deployments", format!("{namespace}/{name}"));
+        self.writer.merge::<Deployment>(namespace, name, patch).await
+    }
+
+    /// Delete a pod after `grace_seconds`; one already gone is fine. Not undoable:
+    /// strategies delete only what has been replaced.
+    pub async fn delete_pod(&self, namespace: &str, name: &str, grace_seconds: u32) -> Result<(), Error> {
+        self.record("delete", "pods", format!("{namespace}/{name}"));
+        self.writer.delete_pod(namespace, name, grace_seconds).await
+    }
+
+    /// Ask the Eviction API once; the caller decides what a refusal (429) means.
+    pub async fn evict(&self, namespace: &str, name: &str) -> Result<(), kube::Error> {
+        self.record("evict", "pods", format!("{namespace}/{name}"));
+        self.writer.pods(namespace).evict(name, &EvictParams::default()).await.map(|_| ())
+    }
+
+    /// The kubelet checkpoint API through the node proxy; the kubelet's answer.
+    /// A 500 is the kubelet's permanent answer, not retried.
+    pub async fn checkpoint(
+        &self,
+        node: &str,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+    ) -> Result<Value, kube::Error> {
+        self.record("checkpoint", "nodes", format!("{node} {namespace}/{pod}/{container}"));
+        let path = format!("/api/v1/nodes/{node}/proxy/checkpoint/{namespace}/{pod}/{container}");
+        let req = http::Request::post(path).body(Vec::new()).map_err(kube::Error::HttpError)?;
+        let client = &self.writer.client;
+        retry::unavailable_only(|| client.request::<Value>(req.clone())).await
+    }
+
+    pub async fn event_pod(
+        &self,
+        namespace: &str,
+        pod: &str,
+        uid: Option<&str>,
+        warning: bool,
+        reason: &str,
+        note: &str,
+    ) {
+        self.record("event", "events", reason.to_string());
+        self.writer.event_pod(namespace, pod, uid, warning, reason, note).await;
+    }
+
+    pub async fn event_node(&self, node: &str, warning: bool, reason: &str, note: &str) {
+        self.record("event", "events", reason.to_string());
+        self.writer.event_node(node, warning, reason, note).await;
+    }
+
+    /// Register a compensating action without writing (repair re-creates the
+    /// undo of an interrupted job from the markers it left).
+    pub fn will_undo(&self, action: Undo) {
+        self.undo.push(action);
+    }
+
+    /// The job reached the point of no return (the replacement serves): forget the undo log.
+    pub fn commit(&self) {
+        self.undo.commit();
+    }
+
+    pub fn has_undo(&self) -> bool {
+        !self.undo.is_empty()
+    }
+
+    /// Run every registered undo, newest first; what could not be undone.
+    pub async fn rollback(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for action in self.undo.take().iter().rev() {
+            let (verb, resource, object) = action.target();
+            self.record(verb, resource, object);
+            match self.writer.undo(action).await {
+                Ok(()) => tracing::info!(job = %self.job, action = %action.describe(), "undone"),
+                Err(e) => {
+                    tracing::error!(job = %self.job, action = %action.describe(), error = %e, "could not undo");
+                    failed.push(format!("{}: {e}", action.describe()));
+                }
+            }
+        }
+        failed
+    }
+}
+
+fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
+    (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
