@@ -271,3 +271,41 @@ async fn shutdown_gives_running_jobs_their_grace_then_undoes_them() {
     assert!(job.details.error.as_deref().unwrap().contains("changes undone"), "{job:?}");
     eventually(30, "cluster back to its starting shape", || async { shape(&env) == before }).await;
 }
+
+/// A leftover whose markers cannot be read (a copy without its original-pod
+/// annotation) is reported — log, Event, metric — and the rest is still
+/// repaired: the service always starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_leftover_is_reported_and_the_rest_repaired() {
+    let mut env = Env::start_with(SLOW_BARE, settings(), 10.0).await;
+    let pods = env.sim.dynamic("v1", "pods", Some("default")).unwrap();
+    let broken = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "orphan-copy", "namespace": "default",
+                     "labels": {"sdi-migration/role": "copy", "sdi-migration/job": "migration-0badc0de"}},
+        "spec": {"nodeName": "w3", "containers": [{"name": "c", "image": "x"}]}
+    });
+    pods.create(broken).unwrap();
+    let (_, created) = env.migrate(request("slam", "default", "w1", "w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    env.reached_step(&id, "wait-ready", 30).await;
+    env.service.take().unwrap().abort();
+
+    env.start_service(settings()).await;
+    let report = env.service().repair.clone();
+    assert_eq!(report.malformed.len(), 1, "{report:?}");
+    assert!(report.malformed[0].contains("orphan-copy") && report.malformed[0].contains("original-pod"), "{report:?}");
+    assert_eq!(report.undone.len(), 1, "the interrupted job's copy is still undone: {report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(env.pod("default", "orphan-copy").is_some(), "a malformed leftover is not touched");
+    let events = env.sim.dynamic("events.k8s.io/v1", "events", Some("default")).unwrap().list("", "").unwrap();
+    assert!(
+        events.iter().any(|e| e["regarding"]["name"] == "orphan-copy" && e["reason"] == "MigrationRepairSkipped"),
+        "{events:#?}"
+    );
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"sdi_repair_objects_total{outcome="malformed"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"sdi_repair_objects_total{outcome="undone"} 1"#), "{metrics}");
+    // The API serves.
+    assert_eq!(env.get("/health").await.0, 200);
+}

@@ -245,6 +245,42 @@ async fn evict_moves_a_statefulset_pod_and_reports_where_the_replacement_landed(
     assert!(ready(&now));
 }
 
+const SLOW_REPLICAS: &str = r#"
+workloads:
+  - kind: Deployment
+    name: api
+    replicas: 3
+    startupSeconds: 20
+    containers: [{name: api, requests: {cpu: 100m, memory: 64Mi}}]
+"#;
+
+/// Siblings are Ready all along; the replacement becomes Ready seconds after the
+/// eviction. The job must name the replacement, not a sibling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evict_waits_for_the_replacement_not_an_existing_sibling() {
+    let env = Env::start_with(SLOW_REPLICAS, common::settings(), 10.0).await;
+    let before = env.pods("default");
+    let names: Vec<String> = before.iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    let victim = &before[0];
+    let from = node_of(victim).to_string();
+    let target = if from == "w3" { "w1" } else { "w3" };
+    let mut body = request(&names[0], "default", &from, target);
+    body["strategy"] = json!("evict");
+    let (code, created) = env.migrate(body).await;
+    assert_eq!(code, 202, "{created}");
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let new_name = job["details"]["new_pod_name"].as_str().unwrap();
+    assert!(!names.iter().any(|n| n == new_name), "{new_name} existed before the eviction: {names:?}");
+    let new = env.pod("default", new_name).unwrap();
+    assert!(ready(&new));
+    assert_eq!(job["details"]["new_node_name"], node_of(&new));
+    // It took the replacement's start-up (20 simulated s at 10x), not a few milliseconds.
+    let step = job["details"]["steps"].as_array().unwrap().iter().find(|s| s["name"] == "wait-replacement").unwrap();
+    let t = |k: &str| step[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    assert!(t("end_time").duration_since(t("start_time")).as_secs_f64() > 1.0, "{step}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_cannot_checkpoint_is_recorded_and_the_move_goes_on_unless_demanded() {
     let env = Env::start(BARE).await;
