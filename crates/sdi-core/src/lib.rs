@@ -7,6 +7,7 @@ pub mod admission;
 pub mod containers;
 pub mod error;
 pub mod fit;
+pub mod index;
 pub mod job;
 pub mod male;
 pub mod planner;

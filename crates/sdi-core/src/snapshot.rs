@@ -209,6 +209,12 @@ impl PodView {
         }
     }
 
+    /// Whether the pod's requests count against its node: it is bound and has
+    /// not finished (terminating pods still hold their resources).
+    pub fn holds_requests(&self) -> bool {
+        !self.phase.is_terminated()
+    }
+
     /// Heap bytes owned by this pod alone (its name). Shared `Arc`s are counted
     /// once per snapshot by [`Snapshot::memory`].
     fn own_heap_bytes(&self) -> usize {
@@ -269,7 +275,7 @@ impl Snapshot {
             n.facts.requested = Resources::default();
         }
         for p in &self.pods {
-            if p.phase.is_terminated() {
+            if !p.holds_requests() {
                 continue;
             }
             if let Some(n) = p.node.and_then(|i| self.nodes.get_mut(i as usize)) {

@@ -151,7 +151,8 @@ impl Rebalancer {
 
     /// A plan of the cluster as it is now (no policy calls, nothing submitted).
     pub fn plan_now(&self) -> Plan {
-        planner::plan(&self.cache.snapshot(), &self.config, &self.state())
+        let state = self.state();
+        self.cache.with_snapshot(|s| planner::plan(s, &self.config, &state))
     }
 
     /// The newest decisions (moves started, denied, refused), oldest first.
@@ -179,7 +180,7 @@ impl Rebalancer {
             criticality: male::criticality(&m),
             automatic: true,
             strategy: cached.as_ref().and_then(|c| c.view.owner.auto_strategy()),
-            keeps_replica: cached.as_ref().is_some_and(|c| self.cache.ready_siblings(c) > 0),
+            keeps_replica: cached.as_ref().is_some_and(|c| c.ready_siblings > 0),
             checkpoint: false,
         };
         let d = male::decide(&input);
@@ -214,8 +215,7 @@ impl Rebalancer {
     /// One cycle: plan, ask the policy about each move, start the allowed ones.
     pub async fn cycle(&self) -> CycleReport {
         let t0 = Instant::now();
-        let snapshot = self.cache.snapshot();
-        let plan = planner::plan(&snapshot, &self.config, &self.state());
+        let plan = self.plan_now();
         for n in &plan.nodes {
             for (resource, v) in [("cpu", n.cpu_pct), ("memory", n.mem_pct)] {
                 self.telemetry
@@ -239,24 +239,17 @@ impl Rebalancer {
                     name: m.pod.clone(),
                     namespace: m.namespace.clone(),
                     node_name: m.source.clone(),
-                    labels: cached.as_ref().map(|c| (*c.labels).clone()).unwrap_or_default(),
+                    labels: cached.as_ref().map(|c| (*c.meta.labels).clone()).unwrap_or_default(),
                     status: cached.as_ref().map(|c| c.view.phase.as_str().to_string()).unwrap_or_default(),
                     containers: cached
                         .as_ref()
-                        .map(|c| c.containers.iter().map(|s| s.to_string()).collect())
+                        .map(|c| c.meta.containers.iter().map(|s| s.to_string()).collect())
                         .unwrap_or_default(),
                 },
                 source_node: m.source.clone(),
                 target_node: m.target.clone(),
             };
-            let siblings = cached.as_ref().and_then(|c| {
-                snapshot
-                    .pods
-                    .binary_search_by(|p| (&*p.namespace, &*p.name).cmp(&(m.namespace.as_str(), m.pod.as_str())))
-                    .ok()
-                    .map(|i| snapshot.pods[i].ready_siblings)
-                    .filter(|_| c.view.owner_name.is_some())
-            });
+            let siblings = cached.as_ref().filter(|c| c.view.owner_name.is_some()).map(|c| c.ready_siblings);
             let builtin = male::decide(&PolicyInput {
                 criticality: m.criticality,
                 automatic: true,

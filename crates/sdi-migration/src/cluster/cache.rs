@@ -1,10 +1,15 @@
 //! The cluster as the rebalancer sees it, kept current from watches (pods,
 //! nodes, PodDisruptionBudgets) and a periodic read of metrics.k8s.io (which
-//! cannot be watched). Objects are projected on arrival into `sdi-core`'s
-//! compact views — names, requests, constraints interned per workload — never
-//! kept whole (a client-go informer holds ~40 KiB per pod; this, well under 1 KiB).
+//! cannot be watched). One generic watch loop feeds every kind into
+//! `sdi-core`'s [`Index`], which maintains the planner's [`Snapshot`] in place:
+//! a cycle settles what changed and plans, it never rebuilds. Objects are
+//! projected on arrival into compact views — names, requests, constraints
+//! interned per workload — never kept whole (a client-go informer holds ~40 KiB
+//! per pod; this, well under 1 KiB).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,55 +17,216 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use parking_lot::RwLock;
-use sdi_core::fit::Resources;
+use parking_lot::{RwLock, RwLockWriteGuard};
+use sdi_core::fit::{Requirement, Resources};
+use sdi_core::index::{Budget, Index, Labels, PodMeta, Selector};
 use sdi_core::male;
 use sdi_core::snapshot::{Constraints, NodeView, OwnerKind, Phase, PodView, Snapshot, Usage};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::facts;
 
-/// A pod as cached: its view plus what the snapshot build and policy need.
+/// A pod as cached: its view (derived fields as of the last cycle), what else
+/// is known of it, and its Ready siblings now.
 #[derive(Debug, Clone)]
 pub struct CachedPod {
     pub view: PodView,
-    pub node_name: Option<Arc<str>>,
-    pub labels: Arc<BTreeMap<String, String>>,
-    pub containers: Arc<[Box<str>]>,
-    pub owner_uid: Option<Arc<str>>,
-    pub ready: bool,
+    pub meta: PodMeta,
+    pub ready_siblings: u16,
 }
 
-#[derive(Debug, Clone)]
-struct CachedPdb {
-    selector: LabelSelector,
-    disruptions_allowed: u32,
-}
-
+/// Shared values, so every pod of a workload points at one copy.
 #[derive(Default)]
-struct Inner {
-    nodes: BTreeMap<String, NodeView>,
-    /// By `namespace/name`.
-    pods: HashMap<String, CachedPod>,
-    /// By namespace, then name.
-    pdbs: HashMap<String, HashMap<String, CachedPdb>>,
-    pod_usage: HashMap<String, Usage>,
-    interned_constraints: HashSet<Arc<Constraints>>,
-    interned_labels: HashSet<Arc<BTreeMap<String, String>>>,
-    interned_str: HashSet<Arc<str>>,
-    interned_containers: HashSet<Arc<[Box<str>]>>,
+struct Interned {
+    constraints: HashSet<Arc<Constraints>>,
+    labels: HashSet<Arc<Labels>>,
+    strs: HashSet<Arc<str>>,
+    containers: HashSet<Arc<[Box<str>]>>,
 }
 
-fn intern<T: std::hash::Hash + Eq + ?Sized>(set: &mut HashSet<Arc<T>>, value: Arc<T>) -> Arc<T> {
+fn intern<T: Hash + Eq + ?Sized>(set: &mut HashSet<Arc<T>>, value: Arc<T>) -> Arc<T> {
     if let Some(v) = set.get(&value) {
         return v.clone();
     }
     set.insert(value.clone());
     value
+}
+
+impl Interned {
+    /// Forget values no pod uses any more (workloads come and go; rollouts
+    /// change labels): only the set itself still holds them.
+    fn prune(&mut self) {
+        self.constraints.retain(|a| Arc::strong_count(a) > 1);
+        self.labels.retain(|a| Arc::strong_count(a) > 1);
+        self.strs.retain(|a| Arc::strong_count(a) > 1);
+        self.containers.retain(|a| Arc::strong_count(a) > 1);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    index: Index,
+    interned: Interned,
+}
+
+fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
+    p.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+}
+
+impl Interned {
+    fn project(&mut self, p: &Pod) -> Option<(PodView, PodMeta)> {
+        let ns = p.metadata.namespace.as_deref()?;
+        let name = p.metadata.name.as_deref()?;
+        let needs = facts::pod_needs(p);
+        let constraints = intern(
+            &mut self.constraints,
+            Arc::new(Constraints {
+                node_selector: needs.node_selector,
+                affinity_terms: needs.affinity_terms,
+                tolerations: needs.tolerations,
+            }),
+        );
+        let controller = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
+        let owner = match controller.map(|r| r.kind.as_str()) {
+            None => OwnerKind::None,
+            Some("ReplicaSet") => OwnerKind::ReplicaSet,
+            Some("StatefulSet") => OwnerKind::StatefulSet,
+            Some("DaemonSet") => OwnerKind::DaemonSet,
+            Some(_) => OwnerKind::Other,
+        };
+        let owner_name = controller.map(|r| intern(&mut self.strs, Arc::from(r.name.as_str())));
+        let owner_uid = controller.map(|r| intern(&mut self.strs, Arc::from(r.uid.as_str())));
+        let labels = intern(&mut self.labels, Arc::new(p.metadata.labels.clone().unwrap_or_default()));
+        let containers: Arc<[Box<str>]> =
+            p.spec.iter().flat_map(|s| s.containers.iter()).map(|c| Box::from(c.name.as_str())).collect();
+        let containers = intern(&mut self.containers, containers);
+        let label_or_annotation = |k: &str| annotation(p, k).or_else(|| labels.get(k).map(String::as_str));
+        let male = male::parse_male(label_or_annotation);
+        let view = PodView {
+            namespace: intern(&mut self.strs, Arc::from(ns)),
+            name: Box::from(name),
+            node: None,
+            phase: Phase::parse(facts::pod_phase(p)),
+            requests: facts::pod_requests(p),
+            usage: None,
+            needs: constraints,
+            owner,
+            owner_name,
+            mirror: annotation(p, "kubernetes.io/config.mirror").is_some(),
+            excluded: annotation(p, "sdi-migration/exclude") == Some("true"),
+            terminating: p.metadata.deletion_timestamp.is_some(),
+            male,
+            priority: p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+            ready_siblings: 0,
+            disruptions_allowed: None,
+        };
+        let meta = PodMeta {
+            node_name: facts::pod_node(p).map(|n| intern(&mut self.strs, Arc::from(n))),
+            owner_uid,
+            labels,
+            containers,
+            ready: facts::pod_ready(p),
+        };
+        Some((view, meta))
+    }
+}
+
+/// A kind the cache follows: how its objects enter and leave the index. The
+/// watch loop ([`ClusterCache::follow`]) is the same for all of them.
+trait Followed: kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static {
+    /// Position in [`ClusterCache::synced`].
+    const SYNC: usize;
+    /// The index key of an object (`namespace/name` or a node's name).
+    fn key(&self) -> String;
+    fn apply(&self, inner: &mut Inner);
+    fn forget(key: &str, inner: &mut Inner);
+    fn keys(inner: &Inner) -> Vec<String>;
+}
+
+fn ns_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default())
+}
+
+impl Followed for Pod {
+    const SYNC: usize = 0;
+    fn key(&self) -> String {
+        ns_key(&self.metadata)
+    }
+    fn apply(&self, inner: &mut Inner) {
+        if let Some((view, meta)) = inner.interned.project(self) {
+            inner.index.upsert_pod(view, meta);
+        }
+    }
+    fn forget(key: &str, inner: &mut Inner) {
+        if let Some((ns, name)) = key.split_once('/') {
+            inner.index.remove_pod(ns, name);
+        }
+    }
+    fn keys(inner: &Inner) -> Vec<String> {
+        inner.index.pod_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
+    }
+}
+
+impl Followed for Node {
+    const SYNC: usize = 1;
+    fn key(&self) -> String {
+        self.metadata.name.clone().unwrap_or_default()
+    }
+    fn apply(&self, inner: &mut Inner) {
+        inner.index.upsert_node(NodeView {
+            facts: facts::node_facts(self, Resources::default()),
+            control_plane: self
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane")),
+            usage: None,
+        });
+    }
+    fn forget(key: &str, inner: &mut Inner) {
+        inner.index.remove_node(key);
+    }
+    fn keys(inner: &Inner) -> Vec<String> {
+        inner.index.node_names()
+    }
+}
+
+impl Followed for PodDisruptionBudget {
+    const SYNC: usize = 2;
+    fn key(&self) -> String {
+        ns_key(&self.metadata)
+    }
+    fn apply(&self, inner: &mut Inner) {
+        let selector = self.spec.as_ref().and_then(|s| s.selector.as_ref()).map(|s| Selector {
+            match_labels: s.match_labels.clone().unwrap_or_default(),
+            match_expressions: s
+                .match_expressions
+                .iter()
+                .flatten()
+                .map(|e| Requirement {
+                    key: e.key.clone(),
+                    operator: e.operator.clone(),
+                    values: e.values.clone().unwrap_or_default(),
+                    field: false,
+                })
+                .collect(),
+        });
+        let allowed = self.status.as_ref().map_or(0, |s| u32::try_from(s.disruptions_allowed).unwrap_or(0));
+        let (ns, name) = (self.metadata.namespace.as_deref().unwrap_or_default(), self.metadata.name.as_deref());
+        inner.index.upsert_budget(ns, name.unwrap_or_default(), Budget { selector, allowed });
+    }
+    fn forget(key: &str, inner: &mut Inner) {
+        if let Some((ns, name)) = key.split_once('/') {
+            inner.index.remove_budget(ns, name);
+        }
+    }
+    fn keys(inner: &Inner) -> Vec<String> {
+        inner.index.budget_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
+    }
 }
 
 pub struct ClusterCache {
@@ -80,79 +246,6 @@ impl std::fmt::Debug for ClusterCache {
     }
 }
 
-fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
-    p.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
-}
-
-impl Inner {
-    fn project(&mut self, p: &Pod) -> Option<(String, CachedPod)> {
-        let ns = p.metadata.namespace.as_deref()?;
-        let name = p.metadata.name.as_deref()?;
-        let key = format!("{ns}/{name}");
-        let needs = facts::pod_needs(p);
-        let constraints = intern(
-            &mut self.interned_constraints,
-            Arc::new(Constraints {
-                node_selector: needs.node_selector,
-                affinity_terms: needs.affinity_terms,
-                tolerations: needs.tolerations,
-            }),
-        );
-        let controller = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
-        let owner = match controller.map(|r| r.kind.as_str()) {
-            None => OwnerKind::None,
-            Some("ReplicaSet") => OwnerKind::ReplicaSet,
-            Some("StatefulSet") => OwnerKind::StatefulSet,
-            Some("DaemonSet") => OwnerKind::DaemonSet,
-            Some(_) => OwnerKind::Other,
-        };
-        let owner_name = controller.map(|r| intern(&mut self.interned_str, Arc::from(r.name.as_str())));
-        let owner_uid = controller.map(|r| intern(&mut self.interned_str, Arc::from(r.uid.as_str())));
-        let labels = intern(&mut self.interned_labels, Arc::new(p.metadata.labels.clone().unwrap_or_default()));
-        let containers: Arc<[Box<str>]> =
-            p.spec.iter().flat_map(|s| s.containers.iter()).map(|c| Box::from(c.name.as_str())).collect();
-        let containers = intern(&mut self.interned_containers, containers);
-        let label_or_annotation = |k: &str| annotation(p, k).or_else(|| labels.get(k).map(String::as_str));
-        let male = male::parse_male(label_or_annotation);
-        let view = PodView {
-            namespace: intern(&mut self.interned_str, Arc::from(ns)),
-            name: Box::from(name),
-            node: None,
-            phase: Phase::parse(facts::pod_phase(p)),
-            requests: facts::pod_requests(p),
-            usage: self.pod_usage.get(&key).copied(),
-            needs: constraints,
-            owner,
-            owner_name,
-            mirror: annotation(p, "kubernetes.io/config.mirror").is_some(),
-            excluded: annotation(p, "sdi-migration/exclude") == Some("true"),
-            terminating: p.metadata.deletion_timestamp.is_some(),
-            male,
-            priority: p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
-            ready_siblings: 0,
-            disruptions_allowed: None,
-        };
-        let node_name = facts::pod_node(p).map(|n| intern(&mut self.interned_str, Arc::from(n)));
-        Some((key, CachedPod { view, node_name, labels, containers, owner_uid, ready: facts::pod_ready(p) }))
-    }
-}
-
-fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_ok = sel.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
-    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
-        let have = labels.get(&e.key);
-        let values = e.values.as_deref().unwrap_or_default();
-        match e.operator.as_str() {
-            "In" => have.is_some_and(|h| values.contains(h)),
-            "NotIn" => have.is_none_or(|h| !values.contains(h)),
-            "Exists" => have.is_some(),
-            "DoesNotExist" => have.is_none(),
-            _ => false,
-        }
-    });
-    labels_ok && exprs_ok
-}
-
 impl ClusterCache {
     pub fn new(threshold_pct: f64) -> Arc<ClusterCache> {
         Arc::new(ClusterCache {
@@ -169,16 +262,13 @@ impl ClusterCache {
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<CachedPod> {
-        self.inner.read().pods.get(&format!("{namespace}/{name}")).cloned()
-    }
-
-    /// Other Ready pods of the same controller as `pod`.
-    pub fn ready_siblings(&self, pod: &CachedPod) -> usize {
-        let Some(owner) = pod.owner_uid.as_deref() else { return 0 };
         let g = self.inner.read();
-        let ready =
-            g.pods.values().filter(|p| p.owner_uid.as_deref() == Some(owner) && p.ready && !p.view.terminating).count();
-        ready.saturating_sub(usize::from(pod.ready))
+        let (view, meta) = g.index.pod(namespace, name)?;
+        Some(CachedPod {
+            view: view.clone(),
+            meta: meta.clone(),
+            ready_siblings: g.index.ready_siblings(namespace, name),
+        })
     }
 
     /// Project pods straight into the cache (benchmarks and tests; the watches
@@ -186,24 +276,44 @@ impl ClusterCache {
     pub fn ingest(&self, pods: impl IntoIterator<Item = Pod>) {
         let mut g = self.inner.write();
         for p in pods {
-            if let Some((k, v)) = g.project(&p) {
-                g.pods.insert(k, v);
-            }
+            p.apply(&mut g);
+        }
+    }
+
+    /// Nodes straight into the cache (benchmarks and tests).
+    pub fn ingest_nodes(&self, nodes: impl IntoIterator<Item = Node>) {
+        let mut g = self.inner.write();
+        for n in nodes {
+            n.apply(&mut g);
         }
     }
 
     pub fn pods_cached(&self) -> usize {
-        self.inner.read().pods.len()
+        self.inner.read().index.pods()
     }
 
-    /// Keep the cache current until `stop`: three watches and a metrics poll.
+    /// Run `f` on the current snapshot: the changes since the last cycle are
+    /// settled, then `f` reads the maintained snapshot in place (watch updates
+    /// wait until it returns).
+    pub fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        let mut g = self.inner.write();
+        g.index.set_metrics_available(self.metrics_available.load(Ordering::Relaxed));
+        g.index.settle();
+        g.interned.prune();
+        let g = RwLockWriteGuard::downgrade(g);
+        f(g.index.snapshot())
+    }
+
+    /// A copy of the current snapshot (tests, and callers that must keep it).
+    pub fn snapshot(&self) -> Snapshot {
+        self.with_snapshot(Snapshot::clone)
+    }
+
+    /// Keep the cache current until `stop`: a watch per kind and a metrics poll.
     pub fn spawn(self: &Arc<Self>, client: kube::Client, metrics_every: Duration, stop: CancellationToken) {
-        let (c, cl, s) = (self.clone(), client.clone(), stop.clone());
-        tokio::spawn(async move { c.watch_pods(Api::all(cl), s).await });
-        let (c, cl, s) = (self.clone(), client.clone(), stop.clone());
-        tokio::spawn(async move { c.watch_nodes(Api::all(cl), s).await });
-        let (c, cl, s) = (self.clone(), client.clone(), stop.clone());
-        tokio::spawn(async move { c.watch_pdbs(Api::all(cl), s).await });
+        self.clone().spawn_follow::<Pod>(Api::all(client.clone()), stop.clone());
+        self.clone().spawn_follow::<Node>(Api::all(client.clone()), stop.clone());
+        self.clone().spawn_follow::<PodDisruptionBudget>(Api::all(client.clone()), stop.clone());
         let c = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(metrics_every);
@@ -216,136 +326,40 @@ impl ClusterCache {
         });
     }
 
-    async fn watch_pods(&self, api: Api<Pod>, stop: CancellationToken) {
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-        let mut relist: Option<HashMap<String, CachedPod>> = None;
-        loop {
-            let ev = tokio::select! {
-                _ = stop.cancelled() => return,
-                ev = stream.next() => match ev { Some(ev) => ev, None => return },
-            };
-            let mut g = self.inner.write();
-            match ev {
-                Ok(watcher::Event::Init) => relist = Some(HashMap::new()),
-                Ok(watcher::Event::InitApply(p)) => {
-                    if let (Some((k, v)), Some(r)) = (g.project(&p), relist.as_mut()) {
-                        r.insert(k, v);
-                    }
-                }
-                Ok(watcher::Event::InitDone) => {
-                    if let Some(r) = relist.take() {
-                        g.pods = r;
-                    }
-                    self.synced[0].store(true, Ordering::Relaxed);
-                }
-                Ok(watcher::Event::Apply(p)) => {
-                    if let Some((k, v)) = g.project(&p) {
-                        g.pods.insert(k, v);
-                    }
-                }
-                Ok(watcher::Event::Delete(p)) => {
-                    if let (Some(ns), Some(n)) = (p.metadata.namespace.as_deref(), p.metadata.name.as_deref()) {
-                        g.pods.remove(&format!("{ns}/{n}"));
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "pod watch interrupted; resuming"),
-            }
-        }
+    fn spawn_follow<K: Followed>(self: Arc<Self>, api: Api<K>, stop: CancellationToken) {
+        tokio::spawn(async move { self.follow(api, stop).await });
     }
 
-    async fn watch_nodes(&self, api: Api<Node>, stop: CancellationToken) {
+    /// The one watch loop: apply what arrives; after a (re-)list, forget what
+    /// the list no longer has.
+    async fn follow<K: Followed>(&self, api: Api<K>, stop: CancellationToken) {
         let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-        let mut relist: Option<BTreeMap<String, NodeView>> = None;
+        let mut listed: Option<HashSet<String>> = None;
         loop {
             let ev = tokio::select! {
                 _ = stop.cancelled() => return,
                 ev = stream.next() => match ev { Some(ev) => ev, None => return },
             };
-            let view = |n: &Node, old: Option<&NodeView>| NodeView {
-                facts: facts::node_facts(n, Resources::default()),
-                control_plane: n
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .is_some_and(|l| l.contains_key("node-role.kubernetes.io/control-plane")),
-                usage: old.and_then(|o| o.usage),
-            };
             let mut g = self.inner.write();
             match ev {
-                Ok(watcher::Event::Init) => relist = Some(BTreeMap::new()),
-                Ok(watcher::Event::InitApply(n)) => {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    let v = view(&n, g.nodes.get(&name));
-                    if let Some(r) = relist.as_mut() {
-                        r.insert(name, v);
+                Ok(watcher::Event::Init) => listed = Some(HashSet::new()),
+                Ok(watcher::Event::InitApply(o)) => {
+                    if let Some(l) = listed.as_mut() {
+                        l.insert(o.key());
                     }
+                    o.apply(&mut g);
                 }
                 Ok(watcher::Event::InitDone) => {
-                    if let Some(r) = relist.take() {
-                        g.nodes = r;
+                    if let Some(l) = listed.take() {
+                        for gone in K::keys(&g).into_iter().filter(|k| !l.contains(k)) {
+                            K::forget(&gone, &mut g);
+                        }
                     }
-                    self.synced[1].store(true, Ordering::Relaxed);
+                    self.synced[K::SYNC].store(true, Ordering::Relaxed);
                 }
-                Ok(watcher::Event::Apply(n)) => {
-                    let name = n.metadata.name.clone().unwrap_or_default();
-                    let v = view(&n, g.nodes.get(&name));
-                    g.nodes.insert(name, v);
-                }
-                Ok(watcher::Event::Delete(n)) => {
-                    g.nodes.remove(n.metadata.name.as_deref().unwrap_or_default());
-                }
-                Err(e) => tracing::debug!(error = %e, "node watch interrupted; resuming"),
-            }
-        }
-    }
-
-    async fn watch_pdbs(&self, api: Api<PodDisruptionBudget>, stop: CancellationToken) {
-        let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
-        let mut relist: Option<HashMap<String, HashMap<String, CachedPdb>>> = None;
-        loop {
-            let ev = tokio::select! {
-                _ = stop.cancelled() => return,
-                ev = stream.next() => match ev { Some(ev) => ev, None => return },
-            };
-            let project = |p: &PodDisruptionBudget| {
-                let ns = p.metadata.namespace.clone().unwrap_or_default();
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let pdb = CachedPdb {
-                    selector: p.spec.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default(),
-                    disruptions_allowed: p
-                        .status
-                        .as_ref()
-                        .map(|s| u32::try_from(s.disruptions_allowed).unwrap_or(0))
-                        .unwrap_or(0),
-                };
-                (ns, name, pdb)
-            };
-            let mut g = self.inner.write();
-            match ev {
-                Ok(watcher::Event::Init) => relist = Some(HashMap::new()),
-                Ok(watcher::Event::InitApply(p)) => {
-                    let (ns, name, pdb) = project(&p);
-                    if let Some(r) = relist.as_mut() {
-                        r.entry(ns).or_default().insert(name, pdb);
-                    }
-                }
-                Ok(watcher::Event::InitDone) => {
-                    if let Some(r) = relist.take() {
-                        g.pdbs = r;
-                    }
-                    self.synced[2].store(true, Ordering::Relaxed);
-                }
-                Ok(watcher::Event::Apply(p)) => {
-                    let (ns, name, pdb) = project(&p);
-                    g.pdbs.entry(ns).or_default().insert(name, pdb);
-                }
-                Ok(watcher::Event::Delete(p)) => {
-                    let (ns, name, _) = project(&p);
-                    if let Some(m) = g.pdbs.get_mut(&ns) {
-                        m.remove(&name);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "PDB watch interrupted; resuming"),
+                Ok(watcher::Event::Apply(o)) => o.apply(&mut g),
+                Ok(watcher::Event::Delete(o)) => K::forget(&o.key(), &mut g),
+                Err(e) => tracing::debug!(kind = %K::kind(&()), error = %e, "watch interrupted; resuming"),
             }
         }
     }
@@ -386,29 +400,24 @@ impl ClusterCache {
         }
         let mut g = self.inner.write();
         let mut newly_pressured = false;
+        let t = self.threshold_pct;
+        let over = |u: Option<Usage>, a: Resources| {
+            u.is_some_and(|u| {
+                (a.cpu_m > 0 && u.cpu_m as f64 * 100.0 > a.cpu_m as f64 * t)
+                    || (a.mem_b > 0 && u.mem_b as f64 * 100.0 > a.mem_b as f64 * t)
+            })
+        };
         for n in nodes["items"].as_array().into_iter().flatten() {
             let Some(name) = n["metadata"]["name"].as_str() else { continue };
-            let u = usage(&n["usage"]);
-            if let (Some(view), Some(u)) = (g.nodes.get_mut(name), u) {
-                let before = view.usage;
-                view.usage = Some(u);
-                let t = self.threshold_pct;
-                let over = |u: Option<Usage>, a: Resources| {
-                    u.is_some_and(|u| {
-                        (a.cpu_m > 0 && u.cpu_m as f64 * 100.0 > a.cpu_m as f64 * t)
-                            || (a.mem_b > 0 && u.mem_b as f64 * 100.0 > a.mem_b as f64 * t)
-                    })
-                };
-                if !view.control_plane && over(Some(u), view.facts.allocatable) && !over(before, view.facts.allocatable)
-                {
-                    newly_pressured = true;
-                }
+            let Some(u) = usage(&n["usage"]) else { continue };
+            let Some(view) = g.index.node(name) else { continue };
+            let before = view.usage;
+            if !view.control_plane && over(Some(u), view.facts.allocatable) && !over(before, view.facts.allocatable) {
+                newly_pressured = true;
             }
+            g.index.set_node_usage(name, Some(u));
         }
-        for (k, p) in g.pods.iter_mut() {
-            p.view.usage = pod_usage.get(k).copied();
-        }
-        g.pod_usage = pod_usage;
+        g.index.set_pod_usage(&pod_usage);
         drop(g);
         if !self.metrics_available.swap(true, Ordering::Relaxed) {
             tracing::info!("metrics.k8s.io answers; usage is measured");
@@ -416,47 +425,5 @@ impl ClusterCache {
         if newly_pressured {
             self.pressure_rose.notify_one();
         }
-    }
-
-    /// A consistent snapshot for one planning cycle: nodes by name, pods by key,
-    /// requested sums, Ready siblings per controller and PDB allowances.
-    pub fn snapshot(&self) -> Snapshot {
-        let g = self.inner.read();
-        let nodes: Vec<NodeView> = g.nodes.values().cloned().collect();
-        let index: HashMap<&str, u32> =
-            g.nodes.keys().enumerate().map(|(i, k)| (k.as_str(), u32::try_from(i).unwrap_or(u32::MAX))).collect();
-        let mut ready_by_owner: HashMap<&str, u16> = HashMap::new();
-        for p in g.pods.values() {
-            if let (Some(o), true) = (p.owner_uid.as_deref(), p.ready && !p.view.terminating) {
-                *ready_by_owner.entry(o).or_default() += 1;
-            }
-        }
-        // Sorted by (namespace, name): deterministic, and binary-searchable.
-        let mut keys: Vec<(&str, &str, &String)> =
-            g.pods.iter().map(|(k, p)| (&*p.view.namespace, &*p.view.name, k)).collect();
-        keys.sort_unstable();
-        let mut pods = Vec::with_capacity(keys.len());
-        for (_, _, k) in keys {
-            let Some(c) = g.pods.get(k) else { continue };
-            let mut v = c.view.clone();
-            v.node = c.node_name.as_deref().and_then(|n| index.get(n).copied());
-            v.ready_siblings = c
-                .owner_uid
-                .as_deref()
-                .and_then(|o| ready_by_owner.get(o))
-                .map_or(0, |n| n.saturating_sub(u16::from(c.ready)));
-            v.disruptions_allowed = g
-                .pdbs
-                .get(&*v.namespace)
-                .into_iter()
-                .flat_map(|m| m.values())
-                .filter(|pdb| selector_matches(&pdb.selector, &c.labels))
-                .map(|pdb| pdb.disruptions_allowed)
-                .min();
-            pods.push(v);
-        }
-        let mut s = Snapshot { nodes, pods, metrics_available: self.metrics_available.load(Ordering::Relaxed) };
-        s.recompute_requested();
-        s
     }
 }
