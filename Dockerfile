@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # sdi-migration: docker build -t sdi-migration:0.1.0 .
-# (deploy/ runs it as uid 65532 with a read-only root filesystem.)
+# (deploy/ runs it as uid 65532 with a read-only root filesystem.) Built without the
+# `demo` feature: the simulated cluster stays out of the production image.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -10,7 +11,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release -p sdi-migration --locked \
+    cargo build --release -p sdi-migration --no-default-features --locked \
     && cp target/release/sdi-migration /sdi-migration
 
 # glibc and libgcc, no shell, no package manager; user `nonroot` is 65532.

@@ -28,9 +28,25 @@ fi
 # Debian starts services on install where it can; the tests run their own, on loopback.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop influxdb prometheus >/dev/null 2>&1 || true; fi
 
+# schemathesis (PyPI) checks the API against its OpenAPI document; it lives in a
+# virtualenv under target/ so nothing system-wide changes.
+tools="$PWD/target/tools/venv"
+if ! command -v schemathesis >/dev/null 2>&1 && [ ! -x "$tools/bin/schemathesis" ]; then
+  if ! python3 -m venv --help >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> apt-get install python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv python3-pip >/dev/null
+  fi
+  echo "==> pip install schemathesis (into $tools)"
+  python3 -m venv "$tools" && "$tools/bin/pip" install -q schemathesis \
+    || { echo "error: could not install schemathesis from PyPI (needs python3 with venv)" >&2; exit 1; }
+fi
+if [ -x "$tools/bin/schemathesis" ]; then export PATH="$tools/bin:$PATH"; fi
+
 need cargo "Install the Rust toolchain (https://rustup.rs)."
 need influxd "Install Debian's influxdb package."
 need promtool "Install Debian's prometheus package."
+need schemathesis "Install it with: pip install schemathesis."
 need kubectl "It is preinstalled on the project's machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary. Do not install Debian's kubernetes-client."
 
 echo "==> cargo fmt --check"

@@ -814,10 +814,11 @@ impl ApiServer {
     /// Work that follows a committed write outside the transaction (registry
     /// changes for CRDs).
     fn after_write(&self, res: &ResourceInfo, obj: &Value) {
-        if res.group == "apiextensions.k8s.io" && res.plural == "customresourcedefinitions" {
-            if let Ok(infos) = crd_resources(obj) {
-                self.registry.register_crd(meta::name(obj), infos);
-            }
+        if res.group == "apiextensions.k8s.io"
+            && res.plural == "customresourcedefinitions"
+            && let Ok(infos) = crd_resources(obj)
+        {
+            self.registry.register_crd(meta::name(obj), infos);
         }
     }
 

@@ -82,14 +82,14 @@ pub fn count(text: &str) -> Result<u64, QuantityError> {
 
 /// Millicores for people: "1500m (1.5 cores)" reads worse than "1.5".
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 { format!("{}", millis / 1000) } else { format!("{millis}m") }
+    if millis.is_multiple_of(1000) { format!("{}", millis / 1000) } else { format!("{millis}m") }
 }
 
 /// Bytes for people, in the binary unit Kubernetes manifests use.
 pub fn format_bytes(bytes: u64) -> String {
     const UNITS: [(&str, u64); 4] = [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
     for (unit, size) in UNITS {
-        if bytes >= size && bytes % size == 0 {
+        if bytes >= size && bytes.is_multiple_of(size) {
             return format!("{}{unit}", bytes / size);
         }
     }

@@ -24,7 +24,7 @@ const PER_NODE: usize = 30;
 
 fn node(i: usize) -> Node {
     // Every 50th node is small: its 30 pods put it at 94% CPU requests.
-    let cpu = if i % 50 == 0 { "8" } else { "16" };
+    let cpu = if i.is_multiple_of(50) { "8" } else { "16" };
     serde_json::from_value(json!({
         "metadata": {"name": format!("node-{i:04}"), "labels": {"kubernetes.io/hostname": format!("node-{i:04}")}},
         "status": {"allocatable": {"cpu": cpu, "memory": "64Gi", "pods": "110"},

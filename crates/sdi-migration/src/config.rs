@@ -463,7 +463,7 @@ impl PolicyFallback {
 }
 
 /// `MIGRATION_STRATEGY`: `auto` picks the strategy from the pod's owner; the others force one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StrategyChoice {
     /// Chosen from the pod's owner (bare pod: recreate, ReplicaSet: surge, other controllers: evict)

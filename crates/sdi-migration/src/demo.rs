@@ -10,41 +10,45 @@ use kube_sim::{Cluster, ServerConfig};
 
 use crate::cluster::{self, ApiStats};
 use crate::config::DemoArgs;
+use crate::error::StartError;
 use crate::jobs::ListFilter;
 use crate::service::Service;
 
 /// The built-in scenario: an SDI edge cluster whose load rises over ten minutes.
 pub const SDI_EDGE: &str = include_str!("../../../scenarios/sdi-edge.yaml");
 
-pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), StartError> {
+    let io = |what: String| move |source| StartError::Io { what, source };
     let (name, text) = match &args.scenario {
         Some(path) => (
             path.display().to_string(),
-            std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("cannot read scenario {}: {e}", path.display()))?,
+            std::fs::read_to_string(path).map_err(io(format!("cannot read scenario {}", path.display())))?,
         ),
         None => ("scenarios/sdi-edge.yaml".to_string(), SDI_EDGE.to_string()),
     };
     let scenario = kube_sim::scenario::parse(&name, &text).map_err(|errs| {
-        anyhow::anyhow!("invalid scenario:\n{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        StartError::Scenario(format!(
+            "invalid scenario:\n{}",
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+        ))
     })?;
     let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(args.speed));
-    sim.load_scenario(&scenario).map_err(anyhow::Error::msg)?;
-    let server = sim.serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    sim.load_scenario(&scenario).map_err(|e| StartError::Scenario(e.to_string()))?;
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let server = sim.serve(loopback).await.map_err(|source| StartError::Listen { addr: loopback, source })?;
     let dir = std::env::temp_dir().join("sdi-migration-demo");
-    std::fs::create_dir_all(&dir)?;
+    std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let kubeconfig_path = dir.join("kubeconfig");
-    std::fs::write(&kubeconfig_path, server.kubeconfig())?;
+    std::fs::write(&kubeconfig_path, server.kubeconfig())
+        .map_err(io(format!("cannot write {}", kubeconfig_path.display())))?;
 
     let stats = Arc::new(ApiStats::default());
-    let client = cluster::connect(Some(&kubeconfig_path), stats.clone()).await.map_err(anyhow::Error::msg)?;
+    let client = cluster::connect(Some(&kubeconfig_path), stats.clone()).await?;
     let addr = SocketAddr::from(([127, 0, 0, 1], args.settings.port));
     let settings = demo_settings(&args);
     let clock = sim.clock().clone();
     let clock: crate::rebalancer::Clock = Arc::new(move || clock.elapsed().as_secs());
-    let service = Service::start_with_clock(&settings, client.clone(), stats, addr, Some(clock))
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let service = Service::start_with_clock(&settings, client.clone(), stats, addr, Some(clock)).await?;
     let api = service.url();
     println!("sdi-migration demo — scenario {} at {}x simulated time", scenario.name, args.speed);
     println!("  simulated cluster: kubectl --kubeconfig {} get pods -A -o wide", kubeconfig_path.display());

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod cluster;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod engine;
 pub mod error;

@@ -45,16 +45,26 @@ fn listen_addr(settings: &Settings) -> SocketAddr {
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
     let stats = Arc::new(ApiStats::default());
-    let client = cluster::connect(settings.kubeconfig.as_deref(), stats.clone()).await.map_err(anyhow::Error::msg)?;
-    let service = Service::start(&settings, client, stats, listen_addr(&settings)).await.map_err(anyhow::Error::msg)?;
+    let client = cluster::connect(settings.kubeconfig.as_deref(), stats.clone()).await?;
+    let service = Service::start(&settings, client, stats, listen_addr(&settings)).await?;
     signal().await;
     tracing::info!("shutting down: no new migrations; {} running", service.runner.active());
     service.shutdown(Duration::from_secs(settings.shutdown_grace)).await;
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 async fn demo(args: config::DemoArgs) -> anyhow::Result<()> {
-    sdi_migration::demo::run(args, signal()).await
+    Ok(sdi_migration::demo::run(args, signal()).await?)
+}
+
+/// Production images are built without the simulator.
+#[cfg(not(feature = "demo"))]
+async fn demo(_: config::DemoArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this build of sdi-migration has no demo (the simulated cluster is left out of production images); \
+         run it from a checkout: cargo run --release -p sdi-migration -- demo"
+    )
 }
 
 fn main() -> std::process::ExitCode {

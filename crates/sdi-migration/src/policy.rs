@@ -19,8 +19,10 @@ use crate::error::StartError;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyPod {
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub name: String,
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub namespace: String,
     #[serde(default)]
     pub node_name: String,

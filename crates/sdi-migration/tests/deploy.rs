@@ -4,9 +4,11 @@
 //! at its default, and `kubectl apply -k deploy/` works against a live cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -440,8 +442,7 @@ async fn kubectl_apply_k_deploys_it_to_a_cluster() {
 
     // The Deployment's pod is created and scheduled (kube-sim's kubelet does not
     // run the image: the pod just becomes Running).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let pod = loop {
+    let pod = common::wait_for(Duration::from_secs(60), "the Deployment's pod to be scheduled and Running", || async {
         let list: Value = serde_json::from_str(
             &kubectl_ok(&kc, &cache, &["get", "pods", "-n", "kube-system", "-l", "app=sdi-migration", "-o", "json"])
                 .await,
@@ -449,15 +450,12 @@ async fn kubectl_apply_k_deploys_it_to_a_cluster() {
         .unwrap();
         let items = list["items"].as_array().unwrap();
         assert!(items.len() <= 1, "one replica, got {}", items.len());
-        if let Some(pod) = items.first()
-            && pod["spec"]["nodeName"].is_string()
-            && pod["status"]["phase"] == "Running"
-        {
-            break pod.clone();
+        match items.first() {
+            Some(pod) if pod["spec"]["nodeName"].is_string() && pod["status"]["phase"] == "Running" => Ok(pod.clone()),
+            _ => Err(list.to_string()),
         }
-        assert!(Instant::now() < deadline, "the Deployment's pod was not scheduled and Running within 60 s: {list}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    })
+    .await;
     assert_eq!(pod["spec"]["nodeName"], "worker-1");
     assert_eq!(pod["spec"]["serviceAccountName"], "sdi-migration");
     assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "sdi-migration");

@@ -21,7 +21,6 @@ use parking_lot::Mutex;
 use sdi_migration::sinks::influx::{self, InfluxConfig, InfluxHandle, MigrationPoint, line};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 
 const TOKEN: &str = "s3cret";
 
@@ -57,13 +56,13 @@ fn v2_config(url: &str) -> InfluxConfig {
     }
 }
 
-/// Polls `cond` every 10 ms until it holds; panics after `within`.
+/// Waits (bounded, see `common::wait_for`) until `cond` holds.
 async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_for(within, what, || {
+        let holds = cond();
+        async move { if holds { Ok(()) } else { Err("not yet".to_string()) } }
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------
@@ -632,18 +631,21 @@ bind-address = "127.0.0.1:{rpc_port}"
             .spawn()
             .expect("start influxd");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("influxd exited with {status} before answering /ping; its log:\n{}", self.log());
+        let this = &mut *self;
+        common::wait_for(Duration::from_secs(30), "influxd to answer /ping", || {
+            if let Some(status) = this.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("influxd exited with {status} before answering /ping; its log:\n{}", this.log());
             }
-            let ping = self.http.get(format!("{}/ping", self.url())).send().await;
-            if ping.is_ok_and(|r| r.status() == reqwest::StatusCode::NO_CONTENT) {
-                return;
+            let ping = this.http.get(format!("{}/ping", this.url())).send();
+            let log = this.log();
+            async move {
+                match ping.await {
+                    Ok(r) if r.status() == reqwest::StatusCode::NO_CONTENT => Ok(()),
+                    other => Err(format!("{other:?}; its log:\n{log}")),
+                }
             }
-            assert!(Instant::now() < deadline, "influxd did not answer /ping within 30 s; its log:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     async fn kill(&mut self) {
@@ -696,15 +698,11 @@ fn assert_row(row: &serde_json::Map<String, Value>, p: &MigrationPoint) {
 }
 
 async fn wait_for_rows(influxd: &Influxd, n: usize) -> Vec<serde_json::Map<String, Value>> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    common::wait_for(Duration::from_secs(30), &format!("{n} rows in InfluxDB"), || async {
         let rows = influxd.rows().await;
-        if rows.len() >= n {
-            return rows;
-        }
-        assert!(Instant::now() < deadline, "only {} of {n} rows in InfluxDB: {rows:?}", rows.len());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        if rows.len() >= n { Ok(rows) } else { Err(format!("only {} rows: {rows:?}", rows.len())) }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -589,10 +589,10 @@ impl<'a> Walker<'a> {
     fn index<'v>(&self, list: ListType, items: Option<&'v Vec<Value>>) -> Vec<(PathElement, &'v Value)> {
         let mut out: Vec<(PathElement, &Value)> = Vec::new();
         for item in items.into_iter().flatten() {
-            if let Some(pe) = self.element(list, item) {
-                if lookup(&out, &pe).is_none() {
-                    out.push((pe, item));
-                }
+            if let Some(pe) = self.element(list, item)
+                && lookup(&out, &pe).is_none()
+            {
+                out.push((pe, item));
             }
         }
         out
@@ -657,14 +657,14 @@ impl<'a> Walker<'a> {
         let mut out = Vec::with_capacity(lhs.len() + rhs.len());
         let (mut l, mut r, mut next_shared) = (0, 0, 0);
         while l < lhs.len() || r < rhs.len() {
-            if let (Some((lpe, _)), Some((rpe, ritem))) = (lhs.get(l), rhs.get(r)) {
-                if lpe.as_ref() == Some(rpe) {
-                    out.push(self.merge_element(rpe, live_item(rpe), ritem)?);
-                    l += 1;
-                    r += 1;
-                    next_shared += 1;
-                    continue;
-                }
+            if let (Some((lpe, _)), Some((rpe, ritem))) = (lhs.get(l), rhs.get(r))
+                && lpe.as_ref() == Some(rpe)
+            {
+                out.push(self.merge_element(rpe, live_item(rpe), ritem)?);
+                l += 1;
+                r += 1;
+                next_shared += 1;
+                continue;
             }
             if let Some((lpe, litem)) = lhs.get(l) {
                 if !in_rhs(lpe) {

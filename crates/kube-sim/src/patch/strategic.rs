@@ -291,10 +291,10 @@ impl Merger<'_> {
                 return Ok(());
             }
         };
-        if let Some(key) = key {
-            if let Some(bad) = order.iter().find(|o| o.get(key).is_none()) {
-                return Err(self.err(format!("$setElementOrder element {bad} does not contain merge key {key:?}")));
-            }
+        if let Some(key) = key
+            && let Some(bad) = order.iter().find(|o| o.get(key).is_none())
+        {
+            return Err(self.err(format!("$setElementOrder element {bad} does not contain merge key {key:?}")));
         }
         if let Some(list) = patch_list {
             check_order(list, order, key).map_err(|m| self.err(m))?;

@@ -128,10 +128,10 @@ struct ListQuery {
 /// List migrations, newest first.
 #[utoipa::path(get, path = "/api/v1/migrations",
     params(
-        ("status" = Option<String>, Query, description = "pending, running, completed, failed or cancelled"),
+        ("status" = Option<JobStatus>, Query, description = "pending, running, completed, failed or cancelled"),
         ("namespace" = Option<String>, Query, description = "pod namespace"),
         ("node" = Option<String>, Query, description = "source, target or landing node"),
-        ("limit" = Option<u32>, Query, description = "1–1000, default 100"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
     ),
     responses((status = 200, body = [MigrationResponse]), (status = 400, body = ErrorBody)))]
 pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
@@ -140,7 +140,7 @@ pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): Raw
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid query", e),
     };
     let status = match q.status.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => match JobStatus::parse(s) {
             Some(s) => Some(s),
             None => {
@@ -153,7 +153,7 @@ pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): Raw
         },
     };
     let limit = match q.limit.as_deref() {
-        None | Some("") => 100,
+        None => 100,
         Some(l) => match l.parse::<usize>() {
             Ok(n) if (1..=1000).contains(&n) => n,
             _ => {

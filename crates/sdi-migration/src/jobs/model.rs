@@ -11,20 +11,40 @@ use utoipa::ToSchema;
 use crate::cluster::writer::Write;
 use crate::config::StrategyChoice;
 
-/// `POST /api/v1/migrations` body.
+/// `POST /api/v1/migrations` body. The schema carries every rule the API
+/// enforces but one it cannot express: `source_node` and `target_node` must differ.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MigrationRequest {
     /// Pod to move (required).
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    )]
     pub pod_name: String,
     /// Its namespace (required).
     #[serde(default)]
+    #[schema(required = true, min_length = 1, max_length = 63, pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
     pub pod_namespace: String,
     /// The node it runs on now (required; checked).
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    )]
     pub source_node: String,
-    /// Where it should go (required; must exist, be Ready and schedulable, and fit).
+    /// Where it should go (required; must differ from `source_node`, exist, be Ready and schedulable, and fit).
     #[serde(default)]
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 253,
+        pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    )]
     pub target_node: String,
     /// Create a checkpoint PVC and mount it in the new pod at `/migration-checkpoint`.
     #[serde(default)]
@@ -32,17 +52,44 @@ pub struct MigrationRequest {
     /// Accepted for compatibility with the original controller; has no effect.
     #[serde(default)]
     pub force_restart: bool,
-    /// Job timeout in seconds; 0 or absent means the default (600, `MIGRATION_TIMEOUT`).
-    #[serde(default)]
+    /// Job timeout in seconds; 0 or absent means the default (600, `MIGRATION_TIMEOUT`); at most a week.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(minimum = 0, maximum = 604800)]
     pub timeout: i64,
     /// `auto` (default: by owner), `recreate`, `surge`, `pin` or `evict`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, example = "auto")]
+    #[schema(value_type = Option<StrategyChoice>, example = "auto")]
     pub strategy: Option<StrategyChoice>,
     /// Take container checkpoints: `true` demands one (the job fails without it),
     /// `false` forbids, absent follows `preserve_pv` and `ENABLE_CHECKPOINTING`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<bool>,
+}
+
+/// An integer as JSON Schema has it: `947` and `947.0` are the same integer.
+/// Anything else is refused with serde's own words for an `i64`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("i64")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            if v.fract() == 0.0 && v >= i64::MIN as f64 && v < i64::MAX as f64 {
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &"a whole number of seconds"))
+            }
+        }
+    }
+    d.deserialize_any(Whole)
 }
 
 /// Measured pod usage (`original_resources`, `optimized_resources`).
@@ -212,6 +259,19 @@ mod tests {
             assert_eq!(id.len(), "migration-".len() + 8);
             assert!(id["migration-".len()..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{id}");
         }
+    }
+
+    #[test]
+    fn timeouts_are_whole_numbers_however_written() {
+        let r =
+            |t: &str| serde_json::from_str::<MigrationRequest>(&format!(r#"{{"timeout": {t}}}"#)).map(|r| r.timeout);
+        assert_eq!(r("947").unwrap(), 947);
+        assert_eq!(r("947.0").unwrap(), 947);
+        assert_eq!(r("-3").unwrap(), -3);
+        assert!(r("1.5").unwrap_err().to_string().contains("whole number"));
+        assert!(r("\"60\"").is_err());
+        assert!(r("1e400").is_err());
+        assert_eq!(serde_json::from_str::<MigrationRequest>("{}").unwrap().timeout, 0);
     }
 
     #[test]

@@ -196,8 +196,33 @@ impl Runner {
 
         let elapsed = started.elapsed();
         let end = now_rfc3339();
+        // The closing Events first: when the job shows as finished, all its writes are done.
+        let event = final_event(&outcome);
+        match &failure {
+            None => {
+                tracing::info!(job = %id, seconds = elapsed.as_secs_f64(), "migration of {ns}/{pod} completed");
+                let details = self.store.get(&id).map(|j| j.details).unwrap_or_default();
+                let landed = if details.new_node_name.is_empty() { &plan.target } else { &details.new_node_name };
+                let note = format!("{id}: now {} on {landed}", details.new_pod_name);
+                w.event_pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", &note).await;
+                let note =
+                    format!("{id}: {ns}/{} arrived from {} ({})", details.new_pod_name, plan.source, plan.strategy);
+                w.event_node(landed, false, "MigrationSucceeded", &note).await;
+            }
+            Some((why, category)) => {
+                tracing::warn!(job = %id, event = event.as_str(), category = category.as_str(), "migration of {ns}/{pod} ended: {why}");
+                let reason = if event == JobEvent::Cancel {
+                    "MigrationCancelled".to_string()
+                } else {
+                    format!("MigrationFailed{}", category.camel())
+                };
+                w.event_pod(ns, pod, pod_uid.as_deref(), true, &reason, &format!("{id}: {why}")).await;
+                let note = format!("{id}: move of {ns}/{pod} here from {} ended: {why}", plan.source);
+                w.event_node(&plan.target, true, &reason, &note).await;
+            }
+        }
         let writes = w.writes();
-        let job = self.apply(&id, final_event(&outcome), |j| {
+        let job = self.apply(&id, event, |j| {
             j.details.end_time = Some(end.clone());
             j.details.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
             j.details.error = failure.as_ref().map(|f| f.0.clone());
@@ -215,34 +240,6 @@ impl Runner {
             usage(&job.details.original_resources),
             usage(&job.details.optimized_resources),
         );
-        match (job.status, job.details.error_category) {
-            (JobStatus::Completed, _) => {
-                tracing::info!(job = %id, seconds = elapsed.as_secs_f64(), "migration of {ns}/{pod} completed");
-                let landed =
-                    if job.details.new_node_name.is_empty() { &plan.target } else { &job.details.new_node_name };
-                let note = format!("{id}: now {} on {landed}", job.details.new_pod_name);
-                w.event_pod(ns, pod, pod_uid.as_deref(), false, "MigrationSucceeded", &note).await;
-                let note =
-                    format!("{id}: {ns}/{} arrived from {} ({})", job.details.new_pod_name, plan.source, plan.strategy);
-                w.event_node(landed, false, "MigrationSucceeded", &note).await;
-            }
-            (status, category) => {
-                let why = job.details.error.clone().unwrap_or_default();
-                let category = category.unwrap_or(Category::Internal);
-                tracing::warn!(job = %id, status = status.as_str(), category = category.as_str(), "migration of {ns}/{pod} ended: {why}");
-                let reason = if status == JobStatus::Cancelled {
-                    "MigrationCancelled".to_string()
-                } else {
-                    format!("MigrationFailed{}", category.camel())
-                };
-                w.event_pod(ns, pod, pod_uid.as_deref(), true, &reason, &format!("{id}: {why}")).await;
-                let note = format!("{id}: move of {ns}/{pod} here from {} ended: {why}", plan.source);
-                w.event_node(&plan.target, true, &reason, &note).await;
-            }
-        }
-        // The closing Events are writes of the job too.
-        let writes = w.writes();
-        let job = self.store.update(&id, &mut |j| j.writes = writes.clone()).unwrap_or(job);
         for f in self.on_finish.lock().iter() {
             f(&job);
         }

@@ -135,18 +135,16 @@ impl Env {
 
     /// Poll the job until it is terminal (the API's own clients do this); panics after `secs`.
     pub async fn finished(&self, id: &str, secs: u64) -> Value {
-        let mut last = Value::Null;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        while tokio::time::Instant::now() < deadline {
+        wait_for(Duration::from_secs(secs), &format!("job {id} to finish"), || async {
             let (code, body) = self.get(&format!("/api/v1/migrations/{id}")).await;
             assert_eq!(code, 200, "{body}");
             if ["completed", "failed", "cancelled"].contains(&body["status"].as_str().unwrap_or("")) {
-                return body;
+                Ok(body)
+            } else {
+                Err(format!("{body:#}"))
             }
-            last = body;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("job {id} did not finish within {secs}s: {last:#}");
+        })
+        .await
     }
 
     /// Wait until the job shows a step with this name running or done.
@@ -168,22 +166,19 @@ impl Env {
     }
 
     pub async fn wait_all_running(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
+        wait_for(Duration::from_secs(60), "every scenario pod to be Ready", || async {
             let pods = self.sim.dynamic("v1", "pods", None).unwrap().list("", "").unwrap();
             if !pods.is_empty() && pods.iter().all(ready) {
-                return;
+                return Ok(());
             }
-            if tokio::time::Instant::now() > deadline {
-                let stuck: Vec<String> = pods
-                    .iter()
-                    .filter(|p| !ready(p))
-                    .map(|p| format!("{} {:#}", p["metadata"]["name"], p["status"]))
-                    .collect();
-                panic!("scenario pods not Ready after 60s: {stuck:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            let stuck: Vec<String> = pods
+                .iter()
+                .filter(|p| !ready(p))
+                .map(|p| format!("{} {:#}", p["metadata"]["name"], p["status"]))
+                .collect();
+            Err(format!("not Ready: {stuck:#?}"))
+        })
+        .await
     }
 
     /// Inject API faults (kube-sim's `/_sim/faults`).
@@ -211,22 +206,39 @@ pub fn node_of(p: &Value) -> &str {
     p["spec"]["nodeName"].as_str().unwrap_or("")
 }
 
-/// Wait for a condition, polling; panics with `what` after `secs` seconds.
+/// The tests' one bounded wait: poll `probe` until it answers `Ok(value)`;
+/// after `within`, panic naming `what` and the last state `probe` reported
+/// (its `Err`). Conditions that a watch cannot express (another process's
+/// state, an HTTP API) are polled this way, never slept on.
+pub async fn wait_for<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let last = match probe().await {
+            Ok(v) => return v,
+            Err(state) => state,
+        };
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {within:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// [`wait_for`] a condition; panics with `what` after `secs` seconds.
 pub async fn eventually<F, Fut>(secs: u64, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f().await {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out after {secs}s waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(secs), what, || {
+        let check = f();
+        async move { if check.await { Ok(()) } else { Err("not yet".to_string()) } }
+    })
+    .await
 }
 
 pub fn request(pod: &str, ns: &str, from: &str, to: &str) -> Value {
