@@ -1,8 +1,8 @@
 //! The HTTP API (SPEC §2): the original Migration Controller's endpoints, field
 //! for field, plus list, cancel and `/openapi.json`.
 
-pub mod handlers;
-pub mod validate;
+pub(crate) mod handlers;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@
 pub mod cache;
 pub mod facts;
 pub mod rbac;
-pub mod retry;
+pub(crate) mod retry;
 pub mod wait;
 pub mod writer;
 

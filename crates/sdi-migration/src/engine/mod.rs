@@ -7,15 +7,15 @@
 //! interrupted by a crash. Shared pieces every strategy uses are here, not in
 //! each other: capturing the original, waiting for Ready, measuring usage.
 
-pub mod checkpoint;
-pub mod copy;
-pub mod evict;
+pub(crate) mod checkpoint;
+pub(crate) mod copy;
+pub(crate) mod evict;
 pub mod marks;
-pub mod pin;
-pub mod preflight;
-pub mod recreate;
+pub(crate) mod pin;
+pub(crate) mod preflight;
+pub(crate) mod recreate;
 pub mod repair;
-pub mod surge;
+pub(crate) mod surge;
 pub mod undo;
 
 use std::sync::Arc;
