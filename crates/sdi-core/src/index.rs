@@ -144,6 +144,11 @@ impl Index {
         Some((&self.snap.pods[s], &self.slots[s].meta))
     }
 
+    /// The pod's slot in [`Index::snapshot`]'s pods.
+    pub fn slot(&self, namespace: &str, name: &str) -> Option<u32> {
+        self.by_key.get(&*key(namespace, name)).copied()
+    }
+
     /// Ready siblings of the pod (other Ready, not terminating pods of its
     /// controller), counted now.
     pub fn ready_siblings(&self, namespace: &str, name: &str) -> u16 {

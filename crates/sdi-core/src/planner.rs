@@ -141,6 +141,9 @@ pub struct PlanConfig {
     /// `MIGRATION_COOLDOWN`, seconds.
     pub cooldown_secs: u64,
     pub excluded_namespaces: Vec<String>,
+    /// `MIGRATION_STRATEGY` when it forces one; `None` = `auto` (by owner). The
+    /// plan names the strategy the job will run, so the policy approves that one.
+    pub strategy: Option<Strategy>,
 }
 
 impl Default for PlanConfig {
@@ -153,6 +156,7 @@ impl Default for PlanConfig {
             max_concurrent: 5,
             cooldown_secs: 600,
             excluded_namespaces: vec!["kube-system".to_string()],
+            strategy: None,
         }
     }
 }
@@ -166,8 +170,23 @@ pub struct PlanState {
     pub last_moved: HashMap<String, u64>,
     /// Pods with a migration job running (keys).
     pub active_pods: HashSet<String>,
-    /// Migration jobs running now, cluster-wide.
+    /// Migration jobs still moving a pod, cluster-wide (a job measuring the new
+    /// pod's usage after its move no longer counts).
     pub active_jobs: u32,
+    /// Moves under way: the planner plans for the state they lead to.
+    pub in_flight: Vec<InFlight>,
+}
+
+/// A move under way, as the planner projects it: its pod leaves `source` and
+/// arrives on `target`. The pods are slots of the snapshot being planned on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// The pod being moved, while it is still in the snapshot.
+    pub original: Option<u32>,
+    /// The pod replacing it, once it exists (a copy, or a controller's replacement).
+    pub replacement: Option<u32>,
+    pub source: String,
+    pub target: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,14 +483,14 @@ impl<'a> Planner<'a> {
         self.plan
     }
 
-    /// Node loads and pressure; returns the sources, most pressured first.
+    /// Node loads and pressure, in the state the moves under way lead to;
+    /// returns the sources, most pressured first.
     fn measure(&mut self) -> Vec<u32> {
         let mut missing_usage = 0usize;
         let threshold = self.cfg.threshold_pct;
         self.nodes.reserve_exact(self.snap.nodes.len());
         self.plan.nodes.reserve_exact(self.snap.nodes.len());
-        let mut sources: Vec<(f64, u32)> = Vec::new();
-        for (i, n) in self.snap.nodes.iter().enumerate() {
+        for n in &self.snap.nodes {
             let req = n.facts.requested;
             let alloc = [n.facts.allocatable.cpu_m, n.facts.allocatable.mem_b];
             let load = match (self.basis, n.usage) {
@@ -482,21 +501,26 @@ impl<'a> Planner<'a> {
                 }
                 (BasisUsed::Requests, _) => [req.cpu_m, req.mem_b],
             };
-            let mut st = NodeState { load, alloc, requested: req, pressured_at_start: false, received: false };
-            if !n.control_plane {
-                let [c, m] = st.pcts();
-                st.pressured_at_start = over([c, m], threshold);
-                self.plan.nodes.push(NodePressure {
-                    name: n.facts.name.clone(),
-                    cpu_pct: c,
-                    mem_pct: m,
-                    pressured: st.pressured_at_start,
-                });
-                if st.pressured_at_start {
-                    sources.push((c.max(m), i as u32));
-                }
+            self.nodes.push(NodeState { load, alloc, requested: req, pressured_at_start: false, received: false });
+        }
+        self.project_in_flight();
+        let mut sources: Vec<(f64, u32)> = Vec::new();
+        for (i, n) in self.snap.nodes.iter().enumerate() {
+            if n.control_plane {
+                continue;
             }
-            self.nodes.push(st);
+            let st = &mut self.nodes[i];
+            let [c, m] = st.pcts();
+            st.pressured_at_start = over([c, m], threshold);
+            self.plan.nodes.push(NodePressure {
+                name: n.facts.name.clone(),
+                cpu_pct: c,
+                mem_pct: m,
+                pressured: st.pressured_at_start,
+            });
+            if st.pressured_at_start {
+                sources.push((c.max(m), i as u32));
+            }
         }
         if missing_usage > 0 {
             self.plan.notes.push(format!(
@@ -510,6 +534,58 @@ impl<'a> Planner<'a> {
                 .then(a.1.cmp(&b.1))
         });
         sources.into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Apply the moves under way: the pod leaves its source (unless it already
+    /// stopped counting there) and arrives on its target (unless its replacement
+    /// already counts there). Without this, a move slower than one cycle made
+    /// the next cycle relieve the same node again.
+    fn project_in_flight(&mut self) {
+        let snap = self.snap;
+        let mut projected = 0usize;
+        for m in &self.state.in_flight {
+            let (Some(src), Some(dst)) = (snap.node_index(&m.source), snap.node_index(&m.target)) else { continue };
+            let pod = |slot: Option<u32>| slot.and_then(|i| snap.pods.get(i as usize)).filter(|p| !p.name.is_empty());
+            let (original, replacement) = (pod(m.original), pod(m.replacement));
+            let Some(moving) = original.or(replacement) else { continue };
+            let contrib = self.contrib(moving);
+            let mut changed = false;
+            if let Some(o) = original
+                && o.node == Some(src)
+            {
+                // On the usage basis a stopping pod still shows in the node's usage.
+                let counted = o.holds_requests() || (self.basis == BasisUsed::Usage && o.usage.is_some());
+                let s = &mut self.nodes[src as usize];
+                if counted {
+                    s.load = [s.load[0].saturating_sub(contrib[0]), s.load[1].saturating_sub(contrib[1])];
+                    changed = true;
+                }
+                if o.holds_requests() {
+                    s.requested = minus(s.requested, o.requests);
+                }
+            }
+            let arrived = replacement.filter(|r| r.node == Some(dst) && r.holds_requests());
+            let t = &mut self.nodes[dst as usize];
+            match arrived {
+                None => {
+                    t.requested = t.requested + moving.requests;
+                    t.load = [t.load[0].saturating_add(contrib[0]), t.load[1].saturating_add(contrib[1])];
+                    changed = true;
+                }
+                // Counted in the target's requests already; not yet in its measured usage.
+                Some(r) if self.basis == BasisUsed::Usage && r.usage.is_none() => {
+                    t.load = [t.load[0].saturating_add(contrib[0]), t.load[1].saturating_add(contrib[1])];
+                    changed = true;
+                }
+                Some(_) => {}
+            }
+            projected += usize::from(changed);
+        }
+        if projected > 0 {
+            self.plan.notes.push(format!(
+                "{projected} move(s) under way are projected: their pods count on their targets, not their sources"
+            ));
+        }
     }
 
     fn before(&self, a: &Ranked, b: &Ranked) -> Ordering {
@@ -658,8 +734,13 @@ impl<'a> Planner<'a> {
                 self.skip(p, source, r);
                 continue;
             }
-            // DaemonSet pods were excluded above, so there is a strategy.
-            let Some(strategy) = p.owner.auto_strategy() else { continue };
+            let strategy = match self.strategy_for(p) {
+                Ok(s) => s,
+                Err(why) => {
+                    self.skip(p, source, why);
+                    continue;
+                }
+            };
             let class = male::criticality(&p.male);
             let input = PolicyInput {
                 criticality: class,
@@ -678,6 +759,21 @@ impl<'a> Planner<'a> {
             }
             cands.push(Cand { pod: pi, class, strategy, contrib: self.contrib(p) });
         }
+    }
+
+    /// The strategy the job will run: the forced one (`MIGRATION_STRATEGY`) if
+    /// it can move this pod, else the owner's natural one.
+    fn strategy_for(&self, p: &PodView) -> Result<Strategy, String> {
+        let Some(forced) = self.cfg.strategy else {
+            // DaemonSet pods were excluded before, so there is one.
+            return p.owner.auto_strategy().ok_or_else(|| "no strategy can move this pod".to_string());
+        };
+        let mut owner = p.owner();
+        if let (Strategy::Pin, crate::strategy::Owner::ReplicaSet { deployment, .. }) = (forced, &mut owner) {
+            // The snapshot does not know which ReplicaSets a Deployment owns; pre-flight checks it.
+            *deployment = Some(String::new());
+        }
+        crate::strategy::choose(Some(forced), &owner).map_err(|e| format!("MIGRATION_STRATEGY={forced}: {e}"))
     }
 
     /// The first reason a Running or Pending pod is not a candidate, if any.
@@ -775,11 +871,13 @@ impl<'a> Planner<'a> {
                 .move_rank()
                 .cmp(&b.0.class.move_rank())
                 .then(b.1.sufficient.cmp(&a.1.sufficient))
+                .then(disruption(pa).cmp(&disruption(pb)))
                 .then_with(|| {
                     if a.1.sufficient { a.1.amount.total_cmp(&b.1.amount) } else { b.1.relief.total_cmp(&a.1.relief) }
                 })
                 .then(pa.priority.cmp(&pb.priority))
                 .then_with(|| pa.male.mixed_score.unwrap_or(0.0).total_cmp(&pb.male.mixed_score.unwrap_or(0.0)))
+                .then_with(|| tie_break(pa).cmp(&tie_break(pb)))
                 .then_with(|| pa.namespace.cmp(&pb.namespace))
                 .then_with(|| pa.name.cmp(&pb.name))
         };
@@ -992,11 +1090,7 @@ impl<'a> Planner<'a> {
         {
             let s = &mut self.nodes[source as usize];
             s.load = [s.load[0].saturating_sub(cand.contrib[0]), s.load[1].saturating_sub(cand.contrib[1])];
-            s.requested = Resources {
-                cpu_m: s.requested.cpu_m.saturating_sub(p.requests.cpu_m),
-                mem_b: s.requested.mem_b.saturating_sub(p.requests.mem_b),
-                pods: s.requested.pods.saturating_sub(p.requests.pods),
-            };
+            s.requested = minus(s.requested, p.requests);
         }
         {
             let t = &mut self.nodes[target as usize];
@@ -1053,6 +1147,32 @@ impl<'a> Planner<'a> {
             rejected_targets: rejected,
         });
     }
+}
+
+fn minus(a: Resources, b: Resources) -> Resources {
+    Resources {
+        cpu_m: a.cpu_m.saturating_sub(b.cpu_m),
+        mem_b: a.mem_b.saturating_sub(b.mem_b),
+        pods: a.pods.saturating_sub(b.pods),
+    }
+}
+
+/// How much a pod's move disturbs beyond the pod itself: 0 for a pod no
+/// PodDisruptionBudget covers, 1 for one whose move uses up budget headroom.
+fn disruption(p: &PodView) -> u8 {
+    u8::from(p.disruptions_allowed.is_some())
+}
+
+/// A stable, name-independent order among otherwise equal candidates (FNV-1a of
+/// `namespace/name`): the same input plans the same move, but no pod is chosen
+/// every time just for sorting first.
+fn tie_break(p: &PodView) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in p.namespace.bytes().chain(std::iter::once(b'/')).chain(p.name.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
 }
 
 /// `a` needs at least as much as `b` on every resource.
@@ -1243,6 +1363,7 @@ mod tests {
             last_moved: [("default/recent".to_string(), 900), ("default/old".to_string(), 100)].into(),
             active_pods: ["default/busy".to_string()].into(),
             active_jobs: 0,
+            in_flight: Vec::new(),
         };
         let cfg = PlanConfig { max_per_node: 0, ..cfg() };
         let p = plan(&s, &cfg, &state);
@@ -1308,7 +1429,7 @@ mod tests {
     }
 
     #[test]
-    fn ties_break_by_priority_then_name() {
+    fn ties_break_by_priority_then_a_stable_order_that_is_not_the_name() {
         let mut pods: Vec<PodView> = ["b", "a", "c"].iter().map(|n| pod(n, 0, 200)).collect();
         let mut filler = pod("filler", 0, 3000);
         filler.excluded = true;
@@ -1320,7 +1441,93 @@ mod tests {
         let mut s2 = s.clone();
         s2.pods[0].priority = 0;
         let p = plan(&s2, &cfg(), &PlanState::default());
-        assert_eq!(p.moves[0].pod, "a", "then by name");
+        let first = s2.pods[..3].iter().min_by_key(|p| tie_break(p)).unwrap();
+        assert_eq!(p.moves[0].pod, &*first.name, "then the stable tie-break");
+        assert_eq!(plan(&s2, &cfg(), &PlanState::default()), p, "the same input, the same plan");
+        // Not alphabetical: over many equal pods, the first name is not always the first chosen.
+        let names: Vec<String> = (0..20).map(|i| format!("pod-{i:02}")).collect();
+        let firsts = (0..5)
+            .filter(|k| {
+                let mut pods: Vec<PodView> = names.iter().map(|n| pod(&format!("{n}-{k}"), 0, 200)).collect();
+                let mut filler = pod("filler", 0, 3300);
+                filler.excluded = true;
+                pods.push(filler);
+                let p = plan(&snap(vec![node("w1", 4000), node("w2", 4000)], pods), &cfg(), &PlanState::default());
+                p.moves[0].pod == format!("pod-00-{k}")
+            })
+            .count();
+        assert!(firsts < 5, "the alphabetically first pod is not always chosen");
+    }
+
+    #[test]
+    fn an_uncovered_pod_moves_before_one_a_budget_covers() {
+        let mut covered = pod("a-covered", 0, 500);
+        covered.disruptions_allowed = Some(1);
+        let uncovered = pod("z-uncovered", 0, 500);
+        let mut filler = pod("filler", 0, 2900);
+        filler.excluded = true;
+        let s = snap(vec![node("w1", 4000), node("w2", 4000)], vec![covered, uncovered, filler]);
+        let p = plan(&s, &cfg(), &PlanState::default());
+        assert_eq!(p.moves.len(), 1, "{p:#?}");
+        assert_eq!(p.moves[0].pod, "z-uncovered", "relieving equally, the pod without a budget goes");
+    }
+
+    #[test]
+    fn moves_under_way_are_planned_for() {
+        // w1 at 95%; a move of 500m (12.5 points) is under way to w2: w1 is projected at 82.5%.
+        let pods = vec![pod("moving", 0, 500), pod("a", 0, 1000), pod("b", 0, 1000), pod("c", 0, 1300)];
+        let s = snap(vec![node("w1", 4000), node("w2", 4000)], pods);
+        let moving = InFlight { original: Some(0), replacement: None, source: "w1".into(), target: "w2".into() };
+        let state = PlanState { in_flight: vec![moving.clone()], ..PlanState::default() };
+        let p = plan(&s, &cfg(), &state);
+        assert!(p.moves.is_empty(), "{p:#?}");
+        assert!(!p.nodes[0].pressured && (p.nodes[0].cpu_pct - 82.5).abs() < 1e-9, "{:?}", p.nodes[0]);
+        assert!((p.nodes[1].cpu_pct - 12.5).abs() < 1e-9, "the target counts it: {:?}", p.nodes[1]);
+        // Without the projection the node is hot and another move is planned: the over-moving defect.
+        assert_eq!(plan(&s, &cfg(), &PlanState::default()).moves.len(), 1);
+
+        // The copy exists on the target: counted there once, not twice.
+        let mut pods = s.pods.clone();
+        pods.push(pod("moving-copy", 1, 500));
+        let s2 = snap(s.nodes.clone(), pods);
+        let state =
+            PlanState { in_flight: vec![InFlight { replacement: Some(4), ..moving.clone() }], ..PlanState::default() };
+        let p = plan(&s2, &cfg(), &state);
+        assert!((p.nodes[1].cpu_pct - 12.5).abs() < 1e-9, "{:?}", p.nodes[1]);
+        assert!((p.nodes[0].cpu_pct - 82.5).abs() < 1e-9, "{:?}", p.nodes[0]);
+
+        // The original is terminating: it counts nowhere, with or without the job.
+        let mut s3 = s2.clone();
+        s3.pods[0].terminating = true;
+        s3.recompute_requested();
+        for state in [state.clone(), PlanState::default()] {
+            let p = plan(&s3, &cfg(), &state);
+            assert!((p.nodes[0].cpu_pct - 82.5).abs() < 1e-9, "{:?}", p.nodes[0]);
+            assert!(p.moves.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_forced_strategy_is_planned_or_the_pod_skipped() {
+        let mut pods = vec![pod("web", 0, 1000), pod("x", 0, 2900)];
+        pods[1].excluded = true;
+        let mut bare = pod("bare", 0, 100);
+        bare.owner = OwnerKind::None;
+        bare.owner_name = None;
+        pods.push(bare);
+        let s = snap(vec![node("w1", 4000), node("w2", 4000)], pods);
+        let forced = PlanConfig { strategy: Some(Strategy::Evict), ..cfg() };
+        let p = plan(&s, &forced, &PlanState::default());
+        assert_eq!(p.moves.len(), 1, "{p:#?}");
+        assert_eq!((p.moves[0].pod.as_str(), p.moves[0].strategy), ("web", Strategy::Evict));
+        let skip = p.skipped.iter().find(|k| k.pod == "bare").unwrap();
+        assert!(
+            skip.reason.starts_with("MIGRATION_STRATEGY=evict: strategy evict cannot move this pod"),
+            "{}",
+            skip.reason
+        );
+        let pin = plan(&s, &PlanConfig { strategy: Some(Strategy::Pin), ..cfg() }, &PlanState::default());
+        assert_eq!(pin.moves[0].strategy, Strategy::Pin);
     }
 
     #[test]

@@ -209,10 +209,12 @@ impl PodView {
         }
     }
 
-    /// Whether the pod's requests count against its node: it is bound and has
-    /// not finished (terminating pods still hold their resources).
+    /// Whether the pod's requests count against its node in the state the
+    /// planner plans for: it has not finished and is not on its way out (a
+    /// terminating pod's resources are as good as free — counting them made the
+    /// rebalancer move more than needed while pods stopped slowly).
     pub fn holds_requests(&self) -> bool {
-        !self.phase.is_terminated()
+        !self.phase.is_terminated() && !self.terminating
     }
 
     /// Heap bytes owned by this pod alone (its name). Shared `Arc`s are counted
@@ -268,8 +270,8 @@ fn constraints_heap_bytes(c: &Constraints) -> usize {
 
 impl Snapshot {
     /// Sets every node's `facts.requested` to the sum of the requests of the pods
-    /// bound to it that are not Succeeded or Failed (terminating pods still hold
-    /// their resources). The shell may fill `requested` itself; this is the rule.
+    /// bound to it that [hold requests](PodView::holds_requests). The shell may
+    /// fill `requested` itself; this is the rule.
     pub fn recompute_requested(&mut self) {
         for n in &mut self.nodes {
             n.facts.requested = Resources::default();

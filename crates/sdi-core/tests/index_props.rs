@@ -93,7 +93,8 @@ fn check(
     for n in &snap.nodes {
         let want: u64 = pods
             .values()
-            .filter(|p| p.node.map(|i| format!("n{i}")).as_deref() == Some(n.facts.name.as_str()) && !p.finished)
+            .filter(|p| p.node.map(|i| format!("n{i}")).as_deref() == Some(n.facts.name.as_str()))
+            .filter(|p| !p.finished && !p.terminating)
             .map(|p| p.cpu)
             .sum();
         assert_eq!(n.facts.requested.cpu_m, want, "requested on {}", n.facts.name);

@@ -290,6 +290,7 @@ fn config() -> impl Strategy<Value = (bool, PlanConfig)> {
                     max_concurrent,
                     cooldown_secs: 600,
                     excluded_namespaces: vec!["kube-system".into()],
+                    strategy: None,
                 },
             )
         })

@@ -502,6 +502,18 @@ impl StrategyChoice {
     }
 }
 
+impl From<sdi_core::strategy::Strategy> for StrategyChoice {
+    fn from(s: sdi_core::strategy::Strategy) -> Self {
+        use sdi_core::strategy::Strategy;
+        match s {
+            Strategy::Surge => StrategyChoice::Surge,
+            Strategy::Recreate => StrategyChoice::Recreate,
+            Strategy::Evict => StrategyChoice::Evict,
+            Strategy::Pin => StrategyChoice::Pin,
+        }
+    }
+}
+
 /// `LOG_FORMAT`: human-readable or JSON logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

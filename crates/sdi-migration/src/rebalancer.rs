@@ -7,14 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
+use sdi_core::index::Index;
 use sdi_core::male::{self, PolicyInput};
-use sdi_core::planner::{self, Basis, Plan, PlanConfig, PlanState};
+use sdi_core::planner::{self, Basis, InFlight, Plan, PlanConfig, PlanState};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 
 use crate::cluster::cache::ClusterCache;
-use crate::config::{PressureBasis, Settings};
+use crate::config::{PressureBasis, Settings, StrategyChoice};
 use crate::error::StartError;
 use crate::jobs::MigrationRequest;
 use crate::jobs::runner::Runner;
@@ -89,6 +90,7 @@ pub fn plan_config(s: &Settings) -> PlanConfig {
         max_concurrent: s.max_concurrent_migrations,
         cooldown_secs: s.migration_cooldown,
         excluded_namespaces: s.excluded_namespaces.clone(),
+        strategy: s.migration_strategy.forced(),
     }
 }
 
@@ -121,18 +123,32 @@ impl Rebalancer {
         self.clock = clock;
     }
 
-    fn state(&self) -> PlanState {
-        let active = self.runner.store.list(&crate::jobs::ListFilter::default());
-        let active_pods = active
+    /// What the planner needs besides the cluster, with the moves under way
+    /// resolved against the index it plans on.
+    fn state(&self, index: &Index) -> PlanState {
+        let jobs = self.runner.store.list(&crate::jobs::ListFilter::default());
+        let active: Vec<_> = jobs.iter().filter(|j| !j.status.is_terminal()).collect();
+        let in_flight = active
             .iter()
-            .filter(|j| !j.status.is_terminal())
-            .map(|j| format!("{}/{}", j.request.pod_namespace, j.request.pod_name))
+            .map(|j| {
+                let r = &j.request;
+                let target = if j.details.new_node_name.is_empty() { &r.target_node } else { &j.details.new_node_name };
+                InFlight {
+                    original: index.slot(&r.pod_namespace, &r.pod_name),
+                    replacement: Some(&j.details.new_pod_name)
+                        .filter(|n| !n.is_empty())
+                        .and_then(|n| index.slot(&r.pod_namespace, n)),
+                    source: r.source_node.clone(),
+                    target: target.clone(),
+                }
+            })
             .collect();
         PlanState {
             now_secs: (self.clock)(),
             last_moved: self.last_moved.lock().clone(),
-            active_pods,
-            active_jobs: u32::try_from(self.runner.active()).unwrap_or(u32::MAX),
+            active_pods: active.iter().map(|j| format!("{}/{}", j.request.pod_namespace, j.request.pod_name)).collect(),
+            active_jobs: u32::try_from(self.runner.moving()).unwrap_or(u32::MAX),
+            in_flight,
         }
     }
 
@@ -151,8 +167,7 @@ impl Rebalancer {
 
     /// A plan of the cluster as it is now (no policy calls, nothing submitted).
     pub fn plan_now(&self) -> Plan {
-        let state = self.state();
-        self.cache.with_snapshot(|s| planner::plan(s, &self.config, &state))
+        self.cache.with_index(|index| planner::plan(index.snapshot(), &self.config, &self.state(index)))
     }
 
     /// The newest decisions (moves started, denied, refused), oldest first.
@@ -304,7 +319,8 @@ impl Rebalancer {
                     preserve_pv: false,
                     force_restart: false,
                     timeout: 0,
-                    strategy: None,
+                    // The strategy the plan and the policy approved, not one pre-flight re-derives.
+                    strategy: Some(StrategyChoice::from(m.strategy)),
                     checkpoint: Some(false).filter(|_| !self.checkpointing),
                 };
                 match self.runner.submit(req, "rebalancer").await {

@@ -296,12 +296,17 @@ impl ClusterCache {
     /// settled, then `f` reads the maintained snapshot in place (watch updates
     /// wait until it returns).
     pub fn with_snapshot<R>(&self, f: impl FnOnce(&Snapshot) -> R) -> R {
+        self.with_index(|ix| f(ix.snapshot()))
+    }
+
+    /// Run `f` on the settled index (its snapshot, and pods by name).
+    pub fn with_index<R>(&self, f: impl FnOnce(&Index) -> R) -> R {
         let mut g = self.inner.write();
         g.index.set_metrics_available(self.metrics_available.load(Ordering::Relaxed));
         g.index.settle();
         g.interned.prune();
         let g = RwLockWriteGuard::downgrade(g);
-        f(g.index.snapshot())
+        f(&g.index)
     }
 
     /// A copy of the current snapshot (tests, and callers that must keep it).

@@ -35,6 +35,7 @@ use crate::cluster::{facts, retry, wait};
 use crate::error::Error;
 use crate::jobs::JobStore;
 use crate::jobs::model::{MigrationDetails, ResourceUsage, Step, now_rfc3339};
+use crate::jobs::runner::Moving;
 
 /// Engine-wide settings (from the service configuration).
 #[derive(Debug, Clone)]
@@ -73,6 +74,7 @@ pub struct JobCtx {
     pub id: String,
     pub store: Arc<dyn JobStore>,
     pub writer: JobWriter,
+    pub moving: Moving,
 }
 
 impl JobCtx {
@@ -281,8 +283,11 @@ impl Engine {
         }
     }
 
-    /// Last step: usage of the new pod after `POST_MIGRATION_SETTLE`, measured, never estimated.
+    /// Last step: usage of the new pod after `POST_MIGRATION_SETTLE`, measured,
+    /// never estimated. The move itself is over: the job stops counting as a
+    /// running move (for `MAX_CONCURRENT_MIGRATIONS`) while it waits to measure.
     pub async fn measure(&self, ctx: &JobCtx, namespace: &str, pod: &str) -> Result<(), Error> {
+        ctx.moving.done(&ctx.id);
         ctx.step("measure", async {
             tokio::time::sleep(self.settings.post_migration_settle).await;
             match self.pod_usage(namespace, pod).await {

@@ -32,6 +32,8 @@ pub struct Runner {
     pub default_strategy: StrategyChoice,
     summary: Mutex<Summary>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
+    /// Jobs still moving their pod (not yet measuring the result).
+    moving: Moving,
     tasks: TaskTracker,
     handles: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Called with every finished job (metrics sinks hook in here).
@@ -46,6 +48,17 @@ pub enum CancelError {
     /// The state machine refuses: the job has finished.
     #[error("{1}")]
     AlreadyFinished(Box<Job>, TransitionError),
+}
+
+/// The ids of jobs still moving their pod, shared with each job's context.
+#[derive(Debug, Clone, Default)]
+pub struct Moving(Arc<Mutex<std::collections::HashSet<String>>>);
+
+impl Moving {
+    /// The job's pod has moved (or the job ended).
+    pub fn done(&self, id: &str) {
+        self.0.lock().remove(id);
+    }
 }
 
 /// The event that ends a job, from how it ended.
@@ -65,6 +78,7 @@ impl Runner {
             default_strategy,
             summary: Mutex::default(),
             cancels: Mutex::default(),
+            moving: Moving::default(),
             tasks: TaskTracker::new(),
             handles: Mutex::default(),
             on_finish: Mutex::default(),
@@ -82,6 +96,12 @@ impl Runner {
     /// Number of jobs not yet finished.
     pub fn active(&self) -> usize {
         self.cancels.lock().len()
+    }
+
+    /// Number of jobs still moving their pod: a job measuring the new pod's
+    /// usage after the move holds no slot of `MAX_CONCURRENT_MIGRATIONS`.
+    pub fn moving(&self) -> usize {
+        self.moving.0.lock().len()
     }
 
     /// Check the request against the cluster and start a job; returns at once.
@@ -114,6 +134,7 @@ impl Runner {
         self.summary.lock().started();
         let token = CancellationToken::new();
         self.cancels.lock().insert(job.id.clone(), token.clone());
+        self.moving.0.lock().insert(job.id.clone());
         tracing::info!(
             job = %job.id, origin, strategy = %plan.strategy,
             "migrating {}/{} from {} to {}", plan.namespace, plan.pod_name, plan.source, plan.target
@@ -154,7 +175,12 @@ impl Runner {
 
     async fn run(self: Arc<Self>, id: String, plan: Plan, token: CancellationToken) {
         let started = Instant::now();
-        let ctx = JobCtx { id: id.clone(), store: self.store.clone(), writer: self.engine.writer.job(&id) };
+        let ctx = JobCtx {
+            id: id.clone(),
+            store: self.store.clone(),
+            writer: self.engine.writer.job(&id),
+            moving: self.moving.clone(),
+        };
         self.apply(&id, JobEvent::Start, |_| {});
         let pod_uid = plan.pod.metadata.uid.clone();
         let w = &ctx.writer;
@@ -230,6 +256,7 @@ impl Runner {
             j.writes = writes.clone();
         });
         self.cancels.lock().remove(&id);
+        self.moving.done(&id);
         let Some(job) = job else { return };
         let usage = |r: &Option<super::model::ResourceUsage>| {
             r.as_ref().map(|u| Usage { cpu_cores: u.cpu_usage, memory_bytes: u.memory_usage as f64 })
