@@ -33,6 +33,11 @@ pub struct PodMeta {
     pub containers: Arc<[Box<str>]>,
     /// The Ready condition is True.
     pub ready: bool,
+    /// `metadata.uid`, as the 128-bit number a UUID is (a pod replaced under
+    /// the same name has another one).
+    pub uid: u128,
+    /// Why the pod failed (`status.reason` and `status.message`), once its phase is Failed.
+    pub failure: Option<Arc<str>>,
 }
 
 /// A label selector (`matchLabels` and `matchExpressions`), as a budget has it.
@@ -147,6 +152,15 @@ impl Index {
     /// The pod's slot in [`Index::snapshot`]'s pods.
     pub fn slot(&self, namespace: &str, name: &str) -> Option<u32> {
         self.by_key.get(&*key(namespace, name)).copied()
+    }
+
+    /// The pods of the controller with this uid, as (view, meta).
+    pub fn owned_by<'a>(&'a self, owner_uid: &str) -> impl Iterator<Item = (&'a PodView, &'a PodMeta)> + 'a {
+        self.groups
+            .get(owner_uid)
+            .into_iter()
+            .flat_map(|g| g.pods.iter())
+            .map(|&s| (&self.snap.pods[s as usize], &self.slots[s as usize].meta))
     }
 
     /// Ready siblings of the pod (other Ready, not terminating pods of its

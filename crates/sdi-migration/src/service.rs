@@ -81,7 +81,8 @@ impl Service {
         clock: Option<crate::rebalancer::Clock>,
     ) -> Result<Service, StartError> {
         let engine_client = client.clone();
-        let engine = Arc::new(Engine::new(client, engine_settings(settings)));
+        let cache = ClusterCache::new(settings.resource_pressure_threshold);
+        let engine = Arc::new(Engine::new(client, cache.clone(), engine_settings(settings)));
         // Whatever repair finds, the service starts: what it could not repair is
         // reported (log, Event, metric) and looked at again on the next start.
         let report = repair::run(&engine.client, &engine.writer).await;
@@ -124,8 +125,13 @@ impl Service {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
         let stop = CancellationToken::new();
-        let cache = ClusterCache::new(settings.resource_pressure_threshold);
-        cache.spawn(engine_client, Duration::from_secs(settings.migration_check_interval.clamp(1, 10)), stop.clone());
+        let poll_metrics = settings.pressure_basis != crate::config::PressureBasis::Requests;
+        cache.spawn(
+            engine_client,
+            poll_metrics,
+            Duration::from_secs(settings.migration_check_interval.clamp(1, 10)),
+            stop.clone(),
+        );
         let mut rebalancer = Rebalancer::new(settings, cache, runner.clone(), telemetry.clone())?;
         if let (Some(c), Some(r)) = (clock, Arc::get_mut(&mut rebalancer)) {
             r.set_clock(c);

@@ -39,6 +39,13 @@ async fn every_refusal_has_its_exact_body() {
     let env = Env::start(CLUSTER).await;
     let nodes = env.sim.dynamic("v1", "nodes", None).unwrap();
     nodes.patch("w3", None, kube_sim::PatchType::Merge, &json!({"spec": {"unschedulable": true}})).unwrap();
+    // Pre-flight reads the service's watch-fed cache: let it see the cordon.
+    let cache = env.service().rebalancer.cache.clone();
+    common::eventually(10, "the cache sees w3 cordoned", || {
+        let seen = cache.read(|v| v.node("w3").is_some_and(|n| n.facts.unschedulable));
+        async move { seen }
+    })
+    .await;
 
     let with = |f: fn(&mut Value)| {
         let mut b = request("tensorflow-pod", "default", "w1", "w2");

@@ -1,11 +1,16 @@
-//! The cluster as the rebalancer sees it, kept current from watches (pods,
-//! nodes, PodDisruptionBudgets) and a periodic read of metrics.k8s.io (which
-//! cannot be watched). One generic watch loop feeds every kind into
+//! The cluster as the service sees it, kept current from watches (pods, nodes,
+//! PodDisruptionBudgets, ReplicaSets, Deployments) and, when the pressure basis
+//! needs it, a periodic read of metrics.k8s.io (which cannot be watched). One
+//! generic watch loop feeds every kind; pods, nodes and budgets go into
 //! `sdi-core`'s [`Index`], which maintains the planner's [`Snapshot`] in place:
 //! a cycle settles what changed and plans, it never rebuilds. Objects are
 //! projected on arrival into compact views — names, requests, constraints
 //! interned per workload — never kept whole (a client-go informer holds ~40 KiB
 //! per pod; this, well under 1 KiB).
+//!
+//! Everything else reads here too: pre-flight, the strategies' owners, and
+//! every wait ([`ClusterCache::until`]) — a move costs no watch of its own and
+//! an idle cycle no request at all.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
@@ -15,8 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
 use parking_lot::{RwLock, RwLockWriteGuard};
@@ -28,7 +35,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::facts;
+use super::{facts, wait};
+use crate::error::Error;
+use sdi_core::error::Category;
 
 /// A pod as cached: its view (derived fields as of the last cycle), what else
 /// is known of it, and its Ready siblings now.
@@ -67,10 +76,95 @@ impl Interned {
     }
 }
 
+/// A ReplicaSet as the strategies need it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedReplicaSet {
+    pub uid: String,
+    /// The Deployment that controls it, if any.
+    pub deployment: Option<String>,
+    pub selector: LabelSelector,
+}
+
+/// A Deployment's rollout state (and the hostname selector `pin` changes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CachedDeployment {
+    pub generation: Option<i64>,
+    pub observed_generation: Option<i64>,
+    /// `spec.replicas` (1 when unset).
+    pub want: i32,
+    pub replicas: i32,
+    pub updated: i32,
+    pub ready: i32,
+    /// `spec.template.spec.nodeSelector["kubernetes.io/hostname"]`.
+    pub hostname: Option<String>,
+}
+
+impl CachedDeployment {
+    /// The controller saw the newest spec, and every replica is updated and ready.
+    pub fn rolled_out(&self) -> bool {
+        self.observed_generation >= self.generation
+            && self.updated == self.want
+            && self.ready == self.want
+            && self.replicas == self.want
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     index: Index,
     interned: Interned,
+    replicasets: HashMap<String, CachedReplicaSet>,
+    deployments: HashMap<String, CachedDeployment>,
+}
+
+/// What a wait looks at: the cache as of one change.
+pub struct View<'a> {
+    inner: &'a Inner,
+}
+
+impl View<'_> {
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<(&PodView, &PodMeta)> {
+        self.inner.index.pod(namespace, name)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.inner.index.node(name)
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&CachedDeployment> {
+        self.inner.deployments.get(&format!("{namespace}/{name}"))
+    }
+
+    pub fn replicaset(&self, namespace: &str, name: &str) -> Option<&CachedReplicaSet> {
+        self.inner.replicasets.get(&format!("{namespace}/{name}"))
+    }
+
+    /// The pods of the controller with this uid.
+    pub fn owned_by<'b>(&'b self, owner_uid: &str) -> impl Iterator<Item = (&'b PodView, &'b PodMeta)> + 'b {
+        self.inner.index.owned_by(owner_uid)
+    }
+}
+
+/// A uid as the number it is (UUIDs are 128 bits); anything else, hashed.
+pub fn uid_number(uid: &str) -> u128 {
+    let hex: String = uid.chars().filter(|c| *c != '-').collect();
+    if hex.len() == 32
+        && let Ok(n) = u128::from_str_radix(&hex, 16)
+    {
+        return n;
+    }
+    // Not a UUID (a simulator's or a test's uid): FNV-1a, 128-bit.
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in uid.bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    h
+}
+
+/// A 404 for the API group itself (not for one object): the API is not served.
+pub fn api_not_served(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 && s.message.contains("could not find the requested resource"))
 }
 
 fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a str> {
@@ -124,12 +218,20 @@ impl Interned {
             ready_siblings: 0,
             disruptions_allowed: None,
         };
+        let failure = (view.phase == Phase::Failed).then(|| {
+            let st = p.status.as_ref();
+            let reason = st.and_then(|s| s.reason.as_deref()).unwrap_or("");
+            let message = st.and_then(|s| s.message.as_deref()).unwrap_or("");
+            Arc::from(format!("{reason} {message}").trim())
+        });
         let meta = PodMeta {
             node_name: facts::pod_node(p).map(|n| intern(&mut self.strs, Arc::from(n))),
             owner_uid,
             labels,
             containers,
             ready: facts::pod_ready(p),
+            uid: p.metadata.uid.as_deref().map_or(0, uid_number),
+            failure,
         };
         Some((view, meta))
     }
@@ -229,13 +331,77 @@ impl Followed for PodDisruptionBudget {
     }
 }
 
+impl Followed for ReplicaSet {
+    const SYNC: usize = 3;
+    fn key(&self) -> String {
+        ns_key(&self.metadata)
+    }
+    fn apply(&self, inner: &mut Inner) {
+        let deployment = self
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|r| r.controller == Some(true) && r.kind == "Deployment")
+            .map(|r| r.name.clone());
+        let rs = CachedReplicaSet {
+            uid: self.metadata.uid.clone().unwrap_or_default(),
+            deployment,
+            selector: self.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default(),
+        };
+        inner.replicasets.insert(self.key(), rs);
+    }
+    fn forget(key: &str, inner: &mut Inner) {
+        inner.replicasets.remove(key);
+    }
+    fn keys(inner: &Inner) -> Vec<String> {
+        inner.replicasets.keys().cloned().collect()
+    }
+}
+
+impl Followed for Deployment {
+    const SYNC: usize = 4;
+    fn key(&self) -> String {
+        ns_key(&self.metadata)
+    }
+    fn apply(&self, inner: &mut Inner) {
+        let st = self.status.as_ref();
+        let d = CachedDeployment {
+            generation: self.metadata.generation,
+            observed_generation: st.and_then(|s| s.observed_generation),
+            want: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            replicas: st.and_then(|s| s.replicas).unwrap_or(0),
+            updated: st.and_then(|s| s.updated_replicas).unwrap_or(0),
+            ready: st.and_then(|s| s.ready_replicas).unwrap_or(0),
+            hostname: self
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .and_then(|s| s.node_selector.as_ref())
+                .and_then(|m| m.get(sdi_core::admission::HOSTNAME_LABEL))
+                .cloned(),
+        };
+        inner.deployments.insert(self.key(), d);
+    }
+    fn forget(key: &str, inner: &mut Inner) {
+        inner.deployments.remove(key);
+    }
+    fn keys(inner: &Inner) -> Vec<String> {
+        inner.deployments.keys().cloned().collect()
+    }
+}
+
 pub struct ClusterCache {
     /// `RESOURCE_PRESSURE_THRESHOLD`: crossing it wakes the rebalancer early.
     threshold_pct: f64,
     inner: RwLock<Inner>,
     metrics_available: AtomicBool,
+    /// metrics.k8s.io is not served at all (the API answered 404 for the group).
+    metrics_absent: AtomicBool,
     /// Each watch has delivered its first full list.
-    synced: [AtomicBool; 3],
+    synced: [AtomicBool; 5],
+    /// Bumped at every change, so waits re-check.
+    changed: tokio::sync::watch::Sender<u64>,
     /// Signalled when a node newly crosses the pressure threshold.
     pub pressure_rose: tokio::sync::Notify,
 }
@@ -252,13 +418,80 @@ impl ClusterCache {
             threshold_pct,
             inner: RwLock::default(),
             metrics_available: AtomicBool::default(),
+            metrics_absent: AtomicBool::default(),
             synced: Default::default(),
+            changed: tokio::sync::watch::Sender::new(0),
             pressure_rose: tokio::sync::Notify::new(),
         })
     }
 
     pub fn synced(&self) -> bool {
         self.synced.iter().all(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Wait (at most `within`) until every watch has listed the cluster once.
+    pub async fn wait_synced(&self, within: Duration) -> bool {
+        let mut rx = self.changed.subscribe();
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.synced() {
+            if tokio::time::timeout_at(deadline, rx.changed()).await.is_err() {
+                return self.synced();
+            }
+        }
+        true
+    }
+
+    /// Wait until `check` says `Done` or `Fail`, re-checking after every change
+    /// the watches bring. Bounded by the caller (jobs run under a timeout).
+    pub async fn until<T>(&self, mut check: impl FnMut(&View<'_>) -> wait::Check<T>) -> Result<T, Error> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            let verdict = {
+                let g = self.inner.read();
+                check(&View { inner: &g })
+            };
+            match verdict {
+                wait::Check::Wait => {}
+                wait::Check::Done(t) => return Ok(t),
+                wait::Check::Fail(e) => return Err(e),
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::new(Category::Internal, "the cluster cache stopped"));
+            }
+        }
+    }
+
+    /// Read the cache once.
+    pub fn read<R>(&self, f: impl FnOnce(&View<'_>) -> R) -> R {
+        let g = self.inner.read();
+        f(&View { inner: &g })
+    }
+
+    pub fn replicaset(&self, namespace: &str, name: &str) -> Option<CachedReplicaSet> {
+        self.inner.read().replicasets.get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<CachedDeployment> {
+        self.inner.read().deployments.get(&format!("{namespace}/{name}")).cloned()
+    }
+
+    /// The pod's usage from the last metrics poll, when the poll runs and has it.
+    pub fn pod_usage(&self, namespace: &str, name: &str) -> Option<Usage> {
+        if !self.metrics_available.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.inner.read().index.pod(namespace, name).and_then(|(v, _)| v.usage)
+    }
+
+    /// metrics.k8s.io answered that it is not served: per-pod reads are pointless.
+    pub fn metrics_absent(&self) -> bool {
+        self.metrics_absent.load(Ordering::Relaxed)
+    }
+
+    /// Remember what a metrics.k8s.io read found out about the API itself.
+    pub fn metrics_answered(&self, absent: bool) {
+        self.metrics_absent.store(absent, Ordering::Relaxed);
     }
 
     pub fn pod(&self, namespace: &str, name: &str) -> Option<CachedPod> {
@@ -314,19 +547,37 @@ impl ClusterCache {
         self.with_snapshot(Snapshot::clone)
     }
 
-    /// Keep the cache current until `stop`: a watch per kind and a metrics poll.
-    pub fn spawn(self: &Arc<Self>, client: kube::Client, metrics_every: Duration, stop: CancellationToken) {
+    /// Keep the cache current until `stop`: a watch per kind, and a metrics
+    /// poll every `metrics_every` when `poll_metrics` (the pressure basis needs
+    /// usage) — backed off, up to five minutes, while the API is not served.
+    pub fn spawn(
+        self: &Arc<Self>,
+        client: kube::Client,
+        poll_metrics: bool,
+        metrics_every: Duration,
+        stop: CancellationToken,
+    ) {
         self.clone().spawn_follow::<Pod>(Api::all(client.clone()), stop.clone());
         self.clone().spawn_follow::<Node>(Api::all(client.clone()), stop.clone());
         self.clone().spawn_follow::<PodDisruptionBudget>(Api::all(client.clone()), stop.clone());
+        self.clone().spawn_follow::<ReplicaSet>(Api::all(client.clone()), stop.clone());
+        self.clone().spawn_follow::<Deployment>(Api::all(client.clone()), stop.clone());
+        if !poll_metrics {
+            return;
+        }
         let c = self.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(metrics_every);
+            let mut wait = Duration::ZERO;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = tick.tick() => c.poll_metrics(&client).await,
+                    _ = tokio::time::sleep(wait) => {}
                 }
+                wait = if c.poll_metrics(&client).await || !c.metrics_absent() {
+                    metrics_every
+                } else {
+                    (wait * 2).clamp(metrics_every, Duration::from_secs(300))
+                };
             }
         });
     }
@@ -364,25 +615,40 @@ impl ClusterCache {
                 }
                 Ok(watcher::Event::Apply(o)) => o.apply(&mut g),
                 Ok(watcher::Event::Delete(o)) => K::forget(&o.key(), &mut g),
-                Err(e) => tracing::debug!(kind = %K::kind(&()), error = %e, "watch interrupted; resuming"),
+                Err(e) => {
+                    tracing::debug!(kind = %K::kind(&()), error = %e, "watch interrupted; resuming");
+                    continue;
+                }
             }
+            drop(g);
+            self.changed.send_modify(|v| *v = v.wrapping_add(1));
         }
     }
 
     /// Node and pod usage from metrics.k8s.io (two LISTs: it cannot be watched).
-    async fn poll_metrics(&self, client: &kube::Client) {
+    /// Whether it answered.
+    async fn poll_metrics(&self, client: &kube::Client) -> bool {
         let get = |path: &'static str| async move {
-            let req = http::Request::get(path).body(Vec::new()).ok()?;
-            client.request::<Value>(req).await.ok()
+            let req = http::Request::get(path).body(Vec::new()).map_err(kube::Error::HttpError)?;
+            client.request::<Value>(req).await
         };
-        let (Some(nodes), Some(pods)) =
-            (get("/apis/metrics.k8s.io/v1beta1/nodes").await, get("/apis/metrics.k8s.io/v1beta1/pods").await)
-        else {
-            if self.metrics_available.swap(false, Ordering::Relaxed) {
-                tracing::warn!("metrics.k8s.io does not answer; pressure falls back to requests (PRESSURE_BASIS=auto)");
+        let answers = match get("/apis/metrics.k8s.io/v1beta1/nodes").await {
+            Ok(nodes) => get("/apis/metrics.k8s.io/v1beta1/pods").await.map(|pods| (nodes, pods)),
+            Err(e) => Err(e),
+        };
+        let (nodes, pods) = match answers {
+            Ok(a) => a,
+            Err(e) => {
+                self.metrics_answered(api_not_served(&e));
+                if self.metrics_available.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "metrics.k8s.io does not answer ({e}); pressure falls back to requests (PRESSURE_BASIS=auto)"
+                    );
+                }
+                return false;
             }
-            return;
         };
+        self.metrics_answered(false);
         let usage = |u: &Value| -> Option<Usage> {
             Some(Usage {
                 cpu_m: sdi_core::quantity::cpu_millis(u.get("cpu")?.as_str()?).ok()?,
@@ -430,5 +696,7 @@ impl ClusterCache {
         if newly_pressured {
             self.pressure_rose.notify_one();
         }
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        true
     }
 }

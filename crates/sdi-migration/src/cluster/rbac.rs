@@ -8,17 +8,16 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("", "pods", &["create", "delete", "get", "list", "patch", "watch"]),
     // `evict`.
     ("", "pods/eviction", &["create"]),
-    // Targets (pre-flight, readiness watches) and the snapshot.
+    // The cluster cache (pre-flight, waits, the snapshot); a node the cache does not know is read.
     ("", "nodes", &["get", "list", "watch"]),
     // Kubelet checkpoint API through the node proxy (`POST .../proxy/checkpoint/...`).
     ("", "nodes/proxy", &["create"]),
     // `recreate` with `preserve_pv`: checkpoint PVCs, deleted on undo; repair lists them.
     ("", "persistentvolumeclaims", &["create", "delete", "list"]),
-    // `pin` edits Deployments; repair lists them.
+    // `pin` edits Deployments and waits for their rollout (cache); repair lists them.
     ("apps", "deployments", &["get", "list", "patch", "watch"]),
-    // Owners: selectors and the Deployment behind a ReplicaSet.
-    ("apps", "replicasets", &["get"]),
-    ("apps", "statefulsets", &["get"]),
+    // Owners (cache): selectors and the Deployment behind a ReplicaSet.
+    ("apps", "replicasets", &["get", "list", "watch"]),
     // Events on migrated pods (the recorder creates, then patches a series).
     ("events.k8s.io", "events", &["create", "patch"]),
     // Usage, before and after a move, and for pressure.

@@ -21,15 +21,16 @@ pub mod undo;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 pub use sdi_core::admission::CheckpointMode;
 use sdi_core::error::Category;
 use sdi_core::job::StepStatus;
+use sdi_core::snapshot::Phase;
 use sdi_core::strategy::{Owner, Strategy};
 use serde_json::Value;
 
+use crate::cluster::cache::{ClusterCache, View};
 use crate::cluster::writer::{JobWriter, Writer};
 use crate::cluster::{facts, retry, wait};
 use crate::error::Error;
@@ -47,8 +48,11 @@ pub struct EngineSettings {
 }
 
 pub struct Engine {
-    /// Reads (GET, LIST, watches). Writes go through `writer`.
+    /// The few reads the cache cannot answer (a whole pod to copy, usage).
     pub client: kube::Client,
+    /// Every other read, and every wait.
+    pub cache: Arc<ClusterCache>,
+    /// Every write.
     pub writer: Writer,
     pub settings: EngineSettings,
 }
@@ -57,7 +61,8 @@ pub struct Engine {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub strategy: Strategy,
-    pub pod: Pod,
+    /// The pod's uid (Events refer to it).
+    pub pod_uid: Option<String>,
     pub owner: Owner,
     pub namespace: String,
     pub pod_name: String,
@@ -146,12 +151,8 @@ impl JobCtx {
 }
 
 impl Engine {
-    pub fn new(client: kube::Client, settings: EngineSettings) -> Engine {
-        Engine { writer: Writer::new(client.clone()), client, settings }
-    }
-
-    pub(crate) fn pods(&self, namespace: &str) -> Api<Pod> {
-        Api::namespaced(self.client.clone(), namespace)
+    pub fn new(client: kube::Client, cache: Arc<ClusterCache>, settings: EngineSettings) -> Engine {
+        Engine { writer: Writer::new(client.clone()), client, cache, settings }
     }
 
     /// Run the plan's strategy to completion (or the first error).
@@ -165,13 +166,25 @@ impl Engine {
     }
 
     /// The pod's usage from metrics.k8s.io, or `None` when the API has none
-    /// (no metrics server, pod too new): unknown is not zero.
-    pub async fn pod_usage(&self, namespace: &str, pod: &str) -> Option<ResourceUsage> {
+    /// (no metrics server, pod too new): unknown is not zero. `cached` takes the
+    /// last poll's figure when there is one, instead of asking.
+    pub async fn pod_usage(&self, namespace: &str, pod: &str, cached: bool) -> Option<ResourceUsage> {
+        if cached && let Some(u) = self.cache.pod_usage(namespace, pod) {
+            return Some(ResourceUsage {
+                cpu_usage: u.cpu_m as f64 / 1000.0,
+                memory_usage: u.mem_b,
+                timestamp: now_rfc3339(),
+            });
+        }
+        if self.cache.metrics_absent() {
+            return None;
+        }
         let path = format!("/apis/metrics.k8s.io/v1beta1/namespaces/{namespace}/pods/{pod}");
         let req = http::Request::get(path).body(Vec::new()).ok()?;
         let v: Value = match retry::transient(|| self.client.request::<Value>(req.clone())).await {
             Ok(v) => v,
             Err(e) => {
+                self.cache.metrics_answered(crate::cluster::cache::api_not_served(&e));
                 tracing::debug!(namespace, pod, error = %e, "no metrics for pod");
                 return None;
             }
@@ -191,11 +204,12 @@ impl Engine {
         })
     }
 
-    /// Step 1 of every strategy: container states and measured usage of the original.
+    /// Step 1 of every strategy: the whole pod (the one read a move makes: a
+    /// copy needs its spec), its container states and its measured usage.
     pub async fn capture(&self, ctx: &JobCtx, plan: &Plan) -> Result<Pod, Error> {
         ctx.step("capture-state", async {
             let (ns, name) = (plan.namespace.as_str(), plan.pod_name.as_str());
-            let pods = self.pods(ns);
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
             let pod = retry::transient(|| pods.get(name))
                 .await
                 .map_err(|e| Error::api(format!("read pod {ns}/{name}"), e))?;
@@ -210,7 +224,7 @@ impl Engine {
                 ));
             }
             let states = facts::container_states(&pod);
-            let usage = self.pod_usage(ns, name).await;
+            let usage = self.pod_usage(ns, name, true).await;
             let migrating = states.iter().filter(|s| s.should_migrate).count();
             let note = format!(
                 "{migrating} of {} containers to migrate; usage {}",
@@ -230,57 +244,55 @@ impl Engine {
         .await
     }
 
-    /// Wait until `name` is Ready on `node`; fail fast if it fails, vanishes, lands
-    /// elsewhere, or the node stops being Ready.
-    pub async fn wait_ready_on(&self, namespace: &str, name: &str, node: &str) -> Result<Pod, Error> {
-        let pods = self.pods(namespace);
+    /// Wait until `name` is Ready on `node`; fail fast if it fails, vanishes,
+    /// lands elsewhere, or the node stops being Ready.
+    pub async fn wait_ready_on(&self, namespace: &str, name: &str, node: &str) -> Result<(), Error> {
         let workload = |m: String| wait::Check::Fail(Error::new(Category::Workload, m));
-        let pod_ready = wait::until(&pods, name, |p: Option<&Pod>| match p {
-            None => workload(format!("pod {namespace}/{name} disappeared before it was Ready")),
-            Some(p) if facts::pod_phase(p) == "Failed" => {
-                let st = p.status.as_ref();
-                workload(format!(
-                    "pod {namespace}/{name} failed on {node}: {} {}",
-                    st.and_then(|s| s.reason.as_deref()).unwrap_or(""),
-                    st.and_then(|s| s.message.as_deref()).unwrap_or("")
-                ))
-            }
-            Some(p) if facts::pod_node(p).is_some_and(|n| n != node) => {
-                workload(format!("pod {namespace}/{name} landed on {:?}, not {node}", facts::pod_node(p)))
-            }
-            Some(p) if facts::pod_ready(p) => wait::Check::Done(p.clone()),
-            Some(_) => wait::Check::Wait,
-        });
-        self.while_node_ready(node, pod_ready).await
+        // A pod just created may not have reached the cache yet; once seen, gone is gone.
+        let mut seen = false;
+        self.cache
+            .until(|v| {
+                if let Some(lost) = node_lost(v, node) {
+                    return lost;
+                }
+                match v.pod(namespace, name) {
+                    None if seen => workload(format!("pod {namespace}/{name} disappeared before it was Ready")),
+                    None => wait::Check::Wait,
+                    Some((p, m)) => {
+                        seen = true;
+                        match m.node_name.as_deref() {
+                            _ if p.phase == Phase::Failed => workload(format!(
+                                "pod {namespace}/{name} failed on {node}: {}",
+                                m.failure.as_deref().unwrap_or("")
+                            )),
+                            Some(n) if n != node => {
+                                workload(format!("pod {namespace}/{name} landed on {n:?}, not {node}"))
+                            }
+                            _ if m.ready && !p.terminating => wait::Check::Done(()),
+                            _ => wait::Check::Wait,
+                        }
+                    }
+                }
+            })
+            .await
     }
 
-    /// Wait until the Deployment has rolled out, while `node` stays Ready.
+    /// Wait until the Deployment, pinned to `node`, has rolled out there while
+    /// `node` stays Ready. (The pin in the cached template tells that the cache
+    /// has seen the change, not the Deployment as it was before.)
     pub async fn wait_rollout(&self, namespace: &str, name: &str, node: &str) -> Result<(), Error> {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
-        let rolled = wait::until(&api, name, |d: Option<&Deployment>| match d {
-            None => wait::Check::Fail(Error::new(Category::NotFound, format!("Deployment {name} was deleted"))),
-            Some(d) if facts::rolled_out(d) => wait::Check::Done(()),
-            Some(_) => wait::Check::Wait,
-        });
-        self.while_node_ready(node, rolled).await
-    }
-
-    /// Run `wait` while watching `node`: if it is deleted or stops being Ready
-    /// first, fail with that (a copy or rollout bound for it will never be Ready).
-    async fn while_node_ready<T>(&self, node: &str, wait: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        let nodes: Api<Node> = Api::all(self.client.clone());
-        let node_lost = wait::until(&nodes, node, |n| match n {
-            None => wait::Check::Done(format!("target node {node} was deleted")),
-            Some(n) if !facts::node_ready(n) => wait::Check::Done(format!("target node {node} became NotReady")),
-            Some(_) => wait::Check::Wait,
-        });
-        tokio::select! {
-            r = wait => r,
-            lost = node_lost => Err(match lost {
-                Ok(why) => Error::new(Category::Target, why),
-                Err(e) => e,
-            }),
-        }
+        self.cache
+            .until(|v| {
+                if let Some(lost) = node_lost(v, node) {
+                    return lost;
+                }
+                match v.deployment(namespace, name) {
+                    None => wait::Check::Fail(Error::new(Category::NotFound, format!("Deployment {name} was deleted"))),
+                    Some(d) if d.hostname.as_deref() == Some(node) && d.rolled_out() => wait::Check::Done(()),
+                    Some(_) => wait::Check::Wait,
+                }
+            })
+            .await
     }
 
     /// Last step: usage of the new pod after `POST_MIGRATION_SETTLE`, measured,
@@ -290,7 +302,7 @@ impl Engine {
         ctx.moving.done(&ctx.id);
         ctx.step("measure", async {
             tokio::time::sleep(self.settings.post_migration_settle).await;
-            match self.pod_usage(namespace, pod).await {
+            match self.pod_usage(namespace, pod, false).await {
                 Some(u) => {
                     ctx.note(
                         "measure",
@@ -306,6 +318,16 @@ impl Engine {
             Ok(())
         })
         .await
+    }
+}
+
+/// The target node is gone or NotReady: whatever is bound for it will never be Ready.
+fn node_lost<T>(v: &View<'_>, node: &str) -> Option<wait::Check<T>> {
+    let lost = |m: String| Some(wait::Check::Fail(Error::new(Category::Target, m)));
+    match v.node(node) {
+        None => lost(format!("target node {node} was deleted")),
+        Some(n) if !n.facts.ready => lost(format!("target node {node} became NotReady")),
+        Some(_) => None,
     }
 }
 

@@ -24,17 +24,20 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     checkpoint::take(ctx, plan, &all).await?;
 
     ctx.step("pin-node-selector", async {
-        let api: Api<Deployment> = Api::namespaced(engine.client.clone(), ns);
-        let dep = retry::transient(|| api.get(dep_name))
-            .await
-            .map_err(|e| Error::api(format!("read Deployment {ns}/{dep_name}"), e))?;
-        let previous = dep
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.spec.as_ref())
-            .and_then(|s| s.node_selector.as_ref())
-            .and_then(|m| m.get(marks::HOSTNAME))
-            .cloned();
+        let previous = match engine.cache.deployment(ns, dep_name) {
+            Some(d) => d.hostname,
+            // Not in the cache (yet): ask.
+            None => {
+                let api: Api<Deployment> = Api::namespaced(engine.client.clone(), ns);
+                let dep = retry::transient(|| api.get(dep_name))
+                    .await
+                    .map_err(|e| Error::api(format!("read Deployment {ns}/{dep_name}"), e))?;
+                dep.spec
+                    .and_then(|s| s.template.spec)
+                    .and_then(|s| s.node_selector)
+                    .and_then(|m| m.get(marks::HOSTNAME).cloned())
+            }
+        };
         let restore = json!({
             "metadata": {"annotations": {marks::PINNED_BY: null, marks::PREVIOUS_SELECTOR: null}},
             "spec": {"template": {"spec": {"nodeSelector": {marks::HOSTNAME: previous}}}}

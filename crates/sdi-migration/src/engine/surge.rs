@@ -12,7 +12,6 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::Api;
 use sdi_core::error::Category;
@@ -20,7 +19,8 @@ use sdi_core::strategy::Owner;
 use serde_json::json;
 
 use super::{Engine, JobCtx, Plan, checkpoint, copy, marks, unix_now};
-use crate::cluster::{facts, retry, wait};
+use crate::cluster::cache::uid_number;
+use crate::cluster::{retry, wait};
 use crate::error::Error;
 
 /// The label keys to hold back so a copy cannot match `selector`. Only keys
@@ -54,12 +54,18 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
     checkpoint::take(ctx, plan, &all).await?;
 
-    let rs_api: Api<ReplicaSet> = Api::namespaced(engine.client.clone(), ns);
-    let rs = retry::transient(|| rs_api.get(rs_name))
-        .await
-        .map_err(|e| Error::api(format!("read ReplicaSet {ns}/{rs_name}"), e))?;
-    let rs_uid = rs.metadata.uid.clone().unwrap_or_default();
-    let keys = withheld_keys(&rs.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default())?;
+    let (rs_uid, selector) = match engine.cache.replicaset(ns, rs_name) {
+        Some(rs) => (rs.uid, rs.selector),
+        // Not in the cache (yet): ask.
+        None => {
+            let rs_api: Api<ReplicaSet> = Api::namespaced(engine.client.clone(), ns);
+            let rs = retry::transient(|| rs_api.get(rs_name))
+                .await
+                .map_err(|e| Error::api(format!("read ReplicaSet {ns}/{rs_name}"), e))?;
+            (rs.metadata.uid.unwrap_or_default(), rs.spec.map(|s| s.selector).unwrap_or_default())
+        }
+    };
+    let keys = withheld_keys(&selector)?;
 
     let copy_name = copy::derived_name(name, &format!("-migrated-{}", unix_now()));
     let (copy_pod, held) = copy::surge_copy(&original, &ctx.id, target, &copy_name, &keys);
@@ -99,40 +105,39 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
 
     // The ReplicaSet now has one pod too many; it must remove the original.
     ctx.step("verify", async {
-        let pods = engine.pods(ns);
-        let original_uid = original.metadata.uid.clone();
-        let original_leaves = wait::until(&pods, name, |p: Option<&Pod>| match p {
-            None => wait::Check::Done(()),
-            Some(p) if p.metadata.uid != original_uid => wait::Check::Done(()),
-            Some(p) if p.metadata.deletion_timestamp.is_some() => wait::Check::Done(()),
-            Some(_) => wait::Check::Wait,
-        });
+        let original_uid = original.metadata.uid.as_deref().map(uid_number);
         let workload = |m: String| wait::Check::Fail(Error::new(Category::Workload, m));
-        let copy_stays = wait::until(&pods, &copy_name, |p: Option<&Pod>| match p {
-            None => workload(format!("the ReplicaSet removed the copy {copy_name} instead of the original")),
-            Some(p) if p.metadata.deletion_timestamp.is_some() => {
-                workload(format!("the ReplicaSet is deleting the copy {copy_name} instead of the original"))
-            }
-            Some(_) => wait::Check::<()>::Wait,
-        });
-        tokio::select! {
-            r = original_leaves => r?,
-            r = copy_stays => return r,
-        }
-        let copy = retry::transient(|| pods.get(&copy_name))
-            .await
-            .map_err(|e| Error::api(format!("read copy {ns}/{copy_name}"), e))?;
-        let adopted =
-            copy.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true) && r.uid == rs_uid);
-        if !adopted {
-            return Err(Error::new(
-                Category::Workload,
-                format!("copy {copy_name} was not adopted by ReplicaSet {rs_name}"),
-            ));
-        }
-        if !facts::pod_ready(&copy) || facts::pod_node(&copy) != Some(target) {
-            return Err(Error::new(Category::Workload, format!("copy {copy_name} is not Ready on {target}")));
-        }
+        engine
+            .cache
+            .until(|v| {
+                let copy = match v.pod(ns, &copy_name) {
+                    None => {
+                        return workload(format!("the ReplicaSet removed the copy {copy_name} instead of the original"));
+                    }
+                    Some((p, _)) if p.terminating => {
+                        return workload(format!(
+                            "the ReplicaSet is deleting the copy {copy_name} instead of the original"
+                        ));
+                    }
+                    Some(c) => c,
+                };
+                let original_left = match v.pod(ns, name) {
+                    None => true,
+                    Some((p, m)) => Some(m.uid) != original_uid || p.terminating,
+                };
+                if !original_left {
+                    return wait::Check::Wait;
+                }
+                let (p, m) = copy;
+                if m.owner_uid.as_deref() != Some(rs_uid.as_str()) {
+                    return workload(format!("copy {copy_name} was not adopted by ReplicaSet {rs_name}"));
+                }
+                if !m.ready || p.terminating || m.node_name.as_deref() != Some(target) {
+                    return workload(format!("copy {copy_name} is not Ready on {target}"));
+                }
+                wait::Check::Done(())
+            })
+            .await?;
         ctx.note("verify", format!("ReplicaSet {rs_name} adopted {copy_name} and removed {name}"));
         Ok(())
     })

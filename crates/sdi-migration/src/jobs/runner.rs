@@ -182,7 +182,7 @@ impl Runner {
             moving: self.moving.clone(),
         };
         self.apply(&id, JobEvent::Start, |_| {});
-        let pod_uid = plan.pod.metadata.uid.clone();
+        let pod_uid = plan.pod_uid.clone();
         let w = &ctx.writer;
         let (ns, pod) = (plan.namespace.as_str(), plan.pod_name.as_str());
         let note = format!("{id}: moving to {} ({} strategy)", plan.target, plan.strategy);
