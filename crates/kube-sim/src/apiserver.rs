@@ -391,6 +391,18 @@ impl ApiServer {
         }
     }
 
+    /// A stored object in the protobuf wire format (envelope included).
+    pub fn render_protobuf(&self, res: &ResourceInfo, o: &Stored) -> Vec<u8> {
+        let raw = self.render_protobuf_item(res, o);
+        crate::protobuf::envelope(&res.api_version(), &res.kind, &raw)
+    }
+
+    /// A stored object's protobuf message (a list item: no envelope).
+    pub fn render_protobuf_item(&self, res: &ResourceInfo, o: &Stored) -> bytes::Bytes {
+        let v = self.render(res, o);
+        bytes::Bytes::from(crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default())
+    }
+
     fn subject<'a>(res: &'a ResourceInfo, name: &'a str) -> Subject<'a> {
         Subject { group: &res.group, resource: &res.plural, name }
     }
@@ -617,10 +629,11 @@ impl ApiServer {
         if txn.get(&res.storage, &key).is_some() {
             return Err(ApiError::already_exists(Self::subject(res, &name)));
         }
-        kinds::prepare_create(res, &mut obj, self.clock.now())?;
         kinds::default(res, &mut obj)?;
         let now = self.clock.now_rfc3339();
-        // Ownership is recorded before admission plugins mutate, as upstream does.
+        // Ownership is recorded from the decoded (defaulted) object, before the
+        // strategy's PrepareForCreate and admission plugins mutate it, as
+        // upstream does (a namespace's `kubernetes` finalizer is nobody's).
         let entry = match apply_set {
             Some(set) => managed_entry(opts, res, "Apply", None, &set, &now),
             None => {
@@ -628,6 +641,7 @@ impl ApiServer {
                 managed_entry(opts, res, "Update", None, &owned, &now)
             }
         };
+        kinds::prepare_create(res, &mut obj, self.clock.now())?;
         self.admit_create(txn, res, &mut obj)?;
         self.validate(res, &obj, None)?;
         let m = meta::meta_mut(&mut obj);
@@ -643,7 +657,9 @@ impl ApiServer {
             m.remove("generation");
         }
         m.insert("managedFields".into(), json!([entry]));
-        if opts.field_manager.is_empty() {
+        // A manager that set no field is not recorded (a bare ServiceAccount).
+        let owns_nothing = entry.get("fieldsV1").and_then(Value::as_object).is_some_and(|f| f.is_empty());
+        if opts.field_manager.is_empty() || owns_nothing {
             m.remove("managedFields");
         }
         if opts.dry_run {
@@ -1911,6 +1927,14 @@ fn tracked_for(res: &ResourceInfo, sub: Option<&str>, obj: &Value) -> Value {
         && let Some(o) = v.as_object_mut()
     {
         o.remove("status");
+    }
+    // A namespace's spec holds only the finalizers the server adds; an empty
+    // one is nobody's (as the recorded `kubectl create namespace` shows).
+    if res.kind == "Namespace"
+        && let Some(o) = v.as_object_mut()
+        && o.get("spec").and_then(Value::as_object).is_some_and(|s| s.is_empty())
+    {
+        o.remove("spec");
     }
     v
 }

@@ -196,10 +196,18 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, now: jiff::Timestamp)
     match (group, res.kind.as_str()) {
         ("", "Pod") => typed(obj, |p| defaults::pod_prepare_for_create(p, &Time(now))),
         ("", "Namespace") => typed(obj, defaults::namespace_prepare_for_create),
-        ("apps", "Deployment") => typed(obj, defaults::deployment_prepare_for_create),
-        ("apps", "ReplicaSet") => typed(obj, defaults::replica_set_prepare_for_create),
-        ("apps", "StatefulSet") => typed(obj, defaults::stateful_set_prepare_for_create),
-        ("apps", "DaemonSet") => typed(obj, defaults::daemon_set_prepare_for_create),
+        ("apps", "Deployment") => {
+            typed(obj, defaults::deployment_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "ReplicaSet") => {
+            typed(obj, defaults::replica_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "StatefulSet") => {
+            typed(obj, defaults::stateful_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "DaemonSet") => {
+            typed(obj, defaults::daemon_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
         ("policy", "PodDisruptionBudget") => typed(obj, defaults::pod_disruption_budget_prepare_for_create),
         ("", "Node") | ("apiextensions.k8s.io", _) => Ok(()),
         _ => {

@@ -18,6 +18,7 @@ pub mod http;
 mod kinds;
 pub mod meta;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod rules;
 pub mod scenario;
