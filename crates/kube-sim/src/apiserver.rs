@@ -641,11 +641,14 @@ impl ApiServer {
                 managed_entry(opts, res, "Update", None, &owned, &now)
             }
         };
+        // The uid is assigned before PrepareForCreate (a Job's selector uses it).
+        let uid = uuid::Uuid::new_v4().to_string();
+        meta::meta_mut(&mut obj).insert("uid".into(), json!(uid));
         kinds::prepare_create(res, &mut obj, self.clock.now())?;
         self.admit_create(txn, res, &mut obj)?;
         self.validate(res, &obj, None)?;
         let m = meta::meta_mut(&mut obj);
-        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("uid".into(), json!(uid));
         m.insert("creationTimestamp".into(), json!(now));
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
@@ -1886,8 +1889,37 @@ fn managed_entry(
 
 /// The part of an object field ownership is tracked on (upstream strips the
 /// identity and bookkeeping fields).
+/// Null fields (Go's zero timestamps) are nobody's: upstream's field sets
+/// never list them.
+/// A map left empty by that (a template's `metadata: {creationTimestamp:
+/// null}`) goes too; a map sent empty (`resources: {}`) stays.
+fn drop_nulls(v: &mut Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            let before = o.len();
+            o.retain(|_, c| !c.is_null());
+            let mut dropped = o.len() != before;
+            o.retain(|_, c| {
+                let inner = drop_nulls(c);
+                dropped |= inner;
+                !(inner && c.as_object().is_some_and(|m| m.is_empty()))
+            });
+            dropped
+        }
+        Value::Array(a) => {
+            let mut dropped = false;
+            for c in a.iter_mut() {
+                dropped |= drop_nulls(c);
+            }
+            dropped
+        }
+        _ => false,
+    }
+}
+
 fn tracked(obj: &Value) -> Value {
     let mut v = obj.clone();
+    drop_nulls(&mut v);
     if let Some(o) = v.as_object_mut() {
         o.remove("apiVersion");
         o.remove("kind");

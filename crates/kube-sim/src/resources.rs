@@ -366,6 +366,14 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .status()
             .generation()
             .done(),
+        B::new("batch", "v1", "cronjobs", "CronJob", true)
+            .short(&["cj"])
+            .all()
+            .hash("sd5LIXh4Fjs=")
+            .status()
+            .generation()
+            .done(),
+        B::new("batch", "v1", "jobs", "Job", true).all().hash("mudhfqk/qZY=").status().generation().done(),
         B::new("coordination.k8s.io", "v1", "leases", "Lease", true).hash("gqkMMb/YqFM=").done(),
         events_v1,
         B::new("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true)
@@ -374,9 +382,11 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .status()
             .generation()
             .done(),
+        // Its registry sets generation 1 on create, as the recorded create shows.
         B::new("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false)
             .short(&["pc"])
             .hash("1QwjyaZjj3Y=")
+            .generation()
             .done(),
         B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]).returns_deleted().done(),
         // RBAC objects are stored and served (so manifests apply), not enforced.

@@ -53,6 +53,7 @@ const NOT_POINTERS: &[&str] = &[
     "failureThreshold",
     "count",
     "observedGeneration",
+    "retryAfterSeconds",
 ];
 
 /// The same for status counters, per message (`replicas` is a pointer in a
