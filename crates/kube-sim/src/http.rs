@@ -106,8 +106,20 @@ async fn dispatch(
     match segs.as_slice() {
         ["version"] => return Ok(json_ok(&version(server))),
         ["healthz" | "livez" | "readyz", ..] => return Ok(text(StatusCode::OK, "ok")),
-        ["api"] => return Ok(json_ok(&api_versions(server))),
-        ["apis"] => return Ok(json_ok(&group_list(server))),
+        ["api" | "apis"] => {
+            let core = segs[0] == "api";
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if let Some(v) = crate::discovery::negotiate(accept) {
+                let doc = crate::discovery::document(&server.registry, core, v);
+                let mut r = json_ok(&doc);
+                let ct = format!("application/json;g={};v={v};as={}", crate::discovery::GROUP, crate::discovery::AS);
+                if let Ok(h) = HeaderValue::from_str(&ct) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, h);
+                }
+                return Ok(r);
+            }
+            return Ok(json_ok(&if core { api_versions(server) } else { group_list(server) }));
+        }
         ["api", v] => return resource_list(server, "", v),
         ["apis", g] => return group(server, g),
         ["apis", g, v] => return resource_list(server, g, v),
