@@ -124,7 +124,8 @@ async fn dispatch(
         ["apis", g] => return group(server, g),
         ["apis", g, v] => return resource_list(server, g, v),
         ["_sim", rest @ ..] => return sim_control(server, method, rest, body),
-        ["openapi", "v3"] => return Ok(json_ok(&openapi_v3_root(server))),
+        ["openapi", "v3"] => return Ok(json_ok(&crate::openapi::index(&server.registry, &crds(server)))),
+        ["openapi", "v2"] | ["swagger.json"] => return openapi_v2(headers),
         ["openapi", "v3", "api", v] => return openapi_v3_group_version(server, "", v),
         ["openapi", "v3", "apis", g, v] => return openapi_v3_group_version(server, g, v),
         ["openapi", ..] => return Err(ApiError::no_route()),
@@ -866,86 +867,48 @@ fn resource_list(server: &ApiServer, group: &str, version: &str) -> ApiResult<Re
 
 // ----- OpenAPI ----------------------------------------------------------------------
 
-/// `/openapi/v3`: one entry per served group-version. The hash changes when
-/// the set of served kinds does (custom resources come and go), so clients'
-/// caches stay right.
-fn openapi_v3_root(server: &ApiServer) -> Value {
-    let mut paths = serde_json::Map::new();
-    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
-    for g in server.registry.groups() {
-        for v in g.versions {
-            gvs.push((g.name.clone(), v));
-        }
-    }
-    for (g, v) in gvs {
-        let kinds: Vec<String> = server.registry.resources_of(&g, &v).iter().map(|r| r.kind.clone()).collect();
-        let hash = format!("{:016X}", fnv1a(kinds.join(",").as_bytes()));
-        let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
-        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
-    }
-    json!({"paths": paths})
+/// The stored CRDs (their schemas make the custom resources' documents).
+fn crds(server: &ApiServer) -> Vec<Value> {
+    let res = server.res("apiextensions.k8s.io", "customresourcedefinitions");
+    let snap = server.store.snapshot(&res.storage);
+    snap.iter_from(None).map(|o| server.render(&res, o)).collect()
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+fn openapi_response(body: &[u8], content_type: &'static str) -> Response {
+    let mut r = Response::new(Body::from(body.to_vec()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
-/// The OpenAPI v3 document of one group-version. kube-sim declares each kind's
-/// PATCH operation with its `fieldValidation` parameter, which is how kubectl
-/// learns that the server validates fields itself (`fieldValidation=Strict`).
-/// It carries no property schemas and does not list strategic merge patch as
-/// a body type, so `kubectl apply` computes its patches from the types compiled
-/// into kubectl (and `kubectl explain` has nothing to explain).
 fn openapi_v3_group_version(server: &ApiServer, group: &str, version: &str) -> ApiResult<Response> {
-    let rs = server.registry.resources_of(group, version);
-    if rs.is_empty() {
-        return Err(ApiError::no_route());
+    let doc =
+        crate::openapi::document(&server.registry, group, version, &crds(server)).ok_or_else(ApiError::no_route)?;
+    Ok(openapi_response(&doc.body, "application/json"))
+}
+
+/// `/openapi/v2` in JSON, or in gnostic's protobuf (which kubectl 1.27 and
+/// 1.28 ask for).
+fn openapi_v2(headers: &HeaderMap) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.split(',').next().and_then(|p| p.split(';').next()).map(str::trim) == Some(crate::openapi_v2::MEDIA_TYPE)
+    {
+        let doc = crate::openapi::v2_protobuf()
+            .ok_or_else(|| ApiError::internal("the OpenAPI v2 document does not decompress"))?;
+        return Ok(openapi_response(&doc.body, crate::openapi_v2::CONTENT_TYPE));
     }
-    let mut schemas = serde_json::Map::new();
-    let mut paths = serde_json::Map::new();
-    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-    for r in rs.iter().filter(|r| r.allows("patch")) {
-        let prefix = if group.is_empty() {
-            "io.k8s.api.core".to_string()
-        } else {
-            group.split('.').rev().collect::<Vec<_>>().join(".")
-        };
-        let gvk = json!({"group": group, "version": version, "kind": r.kind});
-        schemas.insert(
-            format!("{prefix}.{version}.{}", r.kind),
-            json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}),
-        );
-        let path = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{base}/{}/{{name}}", r.plural)
-        };
-        let body = json!({"schema": {"type": "object"}});
-        paths.insert(
-            path,
-            json!({"patch": {
-                "x-kubernetes-group-version-kind": gvk,
-                "x-kubernetes-action": "patch",
-                "parameters": [
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "requestBody": {"content": {
-                    "application/json-patch+json": body,
-                    "application/merge-patch+json": body,
-                    "application/apply-patch+yaml": body,
-                }},
-                "responses": {"200": {"description": "OK"}},
-            }}),
-        );
+    let json_ok = accept.trim().is_empty()
+        || accept.split(',').any(|p| {
+            let m = p.split(';').next().unwrap_or_default().trim();
+            matches!(m, "application/json" | "*/*" | "application/*")
+        });
+    if !json_ok {
+        return Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, {}",
+            crate::openapi_v2::MEDIA_TYPE
+        )));
     }
-    Ok(json_ok(&json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": server.config.version},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    })))
+    let doc = crate::openapi::v2().ok_or_else(|| ApiError::internal("the OpenAPI v2 document does not decompress"))?;
+    Ok(openapi_response(&doc.body, "application/json"))
 }
 
 // ----- simulator control -------------------------------------------------------

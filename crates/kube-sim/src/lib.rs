@@ -18,6 +18,8 @@ pub mod faults;
 pub mod http;
 mod kinds;
 pub mod meta;
+pub mod openapi;
+pub mod openapi_v2;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
