@@ -140,6 +140,9 @@ async fn dispatch(
     if let Some(e) = decision.error {
         return Err(e);
     }
+    if let Some(sub @ ("log" | "exec" | "attach" | "portforward")) = target.subresource.as_deref() {
+        return Err(no_containers(sub, &target));
+    }
     if !target.res.allows(verb) && target.subresource.is_none() && !(verb == "watch" && target.res.allows("list")) {
         return Err(ApiError::method_not_allowed(verb, &target.res.kind));
     }
@@ -155,6 +158,22 @@ async fn dispatch(
         "deletecollection" => delete_collection(server, &target, query, headers, body, format),
         other => Err(ApiError::method_not_allowed(other, &target.res.kind)),
     }
+}
+
+/// The answer to `kubectl logs|exec|attach|port-forward|cp`: there are no
+/// containers behind a simulated pod.
+fn no_containers(sub: &str, t: &Target) -> ApiError {
+    let what = match sub {
+        "log" => "container logs",
+        "exec" => "exec into containers (kubectl exec and kubectl cp)",
+        "attach" => "attach to containers",
+        _ => "port forwarding",
+    };
+    ApiError::bad_request(format!(
+        "kube-sim simulates pod {}/{}: its containers do not run anywhere, so {what} cannot work in this simulated cluster",
+        t.namespace.as_deref().unwrap_or_default(),
+        t.name.as_deref().unwrap_or_default()
+    ))
 }
 
 fn parse_target(server: &ApiServer, segs: &[&str]) -> ApiResult<Target> {

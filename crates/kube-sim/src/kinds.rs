@@ -39,6 +39,7 @@ fn decoder(group: &str, kind: &str) -> Option<Roundtrip> {
         ("", "Service") => roundtrip::<Service>,
         ("", "ConfigMap") => roundtrip::<ConfigMap>,
         ("", "Secret") => roundtrip::<Secret>,
+        ("", "ResourceQuota") => roundtrip::<k8s_openapi::api::core::v1::ResourceQuota>,
         ("", "ServiceAccount") => roundtrip::<ServiceAccount>,
         ("", "Endpoints") => roundtrip::<Endpoints>,
         ("", "Event") => roundtrip::<Event>,

@@ -285,6 +285,18 @@ pub fn builtin() -> Vec<ResourceInfo> {
         group_version: None,
         verbs: &["create", "delete", "get", "patch", "update"],
     };
+    // Streams of containers that do not exist in a simulator: served so that
+    // clients get a clear answer (see `crate::http`), not a 404.
+    let log = Subresource { name: "log", kind: "Pod", group_version: None, verbs: &["get"] };
+    let exec = Subresource { name: "exec", kind: "PodExecOptions", group_version: None, verbs: &["create", "get"] };
+    let attach =
+        Subresource { name: "attach", kind: "PodAttachOptions", group_version: None, verbs: &["create", "get"] };
+    let portforward = Subresource {
+        name: "portforward",
+        kind: "PodPortForwardOptions",
+        group_version: None,
+        verbs: &["create", "get"],
+    };
     let ns_finalize = Subresource { name: "finalize", kind: "Namespace", group_version: None, verbs: &["update"] };
     let mut events_v1 = B::new("events.k8s.io", "v1", "events", "Event", true)
         .short(&["ev"])
@@ -330,12 +342,17 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .short(&["po"])
             .all()
             .hash("xPOwRZ+Yhw8=")
+            .sub(attach)
             .sub(binding)
             .sub(eviction)
+            .sub(exec)
+            .sub(log)
+            .sub(portforward)
             .status()
             .fields(POD_FIELDS)
             .returns_deleted()
             .done(),
+        v1("resourcequotas", "ResourceQuota", true).short(&["quota"]).hash("8uhSgffRX6w=").status().done(),
         v1("secrets", "Secret", true).hash("S6u1pOWzb84=").fields(&["type"]).done(),
         v1("serviceaccounts", "ServiceAccount", true).short(&["sa"]).hash("pbx9ZvyFpBE=").returns_deleted().done(),
         v1("services", "Service", true).short(&["svc"]).all().hash("0/CO1lhkEBI=").status().done(),

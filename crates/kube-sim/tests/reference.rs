@@ -416,7 +416,7 @@ async fn aggregated_discovery_matches_the_real_server() {
     assert_eq!(pods["singularResource"], "pod");
     let subs: Vec<&str> =
         pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
-    assert_eq!(subs, ["binding", "eviction", "status"]);
+    assert_eq!(subs, ["attach", "binding", "eviction", "exec", "log", "portforward", "status"]);
     // Plain JSON still gets the legacy documents.
     let (_, legacy) = get("/apis", "application/json, */*").await;
     assert_eq!(legacy["kind"], "APIGroupList");

@@ -33,6 +33,7 @@ fn gvk(kind: Kind) -> (&'static str, &'static str) {
         Kind::Pv => ("v1", "PersistentVolume"),
         Kind::Job => ("batch/v1", "Job"),
         Kind::CronJob => ("batch/v1", "CronJob"),
+        Kind::Quota => ("v1", "ResourceQuota"),
     }
 }
 
@@ -51,6 +52,7 @@ fn meta_of(plane: &Plane, kind: Kind, key: &str) -> Option<ObjectMeta> {
         Kind::Pv => s.pvs.get(key).map(|o| o.metadata.clone()),
         Kind::Job => s.jobs.get(key).map(|o| o.metadata.clone()),
         Kind::CronJob => s.cronjobs.get(key).map(|o| o.metadata.clone()),
+        Kind::Quota => s.quotas.get(key).map(|o| o.metadata.clone()),
     }
 }
 

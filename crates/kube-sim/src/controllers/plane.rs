@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use super::informer::Change;
 use super::state::{Dirty, Kind, Msg, Shared};
 use super::{
-    cronjob, daemonset, deployment, disruption, gc, job, kubelet, nodes, replicaset, scheduler, statefulset, volumes,
+    cronjob, daemonset, deployment, disruption, gc, job, kubelet, nodes, quota, replicaset, scheduler, statefulset,
+    volumes,
 };
 use crate::apiserver::{ApiServer, DeleteOptions, WriteOptions};
 use crate::cluster::Cluster;
@@ -245,12 +246,18 @@ impl Plane {
             Dirty::DaemonSet(k) => daemonset::reconcile(self, &k),
             Dirty::Job(k) => job::reconcile(self, &k),
             Dirty::CronJob(k) => cronjob::reconcile(self, &k),
+            Dirty::Quota(k) => quota::reconcile(self, &k),
             Dirty::PdbNamespace(ns) => {
                 let prefix = format!("{ns}/");
                 let keys: Vec<String> =
                     self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
                 for k in keys {
                     self.soon(Dirty::Pdb(k));
+                }
+                let quotas: Vec<String> =
+                    self.state.read().quotas.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+                for k in quotas {
+                    self.soon(Dirty::Quota(k));
                 }
             }
             Dirty::Pdb(k) => disruption::reconcile(self, &k),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
@@ -36,6 +36,7 @@ pub enum Kind {
     Pv,
     Job,
     CronJob,
+    Quota,
 }
 
 /// One change delivered by an informer.
@@ -52,6 +53,7 @@ pub enum Msg {
     Pv(Change<PersistentVolume>),
     Job(Change<Job>),
     CronJob(Change<CronJob>),
+    Quota(Change<ResourceQuota>),
 }
 
 /// A runtime override of usage (scenario timeline `setUsage`).
@@ -112,6 +114,7 @@ pub struct State {
     pub pvs: HashMap<String, Arc<PersistentVolume>>,
     pub jobs: HashMap<String, Arc<Job>>,
     pub cronjobs: HashMap<String, Arc<CronJob>>,
+    pub quotas: HashMap<String, Arc<ResourceQuota>>,
     /// node name → keys of pods bound to it
     pub pods_by_node: HashMap<String, BTreeSet<String>>,
     /// namespace → pod keys
@@ -165,6 +168,7 @@ cached!(PersistentVolumeClaim, Pvc, pvcs, Dirty::Pvc);
 cached!(PersistentVolume, Pv, pvs, |_| Dirty::Capacity);
 cached!(Job, Job, jobs, Dirty::Job);
 cached!(CronJob, CronJob, cronjobs, Dirty::CronJob);
+cached!(ResourceQuota, Quota, quotas, Dirty::Quota);
 
 /// Cache key of an object: `namespace/name` or `name`.
 pub fn key_of(meta: &ObjectMeta) -> String {
@@ -220,6 +224,7 @@ pub enum Dirty {
     Pvc(String),
     Job(String),
     CronJob(String),
+    Quota(String),
     /// Something with this uid was deleted: its dependents may be orphans.
     Gone(String),
 }
@@ -240,6 +245,7 @@ impl State {
             Msg::Pv(c) => self.apply_cached(c),
             Msg::Job(c) => self.apply_cached(c),
             Msg::CronJob(c) => self.apply_cached(c),
+            Msg::Quota(c) => self.apply_cached(c),
         }
     }
 
