@@ -397,10 +397,17 @@ impl ApiServer {
         crate::protobuf::envelope(&res.api_version(), &res.kind, &raw)
     }
 
-    /// A stored object's protobuf message (a list item: no envelope).
+    /// A stored object's protobuf message (a list item: no envelope),
+    /// encoded once per stored version for resources served as stored.
     pub fn render_protobuf_item(&self, res: &ResourceInfo, o: &Stored) -> bytes::Bytes {
-        let v = self.render(res, o);
-        bytes::Bytes::from(crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default())
+        let encode = || {
+            let v = self.render(res, o);
+            bytes::Bytes::from(crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default())
+        };
+        match res.conversion {
+            Conversion::None => o.proto.get_or_init(encode).clone(),
+            _ => encode(),
+        }
     }
 
     fn subject<'a>(res: &'a ResourceInfo, name: &'a str) -> Subject<'a> {

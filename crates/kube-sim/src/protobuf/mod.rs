@@ -99,22 +99,41 @@ pub fn encode_object(v: &Value, api_version: &str, kind: &str) -> Option<Vec<u8>
 }
 
 /// A list in the wire format from already encoded items: `{metadata: ListMeta
-/// (1), items (2)}`.
+/// (1), items (2)}`, written straight into its envelope (one copy of each item).
 pub fn encode_list<'a>(
     api_version: &str,
     list_kind: &str,
     list_meta: &Value,
-    items: impl Iterator<Item = &'a [u8]>,
+    items: impl Iterator<Item = &'a [u8]> + Clone,
 ) -> Option<Vec<u8>> {
     let meta_msg = Schema::get().by_name("apimachinery/pkg/apis/meta/v1.ListMeta")?;
-    let mut raw = Vec::new();
     let mut meta = Vec::new();
     codec::encode_message(Schema::get(), meta_msg, list_meta, &mut meta);
-    push_bytes(&mut raw, 1, &meta);
+    let field_len = |n: usize| 1 + varint_len(n as u64) + n;
+    let raw_len = field_len(meta.len()) + items.clone().map(|i| field_len(i.len())).sum::<usize>();
+    let mut type_meta = Vec::with_capacity(api_version.len() + list_kind.len() + 4);
+    push_bytes(&mut type_meta, 1, api_version.as_bytes());
+    push_bytes(&mut type_meta, 2, list_kind.as_bytes());
+    let mut out = Vec::with_capacity(raw_len + type_meta.len() + 24);
+    out.extend_from_slice(&MAGIC);
+    push_bytes(&mut out, 1, &type_meta);
+    out.push((2 << 3) | 2);
+    push_varint(&mut out, raw_len as u64);
+    push_bytes(&mut out, 1, &meta);
     for item in items {
-        push_bytes(&mut raw, 2, item);
+        push_bytes(&mut out, 2, item);
     }
-    Some(envelope(api_version, list_kind, &raw))
+    out.extend_from_slice(&[0x1a, 0x00, 0x22, 0x00]);
+    Some(out)
+}
+
+fn varint_len(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
 }
 
 /// A watch event frame: 4-byte big-endian length, then `WatchEvent{type,
