@@ -103,11 +103,34 @@ async fn main() {
     })
     .await;
     let rate = n as f64 / secs as f64;
+    let json_get_rate = rate;
     println!(
         "GET     {rate:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms   (16 connections)   anchor {GET_ANCHOR_PER_SEC:.0}/s -> ratio {:.2}x",
         pct(&lats, 0.5),
         pct(&lats, 0.99),
         rate / GET_ANCHOR_PER_SEC
+    );
+
+    // The same GET in protobuf (what kubectl 1.32+ and client-go ask for).
+    let url = format!("{base}/api/v1/namespaces/default/pods/bench-04242");
+    let c = client.clone();
+    let (n, lats) = load(16, dur, move || {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            match c.get(&url).header("accept", "application/vnd.kubernetes.protobuf").send().await {
+                Ok(r) if r.status() == 200 => r.bytes().await.is_ok_and(|b| b.starts_with(b"k8s\0")),
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let rate = n as f64 / secs as f64;
+    println!(
+        "GET pb  {rate:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms   (16 connections)   protobuf/JSON -> ratio {:.2}x",
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        rate / json_get_rate
     );
 
     // LIST of 10,000 pods.
@@ -132,6 +155,40 @@ async fn main() {
         pct(&lats, 0.99),
         size as f64 / 1048576.0,
         rate * size as f64 / 1048576.0
+    );
+    let json_list_rate = rate;
+
+    // The same LIST in protobuf.
+    let url = format!("{base}/api/v1/namespaces/default/pods");
+    let pb_size = client
+        .get(&url)
+        .header("accept", "application/vnd.kubernetes.protobuf")
+        .send()
+        .await
+        .expect("list")
+        .bytes()
+        .await
+        .expect("body")
+        .len();
+    let c = client.clone();
+    let (n, lats) = load(2, dur, move || {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            match c.get(&url).header("accept", "application/vnd.kubernetes.protobuf").send().await {
+                Ok(r) => r.bytes().await.is_ok_and(|b| b.len() > 1_000_000),
+                Err(_) => false,
+            }
+        }
+    })
+    .await;
+    let rate = n as f64 / secs as f64;
+    println!(
+        "LIST pb {rate:>9.1} req/s  p50 {:.1} ms  p99 {:.1} ms   ({PODS} pods, {:.1} MiB per response)   protobuf/JSON -> ratio {:.2}x",
+        pct(&lats, 0.5),
+        pct(&lats, 0.99),
+        pb_size as f64 / 1048576.0,
+        rate / json_list_rate
     );
 
     // Watch fan-out: 10 watchers, each sees every change.

@@ -391,6 +391,25 @@ impl ApiServer {
         }
     }
 
+    /// A stored object in the protobuf wire format (envelope included).
+    pub fn render_protobuf(&self, res: &ResourceInfo, o: &Stored) -> Vec<u8> {
+        let raw = self.render_protobuf_item(res, o);
+        crate::protobuf::envelope(&res.api_version(), &res.kind, &raw)
+    }
+
+    /// A stored object's protobuf message (a list item: no envelope),
+    /// encoded once per stored version for resources served as stored.
+    pub fn render_protobuf_item(&self, res: &ResourceInfo, o: &Stored) -> bytes::Bytes {
+        let encode = || {
+            let v = self.render(res, o);
+            bytes::Bytes::from(crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default())
+        };
+        match res.conversion {
+            Conversion::None => o.proto.get_or_init(encode).clone(),
+            _ => encode(),
+        }
+    }
+
     fn subject<'a>(res: &'a ResourceInfo, name: &'a str) -> Subject<'a> {
         Subject { group: &res.group, resource: &res.plural, name }
     }
@@ -617,10 +636,11 @@ impl ApiServer {
         if txn.get(&res.storage, &key).is_some() {
             return Err(ApiError::already_exists(Self::subject(res, &name)));
         }
-        kinds::prepare_create(res, &mut obj, self.clock.now())?;
         kinds::default(res, &mut obj)?;
         let now = self.clock.now_rfc3339();
-        // Ownership is recorded before admission plugins mutate, as upstream does.
+        // Ownership is recorded from the decoded (defaulted) object, before the
+        // strategy's PrepareForCreate and admission plugins mutate it, as
+        // upstream does (a namespace's `kubernetes` finalizer is nobody's).
         let entry = match apply_set {
             Some(set) => managed_entry(opts, res, "Apply", None, &set, &now),
             None => {
@@ -628,10 +648,14 @@ impl ApiServer {
                 managed_entry(opts, res, "Update", None, &owned, &now)
             }
         };
+        // The uid is assigned before PrepareForCreate (a Job's selector uses it).
+        let uid = uuid::Uuid::new_v4().to_string();
+        meta::meta_mut(&mut obj).insert("uid".into(), json!(uid));
+        kinds::prepare_create(res, &mut obj, self.clock.now())?;
         self.admit_create(txn, res, &mut obj)?;
         self.validate(res, &obj, None)?;
         let m = meta::meta_mut(&mut obj);
-        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("uid".into(), json!(uid));
         m.insert("creationTimestamp".into(), json!(now));
         m.remove("deletionTimestamp");
         m.remove("deletionGracePeriodSeconds");
@@ -643,7 +667,9 @@ impl ApiServer {
             m.remove("generation");
         }
         m.insert("managedFields".into(), json!([entry]));
-        if opts.field_manager.is_empty() {
+        // A manager that set no field is not recorded (a bare ServiceAccount).
+        let owns_nothing = entry.get("fieldsV1").and_then(Value::as_object).is_some_and(|f| f.is_empty());
+        if opts.field_manager.is_empty() || owns_nothing {
             m.remove("managedFields");
         }
         if opts.dry_run {
@@ -1871,8 +1897,37 @@ fn managed_entry(
 
 /// The part of an object field ownership is tracked on (upstream strips the
 /// identity and bookkeeping fields).
+/// Null fields (Go's zero timestamps) are nobody's: upstream's field sets
+/// never list them.
+/// A map left empty by that (a template's `metadata: {creationTimestamp:
+/// null}`) goes too; a map sent empty (`resources: {}`) stays.
+fn drop_nulls(v: &mut Value) -> bool {
+    match v {
+        Value::Object(o) => {
+            let before = o.len();
+            o.retain(|_, c| !c.is_null());
+            let mut dropped = o.len() != before;
+            o.retain(|_, c| {
+                let inner = drop_nulls(c);
+                dropped |= inner;
+                !(inner && c.as_object().is_some_and(|m| m.is_empty()))
+            });
+            dropped
+        }
+        Value::Array(a) => {
+            let mut dropped = false;
+            for c in a.iter_mut() {
+                dropped |= drop_nulls(c);
+            }
+            dropped
+        }
+        _ => false,
+    }
+}
+
 fn tracked(obj: &Value) -> Value {
     let mut v = obj.clone();
+    drop_nulls(&mut v);
     if let Some(o) = v.as_object_mut() {
         o.remove("apiVersion");
         o.remove("kind");
@@ -1912,6 +1967,14 @@ fn tracked_for(res: &ResourceInfo, sub: Option<&str>, obj: &Value) -> Value {
         && let Some(o) = v.as_object_mut()
     {
         o.remove("status");
+    }
+    // A namespace's spec holds only the finalizers the server adds; an empty
+    // one is nobody's (as the recorded `kubectl create namespace` shows).
+    if res.kind == "Namespace"
+        && let Some(o) = v.as_object_mut()
+        && o.get("spec").and_then(Value::as_object).is_some_and(|s| s.is_empty())
+    {
+        o.remove("spec");
     }
     v
 }

@@ -16,6 +16,7 @@ use k8s_openapi::api::apps::v1::{
     ReplicaSetStatus, RollingUpdateDaemonSet, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSet,
     StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
+use k8s_openapi::api::batch::v1::{CronJob, Job, JobStatus};
 use k8s_openapi::api::core::v1::{
     ClientIPConfig, ConfigMapProjection, Container, ContainerPort, DaemonEndpoint, DownwardAPIProjection,
     DownwardAPIVolumeFile, EmptyDirVolumeSource, EnvVar, KeyToPath, Lifecycle, LoadBalancerStatus, Namespace,
@@ -1015,6 +1016,78 @@ pub fn priority_class(pc: &mut PriorityClass) {
 pub fn pod_disruption_budget_prepare_for_create(pdb: &mut PodDisruptionBudget) {
     pdb.status = Some(PodDisruptionBudgetStatus::default());
     mark_created(&mut pdb.metadata);
+}
+
+/// SetDefaults_Job: one pod to completion unless told otherwise, six retries.
+pub fn job(j: &mut Job) {
+    let spec = j.spec.get_or_insert_with(Default::default);
+    if spec.completions.is_none() && spec.parallelism.is_none() {
+        spec.completions = Some(1);
+        spec.parallelism = Some(1);
+    }
+    set_if_none(&mut spec.parallelism, 1);
+    if spec.backoff_limit.is_none() {
+        spec.backoff_limit = Some(if spec.backoff_limit_per_index.is_some() { i32::MAX } else { 6 });
+    }
+    set_if_empty(&mut spec.completion_mode, "NonIndexed");
+    set_if_none(&mut spec.suspend, false);
+    if spec.pod_replacement_policy.is_none() {
+        let p = if spec.pod_failure_policy.is_some() { "Failed" } else { "TerminatingOrFailed" };
+        spec.pod_replacement_policy = Some(p.into());
+    }
+    set_if_none(&mut spec.manual_selector, false);
+    pod_template_spec(&mut spec.template);
+}
+
+/// A Job's PrepareForCreate: an empty status and, unless the selector is
+/// manual, the generated selector on the job's uid with the template labels
+/// it selects.
+pub fn job_prepare_for_create(j: &mut Job) {
+    j.status = Some(JobStatus::default());
+    mark_created(&mut j.metadata);
+    let uid = j.metadata.uid.clone().unwrap_or_default();
+    let name = j.metadata.name.clone().unwrap_or_default();
+    let Some(spec) = j.spec.as_mut() else { return };
+    if spec.manual_selector == Some(true) {
+        return;
+    }
+    let labels = spec.template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(BTreeMap::new);
+    for (k, v) in [
+        ("batch.kubernetes.io/controller-uid", &uid),
+        ("batch.kubernetes.io/job-name", &name),
+        ("controller-uid", &uid),
+        ("job-name", &name),
+    ] {
+        labels.entry(k.to_string()).or_insert_with(|| v.clone());
+    }
+    let template_labels = labels.clone();
+    if spec.selector.is_none() {
+        spec.selector = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("batch.kubernetes.io/controller-uid".to_string(), uid)])),
+            ..Default::default()
+        });
+    }
+    // A job without labels takes its pods'.
+    if j.metadata.labels.as_ref().is_none_or(BTreeMap::is_empty) {
+        j.metadata.labels = Some(template_labels);
+    }
+}
+
+/// SetDefaults_CronJob.
+pub fn cron_job(c: &mut CronJob) {
+    let spec = c.spec.get_or_insert_with(Default::default);
+    set_if_empty(&mut spec.concurrency_policy, "Allow");
+    set_if_none(&mut spec.suspend, false);
+    set_if_none(&mut spec.successful_jobs_history_limit, 3);
+    set_if_none(&mut spec.failed_jobs_history_limit, 1);
+    if let Some(js) = spec.job_template.spec.as_mut() {
+        pod_template_spec(&mut js.template);
+    }
+}
+
+pub fn cron_job_prepare_for_create(c: &mut CronJob) {
+    c.status = Some(Default::default());
+    mark_created(&mut c.metadata);
 }
 
 #[cfg(test)]

@@ -136,6 +136,15 @@ impl ApiError {
         e
     }
 
+    /// A create/update body in a media type the resource cannot decode.
+    pub fn unknown_body_format(accepted: &str) -> Self {
+        Self::plain(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+        )
+    }
+
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         Self::plain(406, "NotAcceptable", message)
     }

@@ -22,9 +22,13 @@ use crate::apiserver::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::faults::FaultConfig;
+use crate::protobuf;
 use crate::resources::ResourceInfo;
 use crate::table::{self, IncludeObject};
 use crate::watch::{self, Start, WatchItem, WatchRequest};
+
+/// The group version of `PartialObjectMetadata`.
+const META_V1: &str = "meta.k8s.io/v1";
 
 /// Upstream's request body limit (3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
@@ -43,7 +47,8 @@ async fn handle(
     let query = Query::parse(uri.query().unwrap_or_default());
     let resp = match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
         Ok(r) => r,
-        Err(e) => error_response(&e),
+        // Errors come in protobuf when the client prefers it and the group has it.
+        Err(e) => error_response_in(&e, prefers_protobuf(&headers) && protobuf::path_supports(uri.path())),
     };
     tracing::debug!(target: "kube_sim::http", %method, %uri, status = resp.status().as_u16(), "request");
     resp
@@ -101,13 +106,26 @@ async fn dispatch(
     match segs.as_slice() {
         ["version"] => return Ok(json_ok(&version(server))),
         ["healthz" | "livez" | "readyz", ..] => return Ok(text(StatusCode::OK, "ok")),
-        ["api"] => return Ok(json_ok(&api_versions(server))),
-        ["apis"] => return Ok(json_ok(&group_list(server))),
+        ["api" | "apis"] => {
+            let core = segs[0] == "api";
+            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            if let Some(v) = crate::discovery::negotiate(accept) {
+                let doc = crate::discovery::document(&server.registry, core, v);
+                let mut r = json_ok(&doc);
+                let ct = format!("application/json;g={};v={v};as={}", crate::discovery::GROUP, crate::discovery::AS);
+                if let Ok(h) = HeaderValue::from_str(&ct) {
+                    r.headers_mut().insert(header::CONTENT_TYPE, h);
+                }
+                return Ok(r);
+            }
+            return Ok(json_ok(&if core { api_versions(server) } else { group_list(server) }));
+        }
         ["api", v] => return resource_list(server, "", v),
         ["apis", g] => return group(server, g),
         ["apis", g, v] => return resource_list(server, g, v),
         ["_sim", rest @ ..] => return sim_control(server, method, rest, body),
-        ["openapi", "v3"] => return Ok(json_ok(&openapi_v3_root(server))),
+        ["openapi", "v3"] => return Ok(json_ok(&crate::openapi::index(&server.registry, &crds(server)))),
+        ["openapi", "v2"] | ["swagger.json"] => return openapi_v2(headers),
         ["openapi", "v3", "api", v] => return openapi_v3_group_version(server, "", v),
         ["openapi", "v3", "apis", g, v] => return openapi_v3_group_version(server, g, v),
         ["openapi", ..] => return Err(ApiError::no_route()),
@@ -122,21 +140,40 @@ async fn dispatch(
     if let Some(e) = decision.error {
         return Err(e);
     }
+    if let Some(sub @ ("log" | "exec" | "attach" | "portforward")) = target.subresource.as_deref() {
+        return Err(no_containers(sub, &target));
+    }
     if !target.res.allows(verb) && target.subresource.is_none() && !(verb == "watch" && target.res.allows("list")) {
         return Err(ApiError::method_not_allowed(verb, &target.res.kind));
     }
-    let format = Format::negotiate(headers)?;
+    let format = Format::negotiate(headers, protobuf::supports(&target.res))?;
     match verb {
         "get" => get(server, &target, format),
         "list" => list(server, &target, query, format).await,
         "watch" => watch_response(server, &target, query, format).await,
-        "create" => create(server, &target, query, headers, body),
-        "update" => update(server, &target, query, headers, body),
-        "patch" => patch(server, &target, query, headers, body),
-        "delete" => delete(server, &target, query, body),
-        "deletecollection" => delete_collection(server, &target, query, body),
+        "create" => create(server, &target, query, headers, body, format),
+        "update" => update(server, &target, query, headers, body, format),
+        "patch" => patch(server, &target, query, headers, body, format),
+        "delete" => delete(server, &target, query, headers, body, format),
+        "deletecollection" => delete_collection(server, &target, query, headers, body, format),
         other => Err(ApiError::method_not_allowed(other, &target.res.kind)),
     }
+}
+
+/// The answer to `kubectl logs|exec|attach|port-forward|cp`: there are no
+/// containers behind a simulated pod.
+fn no_containers(sub: &str, t: &Target) -> ApiError {
+    let what = match sub {
+        "log" => "container logs",
+        "exec" => "exec into containers (kubectl exec and kubectl cp)",
+        "attach" => "attach to containers",
+        _ => "port forwarding",
+    };
+    ApiError::bad_request(format!(
+        "kube-sim simulates pod {}/{}: its containers do not run anywhere, so {what} cannot work in this simulated cluster",
+        t.namespace.as_deref().unwrap_or_default(),
+        t.name.as_deref().unwrap_or_default()
+    ))
 }
 
 fn parse_target(server: &ApiServer, segs: &[&str]) -> ApiResult<Target> {
@@ -212,13 +249,21 @@ fn verb_of(method: &Method, t: &Target, q: &Query) -> &'static str {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Format {
     Json,
+    /// `application/vnd.kubernetes.protobuf` (built-in types only).
+    Protobuf,
     Table(IncludeObject),
     Metadata,
+    /// `PartialObjectMetadata` in protobuf.
+    MetadataProtobuf,
 }
 
+const ACCEPTED_JSON: &str = "application/json, application/yaml";
+const ACCEPTED_ALL: &str = "application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
 impl Format {
-    /// Pick the first representation of the Accept header we can produce.
-    fn negotiate(headers: &HeaderMap) -> ApiResult<Format> {
+    /// Pick the first representation of the Accept header we can produce;
+    /// protobuf only where the resource has a protobuf form (`proto_ok`).
+    fn negotiate(headers: &HeaderMap, proto_ok: bool) -> ApiResult<Format> {
         let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
         if accept.trim().is_empty() {
             return Ok(Format::Json);
@@ -228,24 +273,32 @@ impl Format {
             let media = params.next().unwrap_or_default();
             let params: Vec<&str> = params.collect();
             let as_ = params.iter().find_map(|p| p.strip_prefix("as="));
-            match (media, as_) {
-                ("application/json" | "*/*" | "application/*", Some("Table")) => {
-                    return Ok(Format::Table(IncludeObject::Metadata));
+            let json = matches!(media, "application/json" | "*/*" | "application/*" | "application/yaml");
+            let proto = media == protobuf::MEDIA_TYPE && proto_ok;
+            match (json, proto, as_) {
+                (true, _, Some("Table")) => return Ok(Format::Table(IncludeObject::Metadata)),
+                (true, _, Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => return Ok(Format::Metadata),
+                (_, true, Some("PartialObjectMetadata" | "PartialObjectMetadataList")) => {
+                    return Ok(Format::MetadataProtobuf);
                 }
-                (
-                    "application/json" | "*/*" | "application/*",
-                    Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
-                ) => {
-                    return Ok(Format::Metadata);
-                }
-                ("application/json" | "*/*" | "application/*" | "application/yaml", None) => return Ok(Format::Json),
+                (true, _, None) => return Ok(Format::Json),
+                (_, true, None) => return Ok(Format::Protobuf),
                 _ => continue,
             }
         }
-        Err(ApiError::not_acceptable(format!(
-            "only the following media types are accepted: application/json, application/yaml (asked: {accept})"
-        )))
+        let accepted = if proto_ok { ACCEPTED_ALL } else { ACCEPTED_JSON };
+        Err(ApiError::not_acceptable(format!("only the following media types are accepted: {accepted}")))
     }
+
+    fn is_protobuf(self) -> bool {
+        matches!(self, Format::Protobuf | Format::MetadataProtobuf)
+    }
+}
+
+/// Whether the first media type of the Accept header is protobuf.
+fn prefers_protobuf(headers: &HeaderMap) -> bool {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    accept.split(',').next().and_then(|p| p.split(';').next()).map(str::trim) == Some(protobuf::MEDIA_TYPE)
 }
 
 fn include_object(q: &Query) -> IncludeObject {
@@ -269,7 +322,10 @@ fn get(server: &ApiServer, t: &Target, format: Format) -> ApiResult<Response> {
             let o = server.get(&t.res, t.namespace.as_deref(), name)?;
             match format {
                 Format::Json => Ok(json_bytes(StatusCode::OK, server.render_json(&t.res, &o))),
-                Format::Metadata => Ok(json_ok(&partial_metadata(&server.render(&t.res, &o)))),
+                Format::Protobuf => Ok(proto_bytes(StatusCode::OK, server.render_protobuf(&t.res, &o), &[])),
+                Format::Metadata | Format::MetadataProtobuf => {
+                    Ok(reply(format, StatusCode::OK, &partial_metadata(&server.render(&t.res, &o)), &[], &t.res))
+                }
                 Format::Table(inc) => {
                     let v = server.render(&t.res, &o);
                     let rv = o.rv.to_string();
@@ -285,7 +341,9 @@ fn get(server: &ApiServer, t: &Target, format: Format) -> ApiResult<Response> {
                 }
             }
         }
-        Some("scale") => Ok(json_ok(&server.get_scale(&t.res, t.namespace.as_deref(), name)?)),
+        Some("scale") => {
+            Ok(reply(format, StatusCode::OK, &server.get_scale(&t.res, t.namespace.as_deref(), name)?, &[], &t.res))
+        }
         Some("proxy") => server.node_proxy(&Method::GET, name, &t.rest, Bytes::new()).map(proxy_response),
         Some(_) => Err(ApiError::method_not_allowed("get", &t.res.kind)),
     }
@@ -321,6 +379,31 @@ async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiR
         meta["remainingItemCount"] = json!(r);
     }
     match format {
+        Format::Protobuf => {
+            let items: Vec<Bytes> = page.items.iter().map(|o| server.render_protobuf_item(&t.res, o)).collect();
+            let body = protobuf::encode_list(
+                &t.res.api_version(),
+                &t.res.list_kind(),
+                &meta,
+                items.iter().map(|b| b.as_ref()),
+            )
+            .ok_or_else(|| ApiError::internal(format!("{} has no protobuf form", t.res.list_kind())))?;
+            Ok(proto_bytes(StatusCode::OK, body, &[]))
+        }
+        Format::MetadataProtobuf => {
+            let items: Vec<Vec<u8>> = page
+                .items
+                .iter()
+                .filter_map(|o| {
+                    let v = partial_metadata(&server.render(&t.res, o));
+                    protobuf::encode_raw(META_V1, "PartialObjectMetadata", &v)
+                })
+                .collect();
+            let body =
+                protobuf::encode_list(META_V1, "PartialObjectMetadataList", &meta, items.iter().map(Vec::as_slice))
+                    .ok_or_else(|| ApiError::internal("PartialObjectMetadataList has no protobuf form"))?;
+            Ok(proto_bytes(StatusCode::OK, body, &[]))
+        }
         Format::Json => {
             let mut out = Vec::with_capacity(64 + page.items.iter().map(|o| o.body.len() + 1).sum::<usize>());
             out.extend_from_slice(b"{\"kind\":");
@@ -411,15 +494,51 @@ async fn watch_response(server: &Arc<ApiServer>, t: &Target, q: &Query, format: 
     let res = t.res.clone();
     let include = include_object(q);
     let mut first = true;
+    let proto = format.is_protobuf();
     let body = stream.map(move |item| {
-        let line = render_watch_item(&server, &res, format, include, &item, first);
+        let line = if proto {
+            protobuf_watch_frame(&server, &res, format, &item)
+        } else {
+            render_watch_item(&server, &res, format, include, &item, first)
+        };
         first = false;
         Ok::<_, Infallible>(Bytes::from(line))
     });
     let mut resp = Response::new(Body::from_stream(body));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let ct = if proto { protobuf::WATCH_MEDIA_TYPE } else { "application/json" };
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
     Ok(resp)
+}
+
+/// One watch event in protobuf framing.
+fn protobuf_watch_frame(server: &ApiServer, res: &ResourceInfo, format: Format, item: &WatchItem) -> Vec<u8> {
+    let (ty, obj) = match item {
+        WatchItem::Event(kind, obj) => {
+            let body = match format {
+                Format::MetadataProtobuf => {
+                    let v = partial_metadata(&server.render(res, obj));
+                    protobuf::encode_object(&v, META_V1, "PartialObjectMetadata").unwrap_or_default()
+                }
+                _ => server.render_protobuf(res, obj),
+            };
+            (kind.as_str(), body)
+        }
+        WatchItem::Bookmark { rv, initial_events_end } => {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if *initial_events_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            let (av, kind) = match format {
+                Format::MetadataProtobuf => (META_V1.to_string(), "PartialObjectMetadata".to_string()),
+                _ => (res.api_version(), res.kind.clone()),
+            };
+            let obj = json!({"kind": kind, "apiVersion": av, "metadata": meta});
+            ("BOOKMARK", protobuf::encode_object(&obj, &av, &kind).unwrap_or_default())
+        }
+        WatchItem::Error(e) => ("ERROR", protobuf::encode_status(&e.to_status())),
+    };
+    protobuf::watch_frame(ty, &obj)
 }
 
 fn render_watch_item(
@@ -437,8 +556,8 @@ fn render_watch_item(
             out.extend_from_slice(kind.as_str().as_bytes());
             out.extend_from_slice(b"\",\"object\":");
             match format {
-                Format::Json => out.extend_from_slice(&server.render_json(res, obj)),
-                Format::Metadata => out.extend_from_slice(
+                Format::Json | Format::Protobuf => out.extend_from_slice(&server.render_json(res, obj)),
+                Format::Metadata | Format::MetadataProtobuf => out.extend_from_slice(
                     &serde_json::to_vec(&partial_metadata(&server.render(res, obj))).unwrap_or_default(),
                 ),
                 Format::Table(_) => {
@@ -496,7 +615,8 @@ fn write_options(q: &Query, headers: &HeaderMap) -> ApiResult<WriteOptions> {
     })
 }
 
-/// Decode a create/update body (JSON, or YAML as upstream also accepts).
+/// Decode a create/update body: JSON, YAML (as upstream also accepts) or,
+/// for the built-in types, protobuf.
 fn decode_body(res: &ResourceInfo, headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or_default().trim();
@@ -506,17 +626,26 @@ fn decode_body(res: &ResourceInfo, headers: &HeaderMap, body: &[u8]) -> ApiResul
             res.kind
         ))
     };
+    let proto_ok = protobuf::supports(res);
     match media {
         "application/json" | "" | "*/*" => serde_json::from_slice(body).map_err(|e| unrecognized(e.to_string())),
         "application/yaml" | "application/x-yaml" | "text/yaml" => {
             let text = std::str::from_utf8(body).map_err(|e| unrecognized(e.to_string()))?;
             serde_yaml_ng::from_str(text).map_err(|e| unrecognized(e.to_string()))
         }
-        _ => Err(ApiError::unsupported_media_type("")),
+        protobuf::MEDIA_TYPE if proto_ok => protobuf::decode_body(res, body),
+        _ => Err(ApiError::unknown_body_format(if proto_ok { ACCEPTED_ALL } else { ACCEPTED_JSON })),
     }
 }
 
-fn create(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+fn create(
+    server: &ApiServer,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> ApiResult<Response> {
     let opts = write_options(q, headers)?;
     let ns = t.namespace.as_deref();
     match (t.name.as_deref(), t.subresource.as_deref()) {
@@ -527,48 +656,69 @@ fn create(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: 
                 ev["deleteOptions"]["dryRun"] = json!(["All"]);
             }
             let status = server.evict(ns.unwrap_or_default(), name, &ev)?;
-            Ok(json_with(StatusCode::CREATED, &status, &[]))
+            Ok(reply(format, StatusCode::CREATED, &status, &[], &t.res))
         }
         (Some(name), Some("binding")) => {
             let b = decode_body(&t.res, headers, &body)?;
-            Ok(json_with(StatusCode::CREATED, &server.bind(ns.unwrap_or_default(), name, &b, &opts)?, &[]))
+            let status = server.bind(ns.unwrap_or_default(), name, &b, &opts)?;
+            Ok(reply(format, StatusCode::CREATED, &status, &[], &t.res))
         }
         (Some(name), Some("proxy")) => server.node_proxy(&Method::POST, name, &t.rest, body).map(proxy_response),
         (Some(_), _) => Err(ApiError::method_not_allowed("create", &t.res.kind)),
         (None, _) if t.res.plural == "bindings" && t.res.group.is_empty() => {
             let b = decode_body(&t.res, headers, &body)?;
             let pod = crate::meta::name(&b).to_string();
-            Ok(json_with(StatusCode::CREATED, &server.bind(ns.unwrap_or_default(), &pod, &b, &opts)?, &[]))
+            let status = server.bind(ns.unwrap_or_default(), &pod, &b, &opts)?;
+            Ok(reply(format, StatusCode::CREATED, &status, &[], &t.res))
         }
         (None, _) => {
             let obj = decode_body(&t.res, headers, &body)?;
             let w = server.create(&t.res, ns, obj, &opts)?;
-            Ok(json_with(StatusCode::CREATED, &w.object, &w.warnings))
+            Ok(reply(format, StatusCode::CREATED, &w.object, &w.warnings, &t.res))
         }
     }
 }
 
-fn update(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+fn update(
+    server: &ApiServer,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> ApiResult<Response> {
     let opts = write_options(q, headers)?;
     let name = t.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("update", &t.res.kind))?;
     let ns = t.namespace.as_deref();
+    if t.subresource.as_deref() == Some("proxy") {
+        return server.node_proxy(&Method::PUT, name, &t.rest, body).map(proxy_response);
+    }
     let obj = decode_body(&t.res, headers, &body)?;
     match t.subresource.as_deref() {
         None | Some("status") => {
             let w = server.update(&t.res, ns, name, t.subresource.as_deref(), obj, &opts)?;
-            Ok(json_with(StatusCode::OK, &w.object, &w.warnings))
+            Ok(reply(format, StatusCode::OK, &w.object, &w.warnings, &t.res))
         }
-        Some("scale") => Ok(json_ok(&server.update_scale(&t.res, ns, name, ScaleChange::Replace(&obj), &opts)?)),
+        Some("scale") => {
+            let scale = server.update_scale(&t.res, ns, name, ScaleChange::Replace(&obj), &opts)?;
+            Ok(reply(format, StatusCode::OK, &scale, &[], &t.res))
+        }
         Some("finalize") => {
             let w = server.finalize_namespace(name, &obj, &opts)?;
-            Ok(json_with(StatusCode::OK, &w.object, &w.warnings))
+            Ok(reply(format, StatusCode::OK, &w.object, &w.warnings, &t.res))
         }
-        Some("proxy") => server.node_proxy(&Method::PUT, name, &t.rest, body).map(proxy_response),
         Some(_) => Err(ApiError::method_not_allowed("update", &t.res.kind)),
     }
 }
 
-fn patch(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: Bytes) -> ApiResult<Response> {
+fn patch(
+    server: &ApiServer,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> ApiResult<Response> {
     let opts = write_options(q, headers)?;
     let name = t.name.as_deref().ok_or_else(|| ApiError::method_not_allowed("patch", &t.res.kind))?;
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -578,15 +728,18 @@ fn patch(server: &ApiServer, t: &Target, q: &Query, headers: &HeaderMap, body: B
         None | Some("status") => {
             let w = server.patch(&t.res, ns, name, t.subresource.as_deref(), ty, &body, &opts)?;
             let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(json_with(code, &w.object, &w.warnings))
+            Ok(reply(format, code, &w.object, &w.warnings, &t.res))
         }
-        Some("scale") => Ok(json_ok(&server.update_scale(&t.res, ns, name, ScaleChange::Patch(ty, &body), &opts)?)),
+        Some("scale") => {
+            let scale = server.update_scale(&t.res, ns, name, ScaleChange::Patch(ty, &body), &opts)?;
+            Ok(reply(format, StatusCode::OK, &scale, &[], &t.res))
+        }
         Some("proxy") => server.node_proxy(&Method::PATCH, name, &t.rest, body).map(proxy_response),
         Some(_) => Err(ApiError::method_not_allowed("patch", &t.res.kind)),
     }
 }
 
-fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
+fn delete_options(q: &Query, headers: &HeaderMap, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut o = DeleteOptions {
         grace_period: q.int("gracePeriodSeconds")?,
         propagation: q.get("propagationPolicy").filter(|p| !p.is_empty()).map(parse_propagation).transpose()?,
@@ -600,7 +753,12 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
             crate::apiserver::Propagation::Foreground
         });
     }
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct.split(';').next().map(str::trim) == Some(protobuf::MEDIA_TYPE) && !body.is_empty() {
+        let (_, _, v) = protobuf::decode_any(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {}", e.message)))?;
+        o.merge_body(&v)?;
+    } else if !body.iter().all(u8::is_ascii_whitespace) {
         let v: Value =
             serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?;
         o.merge_body(&v)?;
@@ -608,7 +766,14 @@ fn delete_options(q: &Query, body: &[u8]) -> ApiResult<DeleteOptions> {
     Ok(o)
 }
 
-fn delete(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> ApiResult<Response> {
+fn delete(
+    server: &ApiServer,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or_default();
     if t.subresource.as_deref() == Some("proxy") {
         return server.node_proxy(&Method::DELETE, name, &t.rest, body).map(proxy_response);
@@ -616,20 +781,40 @@ fn delete(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> ApiResult<R
     if t.subresource.is_some() {
         return Err(ApiError::method_not_allowed("delete", &t.res.kind));
     }
-    let opts = delete_options(q, &body)?;
+    let opts = delete_options(q, headers, &body)?;
     let d = server.delete(&t.res, t.namespace.as_deref(), name, &opts)?;
     if !d.gone || t.res.return_deleted {
-        return Ok(json_ok(&d.object));
+        return Ok(reply(format, StatusCode::OK, &d.object, &[], &t.res));
     }
     let details = json!({"name": name, "group": t.res.group, "kind": t.res.plural,
         "uid": d.object.pointer("/metadata/uid").cloned().unwrap_or_default()});
-    Ok(json_ok(&crate::error::success_status(200, Some(details))))
+    Ok(reply(format, StatusCode::OK, &crate::error::success_status(200, Some(details)), &[], &t.res))
 }
 
-fn delete_collection(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> ApiResult<Response> {
-    let opts = delete_options(q, &body)?;
+fn delete_collection(
+    server: &ApiServer,
+    t: &Target,
+    q: &Query,
+    headers: &HeaderMap,
+    body: Bytes,
+    format: Format,
+) -> ApiResult<Response> {
+    let opts = delete_options(q, headers, &body)?;
     let list = list_options(q)?;
     let items = server.delete_collection(&t.res, t.namespace.as_deref(), &list, &opts)?;
+    let rv = server.store.current_rv().to_string();
+    if format == Format::Protobuf {
+        let (av, kind) = (t.res.api_version(), t.res.kind.clone());
+        let encoded: Vec<Vec<u8>> = items.iter().filter_map(|v| protobuf::encode_raw(&av, &kind, v)).collect();
+        let body = protobuf::encode_list(
+            &av,
+            &t.res.list_kind(),
+            &json!({"resourceVersion": rv}),
+            encoded.iter().map(Vec::as_slice),
+        )
+        .ok_or_else(|| ApiError::internal(format!("{} has no protobuf form", t.res.list_kind())))?;
+        return Ok(proto_bytes(StatusCode::OK, body, &[]));
+    }
     let items: Vec<Value> = items
         .into_iter()
         .map(|mut v| {
@@ -641,7 +826,7 @@ fn delete_collection(server: &ApiServer, t: &Target, q: &Query, body: Bytes) -> 
         })
         .collect();
     Ok(json_ok(&json!({"kind": t.res.list_kind(), "apiVersion": t.res.api_version(),
-        "metadata": {"resourceVersion": server.store.current_rv().to_string()}, "items": items})))
+        "metadata": {"resourceVersion": rv}, "items": items})))
 }
 
 // ----- discovery ------------------------------------------------------------------
@@ -701,86 +886,48 @@ fn resource_list(server: &ApiServer, group: &str, version: &str) -> ApiResult<Re
 
 // ----- OpenAPI ----------------------------------------------------------------------
 
-/// `/openapi/v3`: one entry per served group-version. The hash changes when
-/// the set of served kinds does (custom resources come and go), so clients'
-/// caches stay right.
-fn openapi_v3_root(server: &ApiServer) -> Value {
-    let mut paths = serde_json::Map::new();
-    let mut gvs: Vec<(String, String)> = vec![(String::new(), "v1".into())];
-    for g in server.registry.groups() {
-        for v in g.versions {
-            gvs.push((g.name.clone(), v));
-        }
-    }
-    for (g, v) in gvs {
-        let kinds: Vec<String> = server.registry.resources_of(&g, &v).iter().map(|r| r.kind.clone()).collect();
-        let hash = format!("{:016X}", fnv1a(kinds.join(",").as_bytes()));
-        let key = if g.is_empty() { format!("api/{v}") } else { format!("apis/{g}/{v}") };
-        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={hash}")}));
-    }
-    json!({"paths": paths})
+/// The stored CRDs (their schemas make the custom resources' documents).
+fn crds(server: &ApiServer) -> Vec<Value> {
+    let res = server.res("apiextensions.k8s.io", "customresourcedefinitions");
+    let snap = server.store.snapshot(&res.storage);
+    snap.iter_from(None).map(|o| server.render(&res, o)).collect()
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
+fn openapi_response(body: &[u8], content_type: &'static str) -> Response {
+    let mut r = Response::new(Body::from(body.to_vec()));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
 }
 
-/// The OpenAPI v3 document of one group-version. kube-sim declares each kind's
-/// PATCH operation with its `fieldValidation` parameter, which is how kubectl
-/// learns that the server validates fields itself (`fieldValidation=Strict`).
-/// It carries no property schemas and does not list strategic merge patch as
-/// a body type, so `kubectl apply` computes its patches from the types compiled
-/// into kubectl (and `kubectl explain` has nothing to explain).
 fn openapi_v3_group_version(server: &ApiServer, group: &str, version: &str) -> ApiResult<Response> {
-    let rs = server.registry.resources_of(group, version);
-    if rs.is_empty() {
-        return Err(ApiError::no_route());
+    let doc =
+        crate::openapi::document(&server.registry, group, version, &crds(server)).ok_or_else(ApiError::no_route)?;
+    Ok(openapi_response(&doc.body, "application/json"))
+}
+
+/// `/openapi/v2` in JSON, or in gnostic's protobuf (which kubectl 1.27 and
+/// 1.28 ask for).
+fn openapi_v2(headers: &HeaderMap) -> ApiResult<Response> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.split(',').next().and_then(|p| p.split(';').next()).map(str::trim) == Some(crate::openapi_v2::MEDIA_TYPE)
+    {
+        let doc = crate::openapi::v2_protobuf()
+            .ok_or_else(|| ApiError::internal("the OpenAPI v2 document does not decompress"))?;
+        return Ok(openapi_response(&doc.body, crate::openapi_v2::CONTENT_TYPE));
     }
-    let mut schemas = serde_json::Map::new();
-    let mut paths = serde_json::Map::new();
-    let base = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
-    for r in rs.iter().filter(|r| r.allows("patch")) {
-        let prefix = if group.is_empty() {
-            "io.k8s.api.core".to_string()
-        } else {
-            group.split('.').rev().collect::<Vec<_>>().join(".")
-        };
-        let gvk = json!({"group": group, "version": version, "kind": r.kind});
-        schemas.insert(
-            format!("{prefix}.{version}.{}", r.kind),
-            json!({"type": "object", "x-kubernetes-group-version-kind": [gvk]}),
-        );
-        let path = if r.namespaced {
-            format!("{base}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
-        } else {
-            format!("{base}/{}/{{name}}", r.plural)
-        };
-        let body = json!({"schema": {"type": "object"}});
-        paths.insert(
-            path,
-            json!({"patch": {
-                "x-kubernetes-group-version-kind": gvk,
-                "x-kubernetes-action": "patch",
-                "parameters": [
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                    {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                ],
-                "requestBody": {"content": {
-                    "application/json-patch+json": body,
-                    "application/merge-patch+json": body,
-                    "application/apply-patch+yaml": body,
-                }},
-                "responses": {"200": {"description": "OK"}},
-            }}),
-        );
+    let json_ok = accept.trim().is_empty()
+        || accept.split(',').any(|p| {
+            let m = p.split(';').next().unwrap_or_default().trim();
+            matches!(m, "application/json" | "*/*" | "application/*")
+        });
+    if !json_ok {
+        return Err(ApiError::not_acceptable(format!(
+            "only the following media types are accepted: application/json, {}",
+            crate::openapi_v2::MEDIA_TYPE
+        )));
     }
-    Ok(json_ok(&json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": server.config.version},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    })))
+    let doc = crate::openapi::v2().ok_or_else(|| ApiError::internal("the OpenAPI v2 document does not decompress"))?;
+    Ok(openapi_response(&doc.body, "application/json"))
 }
 
 // ----- simulator control -------------------------------------------------------
@@ -819,18 +966,40 @@ fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
     r
 }
 
-fn json_ok(v: &Value) -> Response {
-    json_with(StatusCode::OK, v, &[])
+/// The answer of a write or a subresource read, in the negotiated format.
+fn reply(format: Format, code: StatusCode, v: &Value, warnings: &[String], res: &ResourceInfo) -> Response {
+    if format.is_protobuf()
+        && let Some(body) = protobuf::encode_object(v, &res.api_version(), &res.kind)
+    {
+        return proto_bytes(code, body, warnings);
+    }
+    json_with(code, v, warnings)
 }
 
-fn json_with(code: StatusCode, v: &Value, warnings: &[String]) -> Response {
-    let mut r = json_bytes(code, serde_json::to_vec(v).unwrap_or_default());
+fn proto_bytes(code: StatusCode, body: Vec<u8>, warnings: &[String]) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = code;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(protobuf::MEDIA_TYPE));
+    add_warnings(&mut r, warnings);
+    r
+}
+
+fn add_warnings(r: &mut Response, warnings: &[String]) {
     for w in warnings {
         let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
         if let Ok(h) = HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
             r.headers_mut().append(header::WARNING, h);
         }
     }
+}
+
+fn json_ok(v: &Value) -> Response {
+    json_with(StatusCode::OK, v, &[])
+}
+
+fn json_with(code: StatusCode, v: &Value, warnings: &[String]) -> Response {
+    let mut r = json_bytes(code, serde_json::to_vec(v).unwrap_or_default());
+    add_warnings(&mut r, warnings);
     r
 }
 
@@ -848,8 +1017,17 @@ fn proxy_response((code, body): (u16, Value)) -> Response {
 }
 
 pub fn error_response(e: &ApiError) -> Response {
+    error_response_in(e, false)
+}
+
+/// An error's `Status`, in protobuf when `proto`.
+pub fn error_response_in(e: &ApiError, proto: bool) -> Response {
     let code = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = json_bytes(code, serde_json::to_vec(&e.to_status()).unwrap_or_default());
+    let mut r = if proto {
+        proto_bytes(code, protobuf::encode_status(&e.to_status()), &[])
+    } else {
+        json_bytes(code, serde_json::to_vec(&e.to_status()).unwrap_or_default())
+    };
     if let Some(s) = e.retry_after
         && let Ok(h) = HeaderValue::from_str(&s.to_string())
     {

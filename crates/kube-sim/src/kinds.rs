@@ -4,6 +4,7 @@
 //! validation. Custom resources keep what they are sent (no schema pruning).
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Endpoints, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret, Service,
@@ -38,6 +39,7 @@ fn decoder(group: &str, kind: &str) -> Option<Roundtrip> {
         ("", "Service") => roundtrip::<Service>,
         ("", "ConfigMap") => roundtrip::<ConfigMap>,
         ("", "Secret") => roundtrip::<Secret>,
+        ("", "ResourceQuota") => roundtrip::<k8s_openapi::api::core::v1::ResourceQuota>,
         ("", "ServiceAccount") => roundtrip::<ServiceAccount>,
         ("", "Endpoints") => roundtrip::<Endpoints>,
         ("", "Event") => roundtrip::<Event>,
@@ -48,6 +50,8 @@ fn decoder(group: &str, kind: &str) -> Option<Roundtrip> {
         ("apps", "StatefulSet") => roundtrip::<StatefulSet>,
         ("apps", "DaemonSet") => roundtrip::<DaemonSet>,
         ("apps", "ControllerRevision") => roundtrip::<ControllerRevision>,
+        ("batch", "Job") => roundtrip::<Job>,
+        ("batch", "CronJob") => roundtrip::<CronJob>,
         ("coordination.k8s.io", "Lease") => roundtrip::<Lease>,
         ("policy", "PodDisruptionBudget") => roundtrip::<PodDisruptionBudget>,
         ("scheduling.k8s.io", "PriorityClass") => roundtrip::<PriorityClass>,
@@ -101,6 +105,15 @@ fn fill_required(kind: &str, obj: &mut Value) {
         "Pod" => {
             if let Some(spec) = obj.get_mut("spec") {
                 containers(spec);
+            }
+        }
+        "Job" => {
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                let tpl = spec.entry("template").or_insert_with(|| serde_json::json!({}));
+                if let Some(t) = tpl.as_object_mut() {
+                    let ps = t.entry("spec").or_insert_with(|| serde_json::json!({}));
+                    containers(ps);
+                }
             }
         }
         "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" => {
@@ -174,6 +187,8 @@ pub fn default(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         ("apps", "StatefulSet") => typed(obj, defaults::stateful_set).map(|()| null_template_timestamp(obj)),
         ("apps", "DaemonSet") => typed(obj, defaults::daemon_set).map(|()| null_template_timestamp(obj)),
         ("scheduling.k8s.io", "PriorityClass") => typed(obj, defaults::priority_class),
+        ("batch", "Job") => typed(obj, defaults::job).map(|()| null_template_timestamp(obj)),
+        ("batch", "CronJob") => typed(obj, defaults::cron_job).map(|()| null_job_template_timestamps(obj)),
         _ => Ok(()),
     }
 }
@@ -188,6 +203,19 @@ fn null_template_timestamp(obj: &mut Value) {
     }
 }
 
+/// A CronJob's job template and its pod template: Go's null timestamps.
+fn null_job_template_timestamps(obj: &mut Value) {
+    if let Some(jt) = obj.pointer_mut("/spec/jobTemplate").and_then(Value::as_object_mut) {
+        let m = jt.entry("metadata").or_insert_with(|| serde_json::json!({}));
+        if let Some(m) = m.as_object_mut() {
+            m.entry("creationTimestamp").or_insert(Value::Null);
+        }
+    }
+    if let Some(js) = obj.pointer_mut("/spec/jobTemplate/spec") {
+        null_template_timestamp(js);
+    }
+}
+
 /// What a registry's `PrepareForCreate` does: most resources with a status
 /// subresource start with an empty status (nodes keep theirs; CRDs get theirs
 /// from admission), pods start Pending, namespaces Active with their finalizer.
@@ -196,11 +224,23 @@ pub fn prepare_create(res: &ResourceInfo, obj: &mut Value, now: jiff::Timestamp)
     match (group, res.kind.as_str()) {
         ("", "Pod") => typed(obj, |p| defaults::pod_prepare_for_create(p, &Time(now))),
         ("", "Namespace") => typed(obj, defaults::namespace_prepare_for_create),
-        ("apps", "Deployment") => typed(obj, defaults::deployment_prepare_for_create),
-        ("apps", "ReplicaSet") => typed(obj, defaults::replica_set_prepare_for_create),
-        ("apps", "StatefulSet") => typed(obj, defaults::stateful_set_prepare_for_create),
-        ("apps", "DaemonSet") => typed(obj, defaults::daemon_set_prepare_for_create),
+        ("apps", "Deployment") => {
+            typed(obj, defaults::deployment_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "ReplicaSet") => {
+            typed(obj, defaults::replica_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "StatefulSet") => {
+            typed(obj, defaults::stateful_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
+        ("apps", "DaemonSet") => {
+            typed(obj, defaults::daemon_set_prepare_for_create).map(|()| null_template_timestamp(obj))
+        }
         ("policy", "PodDisruptionBudget") => typed(obj, defaults::pod_disruption_budget_prepare_for_create),
+        ("batch", "Job") => typed(obj, defaults::job_prepare_for_create).map(|()| null_template_timestamp(obj)),
+        ("batch", "CronJob") => {
+            typed(obj, defaults::cron_job_prepare_for_create).map(|()| null_job_template_timestamps(obj))
+        }
         ("", "Node") | ("apiextensions.k8s.io", _) => Ok(()),
         _ => {
             if res.has_status
@@ -283,6 +323,8 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
         ("coordination.k8s.io", "Lease") => check(obj, validation::lease),
         ("policy", "PodDisruptionBudget") => check(obj, validation::pod_disruption_budget),
         ("scheduling.k8s.io", "PriorityClass") => check(obj, validation::priority_class),
+        ("batch", "Job") => check(obj, validation::job),
+        ("batch", "CronJob") => check(obj, validation::cron_job),
         _ => validation::object_meta(&meta_of(obj), res.namespaced, false),
     }
 }

@@ -285,6 +285,18 @@ pub fn builtin() -> Vec<ResourceInfo> {
         group_version: None,
         verbs: &["create", "delete", "get", "patch", "update"],
     };
+    // Streams of containers that do not exist in a simulator: served so that
+    // clients get a clear answer (see `crate::http`), not a 404.
+    let log = Subresource { name: "log", kind: "Pod", group_version: None, verbs: &["get"] };
+    let exec = Subresource { name: "exec", kind: "PodExecOptions", group_version: None, verbs: &["create", "get"] };
+    let attach =
+        Subresource { name: "attach", kind: "PodAttachOptions", group_version: None, verbs: &["create", "get"] };
+    let portforward = Subresource {
+        name: "portforward",
+        kind: "PodPortForwardOptions",
+        group_version: None,
+        verbs: &["create", "get"],
+    };
     let ns_finalize = Subresource { name: "finalize", kind: "Namespace", group_version: None, verbs: &["update"] };
     let mut events_v1 = B::new("events.k8s.io", "v1", "events", "Event", true)
         .short(&["ev"])
@@ -330,12 +342,17 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .short(&["po"])
             .all()
             .hash("xPOwRZ+Yhw8=")
+            .sub(attach)
             .sub(binding)
             .sub(eviction)
+            .sub(exec)
+            .sub(log)
+            .sub(portforward)
             .status()
             .fields(POD_FIELDS)
             .returns_deleted()
             .done(),
+        v1("resourcequotas", "ResourceQuota", true).short(&["quota"]).hash("8uhSgffRX6w=").status().done(),
         v1("secrets", "Secret", true).hash("S6u1pOWzb84=").fields(&["type"]).done(),
         v1("serviceaccounts", "ServiceAccount", true).short(&["sa"]).hash("pbx9ZvyFpBE=").returns_deleted().done(),
         v1("services", "Service", true).short(&["svc"]).all().hash("0/CO1lhkEBI=").status().done(),
@@ -366,6 +383,14 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .status()
             .generation()
             .done(),
+        B::new("batch", "v1", "cronjobs", "CronJob", true)
+            .short(&["cj"])
+            .all()
+            .hash("sd5LIXh4Fjs=")
+            .status()
+            .generation()
+            .done(),
+        B::new("batch", "v1", "jobs", "Job", true).all().hash("mudhfqk/qZY=").status().generation().done(),
         B::new("coordination.k8s.io", "v1", "leases", "Lease", true).hash("gqkMMb/YqFM=").done(),
         events_v1,
         B::new("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true)
@@ -374,9 +399,11 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .status()
             .generation()
             .done(),
+        // Its registry sets generation 1 on create, as the recorded create shows.
         B::new("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", false)
             .short(&["pc"])
             .hash("1QwjyaZjj3Y=")
+            .generation()
             .done(),
         B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]).returns_deleted().done(),
         // RBAC objects are stored and served (so manifests apply), not enforced.

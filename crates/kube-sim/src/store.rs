@@ -41,6 +41,9 @@ pub struct Stored {
     pub fields: Vec<(&'static str, String)>,
     /// The object as JSON without `kind` and `apiVersion`.
     pub body: Bytes,
+    /// Its protobuf message, encoded the first time a client asks for it
+    /// (objects are immutable once stored, so it never goes stale).
+    pub proto: std::sync::OnceLock<Bytes>,
 }
 
 impl Stored {
@@ -493,7 +496,7 @@ fn encode(
             o.insert("apiVersion".into(), a);
         }
     }
-    Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body) })
+    Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body), proto: Default::default() })
 }
 
 fn ns_name(obj: &Value) -> ApiResult<(Option<String>, String)> {

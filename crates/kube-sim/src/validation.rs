@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec,
@@ -590,6 +591,7 @@ fn workload(
     replicas: Option<i32>,
     selector: &LabelSelector,
     template: &PodTemplateSpec,
+    restart: &[&str],
 ) -> Vec<FieldError> {
     let mut errs = meta_errs(meta, true);
     if let Some(r) = replicas.filter(|r| *r < 0) {
@@ -620,8 +622,18 @@ fn workload(
     match &template.spec {
         Some(spec) => {
             pod_spec("spec.template.spec", spec, &mut errs);
-            if let Some(rp) = spec.restart_policy.as_deref().filter(|p| *p != "Always") {
-                errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp, &["Always"]));
+            match spec.restart_policy.as_deref() {
+                Some(rp) if !restart.contains(&rp) => {
+                    errs.push(FieldError::not_supported("spec.template.spec.restartPolicy", rp, restart));
+                }
+                None if restart != ["Always"] => errs.push(FieldError::required(
+                    "spec.template.spec.restartPolicy",
+                    format!(
+                        "valid values: {}",
+                        restart.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(", ")
+                    ),
+                )),
+                _ => {}
             }
         }
         None => errs.push(FieldError::required("spec.template.spec.containers", "")),
@@ -652,7 +664,7 @@ fn int_or_percent(field: &str, v: &IntOrString, errs: &mut Vec<FieldError>) -> b
 
 pub fn deployment(d: &Deployment) -> Vec<FieldError> {
     let Some(spec) = &d.spec else { return vec![FieldError::required("spec", "")] };
-    let mut errs = workload("deployment", &d.metadata, spec.replicas, &spec.selector, &spec.template);
+    let mut errs = workload("deployment", &d.metadata, spec.replicas, &spec.selector, &spec.template, &["Always"]);
     if let Some(s) = &spec.strategy {
         match s.type_.as_deref().unwrap_or("RollingUpdate") {
             "RollingUpdate" => {
@@ -691,12 +703,12 @@ pub fn deployment(d: &Deployment) -> Vec<FieldError> {
 pub fn replica_set(r: &ReplicaSet) -> Vec<FieldError> {
     let Some(spec) = &r.spec else { return vec![FieldError::required("spec", "")] };
     let template = spec.template.clone().unwrap_or_default();
-    workload("replicaset", &r.metadata, spec.replicas, &spec.selector, &template)
+    workload("replicaset", &r.metadata, spec.replicas, &spec.selector, &template, &["Always"])
 }
 
 pub fn stateful_set(s: &StatefulSet) -> Vec<FieldError> {
     let Some(spec) = &s.spec else { return vec![FieldError::required("spec", "")] };
-    let mut errs = workload("statefulset", &s.metadata, spec.replicas, &spec.selector, &spec.template);
+    let mut errs = workload("statefulset", &s.metadata, spec.replicas, &spec.selector, &spec.template, &["Always"]);
     if let Some(p) = spec.pod_management_policy.as_deref().filter(|p| !["OrderedReady", "Parallel"].contains(p)) {
         errs.push(FieldError::not_supported("spec.podManagementPolicy", p, &["OrderedReady", "Parallel"]));
     }
@@ -705,10 +717,58 @@ pub fn stateful_set(s: &StatefulSet) -> Vec<FieldError> {
 
 pub fn daemon_set(d: &DaemonSet) -> Vec<FieldError> {
     let Some(spec) = &d.spec else { return vec![FieldError::required("spec", "")] };
-    workload("daemonset", &d.metadata, None, &spec.selector, &spec.template)
+    workload("daemonset", &d.metadata, None, &spec.selector, &spec.template, &["Always"])
 }
 
 /// apps/v1 selectors cannot change after creation.
+pub fn job(j: &Job) -> Vec<FieldError> {
+    let Some(spec) = &j.spec else { return vec![FieldError::required("spec", "")] };
+    let empty = LabelSelector::default();
+    let selector = spec.selector.as_ref().unwrap_or(&empty);
+    let mut errs = workload("job", &j.metadata, None, selector, &spec.template, &["OnFailure", "Never"]);
+    for (field, v) in [
+        ("spec.parallelism", spec.parallelism),
+        ("spec.completions", spec.completions),
+        ("spec.backoffLimit", spec.backoff_limit),
+        ("spec.ttlSecondsAfterFinished", spec.ttl_seconds_after_finished),
+    ] {
+        if let Some(v) = v.filter(|v| *v < 0) {
+            errs.push(FieldError::invalid(field, json!(v), "must be greater than or equal to 0"));
+        }
+    }
+    if let Some(d) = spec.active_deadline_seconds.filter(|d| *d <= 0) {
+        errs.push(FieldError::invalid("spec.activeDeadlineSeconds", json!(d), "must be greater than 0"));
+    }
+    errs
+}
+
+pub fn cron_job(c: &CronJob) -> Vec<FieldError> {
+    let mut errs = meta_errs(&c.metadata, true);
+    let Some(spec) = &c.spec else { return vec![FieldError::required("spec", "")] };
+    if let Err(e) = crate::rules::cron::Schedule::parse(&spec.schedule) {
+        errs.push(FieldError::invalid("spec.schedule", json!(spec.schedule), e));
+    }
+    if let Some(p) = spec.concurrency_policy.as_deref().filter(|p| !["Allow", "Forbid", "Replace"].contains(p)) {
+        errs.push(FieldError::not_supported("spec.concurrencyPolicy", p, &["Allow", "Forbid", "Replace"]));
+    }
+    if let Some(tpl) = spec.job_template.spec.as_ref() {
+        match &tpl.template.spec {
+            Some(ps) => {
+                pod_spec("spec.jobTemplate.spec.template.spec", ps, &mut errs);
+                if !matches!(ps.restart_policy.as_deref(), Some("OnFailure" | "Never")) {
+                    errs.push(FieldError::not_supported(
+                        "spec.jobTemplate.spec.template.spec.restartPolicy",
+                        ps.restart_policy.as_deref().unwrap_or_default(),
+                        &["OnFailure", "Never"],
+                    ));
+                }
+            }
+            None => errs.push(FieldError::required("spec.jobTemplate.spec.template.spec.containers", "")),
+        }
+    }
+    errs
+}
+
 pub fn workload_update(old: Option<&LabelSelector>, new: Option<&LabelSelector>) -> Vec<FieldError> {
     if old != new {
         vec![FieldError::invalid("spec.selector", serde_json::to_value(new).unwrap_or_default(), "field is immutable")]

@@ -363,3 +363,61 @@ async fn evictions_answer_like_the_real_server() {
         terminating["metadata"]["deletionTimestamp"].is_string() && pod["metadata"]["deletionTimestamp"].is_string()
     );
 }
+
+/// Aggregated discovery as kubectl 1.32 asks for it. The recording of `/apis`
+/// is stored as `discovery-v2/api.json` (see testdata's README): every
+/// resource we serve in a recorded group has exactly the recorded entry.
+#[tokio::test]
+async fn aggregated_discovery_matches_the_real_server() {
+    let sim = Sim::start().await;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+    let get = |path: &'static str, accept: &'static str| {
+        let (http, url) = (sim.http(), sim.url(path));
+        async move {
+            let r = http.get(url).header("accept", accept).send().await.unwrap();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+            (ct, r.json::<Value>().await.unwrap())
+        }
+    };
+    let (ct, ours) = get("/apis", accept).await;
+    assert_eq!(ct, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList");
+    let theirs = reference("discovery-v2/api.json");
+    assert_eq!((&ours["kind"], &ours["apiVersion"]), (&theirs["kind"], &theirs["apiVersion"]));
+    let mut compared = 0;
+    for group in ours["items"].as_array().unwrap() {
+        let name = group["metadata"]["name"].as_str().unwrap();
+        let Some(tg) = theirs["items"].as_array().unwrap().iter().find(|g| g["metadata"]["name"] == name) else {
+            assert!(name == "metrics.k8s.io", "{name} is not served by a real server");
+            continue;
+        };
+        assert_eq!(group["metadata"], tg["metadata"], "{name}");
+        for v in group["versions"].as_array().unwrap() {
+            let tv = tg["versions"].as_array().unwrap().iter().find(|x| x["version"] == v["version"]).unwrap();
+            assert_eq!(v["freshness"], tv["freshness"]);
+            for r in v["resources"].as_array().unwrap() {
+                let tr = tv["resources"].as_array().unwrap().iter().find(|x| x["resource"] == r["resource"]);
+                assert_eq!(Some(r), tr, "{name}/{}", r["resource"]);
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 15, "{compared}");
+    // kubectl up to 1.29 asks for v2beta1; the core group is on /api.
+    let (ct, core) =
+        get("/api", "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json").await;
+    assert!(ct.contains("v=v2beta1"), "{ct}");
+    let pods = &core["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .unwrap()
+        .clone();
+    assert_eq!(pods["singularResource"], "pod");
+    let subs: Vec<&str> =
+        pods["subresources"].as_array().unwrap().iter().map(|s| s["subresource"].as_str().unwrap()).collect();
+    assert_eq!(subs, ["attach", "binding", "eviction", "exec", "log", "portforward", "status"]);
+    // Plain JSON still gets the legacy documents.
+    let (_, legacy) = get("/apis", "application/json, */*").await;
+    assert_eq!(legacy["kind"], "APIGroupList");
+}

@@ -31,6 +31,9 @@ fn gvk(kind: Kind) -> (&'static str, &'static str) {
         Kind::Pdb => ("policy/v1", "PodDisruptionBudget"),
         Kind::Pvc => ("v1", "PersistentVolumeClaim"),
         Kind::Pv => ("v1", "PersistentVolume"),
+        Kind::Job => ("batch/v1", "Job"),
+        Kind::CronJob => ("batch/v1", "CronJob"),
+        Kind::Quota => ("v1", "ResourceQuota"),
     }
 }
 
@@ -47,6 +50,9 @@ fn meta_of(plane: &Plane, kind: Kind, key: &str) -> Option<ObjectMeta> {
         Kind::Pdb => s.pdbs.get(key).map(|o| o.metadata.clone()),
         Kind::Pvc => s.pvcs.get(key).map(|o| o.metadata.clone()),
         Kind::Pv => s.pvs.get(key).map(|o| o.metadata.clone()),
+        Kind::Job => s.jobs.get(key).map(|o| o.metadata.clone()),
+        Kind::CronJob => s.cronjobs.get(key).map(|o| o.metadata.clone()),
+        Kind::Quota => s.quotas.get(key).map(|o| o.metadata.clone()),
     }
 }
 

@@ -11,7 +11,9 @@
 //! by controllers behave like the scenario says:
 //! `sim.kube-sim.io/startup-seconds`, `sim.kube-sim.io/shutdown-seconds`,
 //! `sim.kube-sim.io/behaviour.<container>` = `run` | `complete` | `crash` |
-//! `fail:<exit code>` | `wait`.
+//! `fail:<exit code>` | `wait` (default: `run`, `complete` for a Job's pods).
+//! A failing container crash-loops unless the pod's `restartPolicy` is
+//! `Never`, when the pod fails with its exit code.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,8 +59,29 @@ impl Behaviour {
         }
     }
 
+    /// A container's behaviour: its annotation, else `run` — or `complete`
+    /// for a Job's pods, whose command runs to its end.
     pub fn of(pod: &Pod, container: &str) -> Behaviour {
-        annotation(pod, &format!("{BEHAVIOUR}{container}")).map_or(Behaviour::Run, Behaviour::parse)
+        match annotation(pod, &format!("{BEHAVIOUR}{container}")) {
+            Some(b) => Behaviour::parse(b),
+            None if owned_by_job(pod) => Behaviour::Complete,
+            None => Behaviour::Run,
+        }
+    }
+}
+
+fn owned_by_job(pod: &Pod) -> bool {
+    pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.kind == "Job")
+}
+
+/// Whether a failing container is restarted (crash loop) rather than ending the pod.
+fn restarts_on_failure(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never")
+}
+
+impl Behaviour {
+    fn crash_loops(&self, pod: &Pod) -> bool {
+        matches!(self, Behaviour::Crash(_)) && restarts_on_failure(pod)
     }
 }
 
@@ -168,8 +191,7 @@ fn adopt_running(pod: &Pod, uid: &str) -> Option<PodRuntime> {
     }
     let started = status.start_time.as_ref().map(|t| crate::clock::format_time(t.0)).unwrap_or_default();
     let restarts = status.container_statuses.iter().flatten().map(|c| c.restart_count).max().unwrap_or(0);
-    let crashing =
-        pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
+    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
     Some(PodRuntime {
         uid: uid.to_string(),
         start_at: Duration::ZERO,
@@ -233,8 +255,7 @@ fn admit(
 fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, mut rt: PodRuntime) {
     let now = plane.now();
     rt.started = Some(plane.now_rfc3339());
-    let crashing =
-        pod.spec.iter().flat_map(|s| &s.containers).any(|c| matches!(Behaviour::of(pod, &c.name), Behaviour::Crash(_)));
+    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
     if crashing {
         rt.next_crash = Some(now + Duration::from_secs(10));
         plane.after(10.0, Dirty::Pod(key.to_string()));
@@ -375,6 +396,7 @@ fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRu
     let mut statuses = Vec::new();
     let mut ready_all = true;
     let mut all_completed = true;
+    let mut any_failed = false;
     for c in pod.spec.iter().flat_map(|sp| &sp.containers) {
         let image = c.image.clone().unwrap_or_default();
         let behaviour = Behaviour::of(pod, &c.name);
@@ -404,6 +426,23 @@ fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRu
                         reason: Some("Completed".into()),
                         started_at: started_t.clone(),
                         finished_at: started_t.clone(),
+                        container_id: cs.container_id.clone(),
+                        ..ContainerStateTerminated::default()
+                    }),
+                    ..ContainerState::default()
+                });
+            }
+            Behaviour::Crash(code) if !restarts_on_failure(pod) => {
+                // restartPolicy Never: the container ends, and so does the pod.
+                cs.started = Some(false);
+                ready_all = false;
+                any_failed = true;
+                cs.state = Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: code,
+                        reason: Some("Error".into()),
+                        started_at: started_t.clone(),
+                        finished_at: now_t.clone(),
                         container_id: cs.container_id.clone(),
                         ..ContainerStateTerminated::default()
                     }),
@@ -455,7 +494,11 @@ fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRu
     }
     // A pod whose containers all completed has succeeded (whatever its
     // restartPolicy: the simulator does not restart completed containers).
-    let phase = if all_completed && !statuses.is_empty() { "Succeeded" } else { "Running" };
+    let phase = match (all_completed && !statuses.is_empty(), any_failed) {
+        (true, true) => "Failed",
+        (true, false) => "Succeeded",
+        _ => "Running",
+    };
     s.phase = Some(phase.into());
     s.conditions = Some(vec![
         condition("PodReadyToStartContainers", true, now, old),

@@ -7,16 +7,19 @@
 //! says how.
 
 mod checkpoint;
+mod cronjob;
 mod daemonset;
 mod deployment;
 mod disruption;
 mod gc;
 mod informer;
+mod job;
 mod kubelet;
 mod metrics;
 mod namespace;
 mod nodes;
 mod plane;
+mod quota;
 mod replicaset;
 mod scheduler;
 pub mod state;
@@ -27,7 +30,8 @@ mod volumes;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::sync::mpsc;
 
@@ -63,5 +67,8 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     inform!(PodDisruptionBudget, "policy", "poddisruptionbudgets", Msg::Pdb);
     inform!(PersistentVolumeClaim, "", "persistentvolumeclaims", Msg::Pvc);
     inform!(PersistentVolume, "", "persistentvolumes", Msg::Pv);
+    inform!(Job, "batch", "jobs", Msg::Job);
+    inform!(CronJob, "batch", "cronjobs", Msg::CronJob);
+    inform!(ResourceQuota, "", "resourcequotas", Msg::Quota);
     tokio::spawn(plane::Plane::new(cluster.clone(), shared).run(rx));
 }

@@ -18,7 +18,10 @@ use tokio::sync::mpsc;
 
 use super::informer::Change;
 use super::state::{Dirty, Kind, Msg, Shared};
-use super::{daemonset, deployment, disruption, gc, kubelet, nodes, replicaset, scheduler, statefulset, volumes};
+use super::{
+    cronjob, daemonset, deployment, disruption, gc, job, kubelet, nodes, quota, replicaset, scheduler, statefulset,
+    volumes,
+};
 use crate::apiserver::{ApiServer, DeleteOptions, WriteOptions};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, ApiResult};
@@ -230,6 +233,8 @@ impl Plane {
                     Some((Kind::Deployment, k)) => self.mark(Dirty::Deployment(k)),
                     Some((Kind::StatefulSet, k)) => self.mark(Dirty::StatefulSet(k)),
                     Some((Kind::DaemonSet, k)) => self.soon(Dirty::DaemonSet(k)),
+                    Some((Kind::Job, k)) => self.mark(Dirty::Job(k)),
+                    Some((Kind::CronJob, k)) => self.mark(Dirty::CronJob(k)),
                     Some(_) => {}
                     // The owner is not (or no longer) cached: maybe an orphan.
                     None => self.mark(Dirty::Gone(uid)),
@@ -239,12 +244,20 @@ impl Plane {
             Dirty::Deployment(k) => deployment::reconcile(self, &k),
             Dirty::StatefulSet(k) => statefulset::reconcile(self, &k),
             Dirty::DaemonSet(k) => daemonset::reconcile(self, &k),
+            Dirty::Job(k) => job::reconcile(self, &k),
+            Dirty::CronJob(k) => cronjob::reconcile(self, &k),
+            Dirty::Quota(k) => quota::reconcile(self, &k),
             Dirty::PdbNamespace(ns) => {
                 let prefix = format!("{ns}/");
                 let keys: Vec<String> =
                     self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
                 for k in keys {
                     self.soon(Dirty::Pdb(k));
+                }
+                let quotas: Vec<String> =
+                    self.state.read().quotas.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
+                for k in quotas {
+                    self.soon(Dirty::Quota(k));
                 }
             }
             Dirty::Pdb(k) => disruption::reconcile(self, &k),

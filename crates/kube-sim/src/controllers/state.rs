@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
@@ -33,6 +34,9 @@ pub enum Kind {
     Pdb,
     Pvc,
     Pv,
+    Job,
+    CronJob,
+    Quota,
 }
 
 /// One change delivered by an informer.
@@ -47,6 +51,9 @@ pub enum Msg {
     Pdb(Change<PodDisruptionBudget>),
     Pvc(Change<PersistentVolumeClaim>),
     Pv(Change<PersistentVolume>),
+    Job(Change<Job>),
+    CronJob(Change<CronJob>),
+    Quota(Change<ResourceQuota>),
 }
 
 /// A runtime override of usage (scenario timeline `setUsage`).
@@ -105,6 +112,9 @@ pub struct State {
     pub pdbs: HashMap<String, Arc<PodDisruptionBudget>>,
     pub pvcs: HashMap<String, Arc<PersistentVolumeClaim>>,
     pub pvs: HashMap<String, Arc<PersistentVolume>>,
+    pub jobs: HashMap<String, Arc<Job>>,
+    pub cronjobs: HashMap<String, Arc<CronJob>>,
+    pub quotas: HashMap<String, Arc<ResourceQuota>>,
     /// node name → keys of pods bound to it
     pub pods_by_node: HashMap<String, BTreeSet<String>>,
     /// namespace → pod keys
@@ -156,6 +166,9 @@ cached!(DaemonSet, DaemonSet, daemonsets, Dirty::DaemonSet);
 cached!(PodDisruptionBudget, Pdb, pdbs, Dirty::Pdb);
 cached!(PersistentVolumeClaim, Pvc, pvcs, Dirty::Pvc);
 cached!(PersistentVolume, Pv, pvs, |_| Dirty::Capacity);
+cached!(Job, Job, jobs, Dirty::Job);
+cached!(CronJob, CronJob, cronjobs, Dirty::CronJob);
+cached!(ResourceQuota, Quota, quotas, Dirty::Quota);
 
 /// Cache key of an object: `namespace/name` or `name`.
 pub fn key_of(meta: &ObjectMeta) -> String {
@@ -209,6 +222,9 @@ pub enum Dirty {
     PdbNamespace(String),
     Pdb(String),
     Pvc(String),
+    Job(String),
+    CronJob(String),
+    Quota(String),
     /// Something with this uid was deleted: its dependents may be orphans.
     Gone(String),
 }
@@ -227,6 +243,9 @@ impl State {
             Msg::Pdb(c) => self.apply_cached(c),
             Msg::Pvc(c) => self.apply_cached(c),
             Msg::Pv(c) => self.apply_cached(c),
+            Msg::Job(c) => self.apply_cached(c),
+            Msg::CronJob(c) => self.apply_cached(c),
+            Msg::Quota(c) => self.apply_cached(c),
         }
     }
 

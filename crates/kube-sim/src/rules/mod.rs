@@ -4,8 +4,10 @@
 //! the disruption controller compute — so each rule is tested on its own and
 //! the simulated controllers stay thin.
 
+pub mod cron;
 pub mod deployment;
 pub mod disruption;
 pub mod fit;
+pub mod job;
 pub mod ranking;
 pub mod resources;
