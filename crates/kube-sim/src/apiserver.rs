@@ -272,6 +272,8 @@ pub struct ApiServer {
     pub registry: Registry,
     pub clock: Clock,
     pub faults: Faults,
+    /// Requests by client, verb and resource (when enabled).
+    pub requests: crate::requests::RequestLog,
     pub config: ServerConfig,
     /// Cancelled to end every open watch (forced disconnects, shutdown).
     watch_epoch: RwLock<CancellationToken>,
@@ -310,6 +312,7 @@ impl ApiServer {
             registry: Registry::new(),
             clock,
             faults: Faults::default(),
+            requests: Default::default(),
             config,
             watch_epoch: RwLock::new(CancellationToken::new()),
             shutdown: CancellationToken::new(),

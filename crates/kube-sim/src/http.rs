@@ -45,6 +45,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(uri.query().unwrap_or_default());
+    if server.requests.enabled() && !uri.path().starts_with("/_sim") {
+        let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let (verb, resource) = request_label(&server, &method, uri.path(), &query);
+        server.requests.record(agent, verb, &resource);
+    }
     let resp = match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
         Ok(r) => r,
         // Errors come in protobuf when the client prefers it and the group has it.
@@ -52,6 +57,21 @@ async fn handle(
     };
     tracing::debug!(target: "kube_sim::http", %method, %uri, status = resp.status().as_u16(), "request");
     resp
+}
+
+/// The verb and resource of a request, as the request log counts it.
+fn request_label(server: &ApiServer, method: &Method, path: &str, query: &Query) -> (&'static str, String) {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    match parse_target(server, &segs) {
+        Ok(t) if segs.len() > 2 => {
+            let resource = match &t.subresource {
+                Some(sub) => format!("{}/{sub}", t.res.plural),
+                None => t.res.plural.clone(),
+            };
+            (verb_of(method, &t, query), resource)
+        }
+        _ => ("get", path.to_string()),
+    }
 }
 
 /// Query parameters, repeated keys kept (dryRun may repeat).
@@ -948,6 +968,23 @@ fn sim_control(server: &ApiServer, method: &Method, rest: &[&str], body: Bytes) 
         (&Method::POST, ["disconnect-watches"]) => {
             server.disconnect_watches();
             Ok(json_ok(&json!({"disconnected": true})))
+        }
+        (&Method::GET, ["requests"]) => {
+            let counts: Vec<Value> = server
+                .requests
+                .counts()
+                .into_iter()
+                .map(|(k, n)| json!({"agent": k.agent, "verb": k.verb, "resource": k.resource, "count": n}))
+                .collect();
+            Ok(json_ok(&json!({"enabled": server.requests.enabled(), "requests": counts})))
+        }
+        (&Method::PUT | &Method::POST, ["requests"]) => {
+            server.requests.enable();
+            Ok(json_ok(&json!({"enabled": true})))
+        }
+        (&Method::DELETE, ["requests"]) => {
+            server.requests.reset();
+            Ok(json_ok(&json!({"enabled": server.requests.enabled()})))
         }
         (&Method::POST, ["compact"]) => {
             server.store.compact();

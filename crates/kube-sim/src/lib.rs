@@ -32,6 +32,7 @@ pub mod watch;
 
 mod defaults;
 pub mod quantity;
+pub mod requests;
 mod validation;
 
 pub use apiserver::{ApiServer, DeleteOptions, PatchType, ServerConfig, WriteOptions};

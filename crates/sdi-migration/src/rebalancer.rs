@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use sdi_core::index::Index;
 use sdi_core::male::{self, PolicyInput};
 use sdi_core::planner::{self, Basis, InFlight, Plan, PlanConfig, PlanState};
+use sdi_core::strategy::Strategy;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -29,6 +30,8 @@ pub struct Decision {
     pub pod: String,
     pub source: String,
     pub target: String,
+    /// The strategy planned, approved by the policy, and run.
+    pub strategy: Strategy,
     /// `migrating`, `would-migrate` (dry run), `denied` (policy) or `refused` (pre-flight).
     pub action: String,
     pub reason: String,
@@ -72,6 +75,8 @@ pub struct Rebalancer {
     latest: RwLock<Option<CycleReport>>,
     /// The newest decisions across cycles (bounded), for people watching.
     recent: Mutex<std::collections::VecDeque<Decision>>,
+    /// Cycles run so far.
+    cycles: std::sync::atomic::AtomicU64,
 }
 
 /// Decisions kept by [`Rebalancer::recent`].
@@ -115,6 +120,7 @@ impl Rebalancer {
             last_moved: Mutex::default(),
             latest: RwLock::default(),
             recent: Mutex::default(),
+            cycles: Default::default(),
         }))
     }
 
@@ -173,6 +179,11 @@ impl Rebalancer {
     /// The newest decisions (moves started, denied, refused), oldest first.
     pub fn recent(&self) -> Vec<Decision> {
         self.recent.lock().iter().cloned().collect()
+    }
+
+    /// How many cycles have run.
+    pub fn cycles(&self) -> u64 {
+        self.cycles.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn latest(&self) -> Option<CycleReport> {
@@ -285,6 +296,7 @@ impl Rebalancer {
                 pod: m.pod.clone(),
                 source: m.source.clone(),
                 target: m.target.clone(),
+                strategy: m.strategy,
                 action: String::new(),
                 reason: String::new(),
                 policy: verdict.source.as_str().into(),
@@ -364,6 +376,7 @@ impl Rebalancer {
             decisions,
         };
         *self.latest.write() = Some(report.clone());
+        self.cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         report
     }
 }

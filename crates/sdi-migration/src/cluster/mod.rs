@@ -57,8 +57,12 @@ pub async fn connect(kubeconfig: Option<&Path>, stats: Arc<ApiStats>) -> Result<
     client_from(config, stats)
 }
 
+/// The `User-Agent` of every request: API servers log and count by it.
+pub const USER_AGENT: &str = concat!("sdi-migration/", env!("CARGO_PKG_VERSION"));
+
 /// Build a counting client from a ready config.
-pub fn client_from(config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, StartError> {
+pub fn client_from(mut config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, StartError> {
+    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| StartError::Kubernetes(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(builder.with_layer(&CountLayer(stats)).build())

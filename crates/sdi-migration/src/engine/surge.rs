@@ -112,7 +112,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
             .until(|v| {
                 let copy = match v.pod(ns, &copy_name) {
                     None => {
-                        return workload(format!("the ReplicaSet removed the copy {copy_name} instead of the original"));
+                        return workload(format!(
+                            "the ReplicaSet removed the copy {copy_name} instead of the original"
+                        ));
                     }
                     Some((p, _)) if p.terminating => {
                         return workload(format!(
