@@ -21,7 +21,9 @@ const SPEED: f64 = 10.0;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    println!("side-by-side scenario (scenarios/side-by-side.yaml), requests basis, 1 cycle per real second at {SPEED}x");
+    println!(
+        "side-by-side scenario (scenarios/side-by-side.yaml), requests basis, 1 cycle per real second at {SPEED}x"
+    );
     for (label, slow) in [("fast pods (start/stop ~1 s)", false), ("slow pods (start/stop 60 s)", true)] {
         let (_env, o) = runtime.block_on(side_by_side::run(slow, side_by_side::rebalancing(), 10, 5));
         let moves = o.jobs.len() as f64;
@@ -53,7 +55,11 @@ fn main() {
             o.writes,
             per_move / DESCHEDULER_REQUESTS_PER_MOVE
         );
-        println!("  API requests per idle cycle: {:.1} over {} idle cycles", o.idle_requests as f64 / o.idle_cycles.max(1) as f64, o.idle_cycles);
+        println!(
+            "  API requests per idle cycle: {:.1} over {} idle cycles",
+            o.idle_requests as f64 / o.idle_cycles.max(1) as f64,
+            o.idle_cycles
+        );
         println!("  rebalancer cycles while relieving: {}", o.cycles);
     }
 }
