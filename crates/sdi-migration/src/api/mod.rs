@@ -15,6 +15,7 @@ use crate::jobs::runner::Runner;
 #[derive(Clone)]
 pub struct AppState {
     pub runner: Arc<Runner>,
+    pub migrations: Arc<crate::migrations::Migrations>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub rebalancer: Arc<crate::rebalancer::Rebalancer>,
     pub auto_migration: bool,
