@@ -215,6 +215,18 @@ pub fn matches_required_node_affinity(spec: &PodSpec, node: &Node) -> bool {
 pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
     let empty_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
+    check_with(node, node_allocatable(node), node_requested, spec, pod_requests(spec))
+}
+
+/// [`check`] with the node's allocatable resources and the pod's requests
+/// already computed (the scheduler checks one pod against many nodes).
+pub fn check_with(
+    node: &Node,
+    allocatable: Resources,
+    node_requested: Resources,
+    spec: &PodSpec,
+    requests: Resources,
+) -> Vec<Unfit> {
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
     let node_spec = node.spec.as_ref();
     let taints = node_spec.and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
@@ -260,9 +272,7 @@ pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
     }
 
     // NodeResourcesFit
-    out.extend(
-        resource_shortfalls(node_allocatable(node), node_requested, pod_requests(spec)).into_iter().map(|s| s.unfit),
-    );
+    out.extend(resource_shortfalls(allocatable, node_requested, requests).into_iter().map(|s| s.unfit));
     out
 }
 
