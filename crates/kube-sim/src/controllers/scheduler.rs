@@ -83,7 +83,7 @@ fn choose(plane: &Plane, pod: &Pod) -> Result<String, String> {
         let Some(node) = state.nodes.get(name) else { continue };
         let used = state.requested.get(name).copied().unwrap_or_default();
         let alloc = state.allocatable.get(name).copied().unwrap_or_else(|| rules::resources::node_allocatable(node));
-        if rules::fit::check_with(node, alloc, used, spec, want).is_empty() {
+        if rules::fit::fits_with(node, alloc, used, spec, want) {
             feasible.push((rules::fit::least_allocated_score(alloc, used.saturating_add(want)), name.clone()));
             if feasible.len() >= FEASIBLE_SAMPLE {
                 break;
