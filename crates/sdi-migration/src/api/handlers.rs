@@ -306,6 +306,22 @@ pub async fn health() -> Response {
     .into_response()
 }
 
+/// Readiness: 200 once this replica's caches (the cluster, the PodMigrations)
+/// have listed everything once, 503 until then. Liveness is `/health`.
+#[utoipa::path(get, path = "/ready", responses((status = 200, body = HealthBody), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.rebalancer.cache.synced() && state.migrations.synced() {
+        Json(HealthBody {
+            status: "ready".into(),
+            service: "sdi-migration".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "Not ready", "the caches have not listed the cluster yet")
+    }
+}
+
 /// Prometheus metrics (OpenMetrics text).
 /// `GET /api/v1/plan`.
 #[derive(Debug, Serialize, ToSchema)]

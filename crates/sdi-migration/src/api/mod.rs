@@ -32,6 +32,7 @@ pub struct AppState {
         handlers::cancel_migration,
         handlers::metrics,
         handlers::health,
+        handlers::ready,
         handlers::plan,
         handlers::policy,
     ),
@@ -67,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/migrations/{id}/status", get(handlers::get_migration_status))
         .route("/api/v1/metrics", get(handlers::metrics))
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::prometheus))
         .route("/api/v1/plan", get(handlers::plan))
