@@ -118,14 +118,17 @@ pub struct Takeover {
 }
 
 /// How a taken-over migration ends: completed when its move is done, else
-/// failed — its changes undone — never half-way.
+/// failed — its changes undone — never half-way. While the pod is gone and its
+/// controller's replacement is not Ready yet (an eviction), it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TakeoverEnd {
     Completed(String),
     Failed(String),
+    Wait,
 }
 
-pub fn takeover(t: Takeover) -> TakeoverEnd {
+/// `timed_out`: the migration's own timeout has passed since it started.
+pub fn takeover(t: Takeover, timed_out: bool) -> TakeoverEnd {
     const WHY: &str = "interrupted: the replica running it stopped or lost the leader lease";
     if t.finished || (!t.original_serves && t.replacement_ready) {
         return TakeoverEnd::Completed("finished by the new leader: the move had completed".into());
@@ -136,7 +139,10 @@ pub fn takeover(t: Takeover) -> TakeoverEnd {
     if t.original_serves {
         return TakeoverEnd::Failed(format!("{WHY}; the pod still runs where it was, nothing to undo"));
     }
-    TakeoverEnd::Failed(format!("{WHY}; the pod is gone and no Ready replacement was found"))
+    if !timed_out {
+        return TakeoverEnd::Wait;
+    }
+    TakeoverEnd::Failed(format!("{WHY}; the pod is gone and no Ready replacement came within the migration's timeout"))
 }
 
 #[cfg(test)]
@@ -172,7 +178,7 @@ mod tests {
     #[test]
     fn takeovers_finish_or_undo() {
         let t = |undone, finished, original_serves, replacement_ready| {
-            takeover(Takeover { undone, finished, original_serves, replacement_ready })
+            takeover(Takeover { undone, finished, original_serves, replacement_ready }, true)
         };
         assert!(matches!(t(false, true, false, false), TakeoverEnd::Completed(_)));
         assert!(matches!(t(false, false, false, true), TakeoverEnd::Completed(_)), "copy serves, original gone");
@@ -182,6 +188,8 @@ mod tests {
         }
         assert!(matches!(t(false, false, true, true), TakeoverEnd::Failed(_)), "the original still serves: not done");
         assert!(matches!(t(false, false, false, false), TakeoverEnd::Failed(_)));
+        let waiting = Takeover { undone: false, finished: false, original_serves: false, replacement_ready: false };
+        assert_eq!(takeover(waiting, false), TakeoverEnd::Wait, "an evicted pod's replacement may still be starting");
     }
 
     #[test]

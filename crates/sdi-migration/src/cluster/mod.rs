@@ -63,7 +63,13 @@ pub const USER_AGENT: &str = concat!("sdi-migration/", env!("CARGO_PKG_VERSION")
 
 /// Build a counting client from a ready config.
 pub fn client_from(mut config: kube::Config, stats: Arc<ApiStats>) -> Result<Client, StartError> {
-    config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_static(USER_AGENT)));
+    // The replica's name too, so an API server's logs tell replicas apart.
+    let agent = match std::env::var("POD_NAME") {
+        Ok(pod) if !pod.is_empty() => format!("{USER_AGENT} ({pod})"),
+        _ => USER_AGENT.to_string(),
+    };
+    let agent = http::HeaderValue::from_str(&agent).unwrap_or(http::HeaderValue::from_static(USER_AGENT));
+    config.headers.push((http::header::USER_AGENT, agent));
     let builder = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| StartError::Kubernetes(format!("cannot build a Kubernetes client: {e}")))?;
     Ok(builder.with_layer(&CountLayer(stats)).build())

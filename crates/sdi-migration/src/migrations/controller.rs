@@ -71,7 +71,11 @@ async fn reconcile(pm: Arc<PodMigration>, ctl: Arc<Ctl>) -> Result<Action, Error
     }
     match pm.phase() {
         JobStatus::Pending => start(&ctl, &pm).await?,
-        JobStatus::Running => take_over(&ctl, &pm).await?,
+        JobStatus::Running => {
+            if let Some(again) = take_over(&ctl, &pm).await? {
+                return Ok(Action::requeue(again));
+            }
+        }
         _ => {
             if pm.has_finalizer() {
                 runner.engine.writer.release_migration(pm.namespace(), id).await?;
@@ -103,8 +107,9 @@ async fn start(ctl: &Ctl, pm: &PodMigration) -> Result<(), Error> {
     Ok(())
 }
 
-/// A migration whose runner is gone: finish it or end it undone.
-async fn take_over(ctl: &Ctl, pm: &PodMigration) -> Result<(), Error> {
+/// A migration whose runner is gone: finish it or end it undone; or look
+/// again after the returned delay (a replacement still starting).
+async fn take_over(ctl: &Ctl, pm: &PodMigration) -> Result<Option<Duration>, Error> {
     let mut job = pm.job();
     let (undone, finished) = {
         let r = ctl.repaired.lock();
@@ -115,13 +120,27 @@ async fn take_over(ctl: &Ctl, pm: &PodMigration) -> Result<(), Error> {
     let (ns, pod, new) =
         (job.request.pod_namespace.clone(), job.request.pod_name.clone(), job.details.new_pod_name.clone());
     let (original_serves, replacement_ready) = cache.read(|v| {
-        let original = v.pod(&ns, &pod).is_some_and(|(p, m)| Some(m.uid) == uid.or(Some(m.uid)) && !p.terminating);
-        let replacement = !new.is_empty() && v.pod(&ns, &new).is_some_and(|(p, m)| m.ready && !p.terminating);
-        (original, replacement)
+        let same = v.pod(&ns, &pod);
+        let original = same.is_some_and(|(p, m)| Some(m.uid) == uid.or(Some(m.uid)) && !p.terminating);
+        // Its copy, or its controller's replacement under the same name (a StatefulSet's).
+        let renamed = !new.is_empty() && v.pod(&ns, &new).is_some_and(|(p, m)| m.ready && !p.terminating);
+        let renewed = uid.is_some() && same.is_some_and(|(p, m)| Some(m.uid) != uid && m.ready && !p.terminating);
+        (original, renamed || renewed)
     });
-    let end = repair::takeover(Takeover { undone, finished, original_serves, replacement_ready });
+    let timeout = Duration::from_secs(
+        u64::try_from(job.request.timeout)
+            .ok()
+            .filter(|t| *t > 0)
+            .unwrap_or(ctl.migrations.runner.engine.settings.default_timeout.as_secs()),
+    );
+    let started: Option<jiff::Timestamp> = job.details.start_time.parse().ok();
+    let timed_out = started.is_none_or(|s| {
+        jiff::Timestamp::now().duration_since(s).as_secs() > i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX)
+    });
+    let end = repair::takeover(Takeover { undone, finished, original_serves, replacement_ready }, timed_out);
     tracing::info!(job = %job.id, "taking over a migration its replica left running: {end:?}");
     match end {
+        TakeoverEnd::Wait => return Ok(Some(Duration::from_secs(2))),
         TakeoverEnd::Completed(note) => {
             job.status = JobStatus::Completed;
             job.details.error = None;
@@ -135,7 +154,7 @@ async fn take_over(ctl: &Ctl, pm: &PodMigration) -> Result<(), Error> {
             push_step(&mut job, &why);
         }
     }
-    conclude(ctl, job).await
+    conclude(ctl, job).await.map(|()| None)
 }
 
 fn push_step(job: &mut crate::jobs::Job, message: &str) {
