@@ -632,6 +632,72 @@ async fn impersonation_is_itself_authorized() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_one_grants_more_than_they_hold() {
+    let sim = Sim::start_with(rbac(false)).await;
+    namespace(&sim, "team-a");
+    let token = service_account(&sim, "team-a", "app");
+    role_binding(&sim, "team-a", "app-admin", "ClusterRole", "admin", sa_subject("team-a", "app"));
+    let roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/roles";
+    let bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings";
+    let a_role = |name: &str, resource: &str, verb: &str| {
+        json!({"apiVersion": RBAC, "kind": "Role", "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": [resource], "verbs": [verb]}]})
+    };
+    // What admin holds in team-a can be granted; what it does not, cannot.
+    let (code, body) = call(&sim, Some(&token), Method::POST, roles, Some(a_role("reader", "pods", "get"))).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) =
+        call(&sim, Some(&token), Method::POST, roles, Some(a_role("quota", "resourcequotas", "create"))).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        body["message"],
+        "roles.rbac.authorization.k8s.io \"quota\" is forbidden: user \"system:serviceaccount:team-a:app\" (groups=[\"system:serviceaccounts\" \"system:serviceaccounts:team-a\" \"system:authenticated\"]) is attempting to grant RBAC permissions not currently held:\n{APIGroups:[\"\"], Resources:[\"resourcequotas\"], Verbs:[\"create\"]}"
+    );
+    // A patch is judged by the object it would make.
+    let patch = json!({"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]});
+    let r = sim
+        .http()
+        .patch(sim.url(&format!("{roles}/reader")))
+        .bearer_auth(&token)
+        .header("content-type", "application/merge-patch+json")
+        .body(patch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Binding a role one does not hold is refused; one within one's rights is not.
+    let binding = |name: &str, role: &str| {
+        json!({"apiVersion": RBAC, "kind": "RoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "app", "namespace": "team-a"}]})
+    };
+    let (code, body) = call(&sim, Some(&token), Method::POST, bindings, Some(binding("root", "cluster-admin"))).await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rolebindings.rbac.authorization.k8s.io \"root\" is forbidden: user")
+    );
+    let (code, body) = call(&sim, Some(&token), Method::POST, bindings, Some(binding("viewer", "view"))).await;
+    assert_eq!(code, 201, "{body}");
+    // escalate on roles and bind on a role lift the checks, as upstream.
+    cluster_role(
+        &sim,
+        "escalator",
+        json!({}),
+        json!([{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["escalate"]},
+               {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"], "resourceNames": ["cluster-admin"]}]),
+    );
+    role_binding(&sim, "team-a", "app-escalates", "ClusterRole", "escalator", sa_subject("team-a", "app"));
+    let (code, body) =
+        call(&sim, Some(&token), Method::POST, roles, Some(a_role("quota", "resourcequotas", "create"))).await;
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = call(&sim, Some(&token), Method::POST, bindings, Some(binding("root", "cluster-admin"))).await;
+    assert_eq!(code, 201, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_log_names_each_user_and_what_was_refused() {
     let sim = Sim::start_with(rbac(false)).await;
     namespace(&sim, "team-a");

@@ -81,6 +81,24 @@ pub async fn filter(State(server): State<Arc<ApiServer>>, req: Request, next: Ne
         record(&user.name, true);
         return crate::http::error_response_in(&forbidden(&user.name, &info, decision.reason()), proto);
     }
+    let (jwks, oidc) = (path == JWKS_PATH, path == OIDC_PATH);
+    let mut req = req;
+    if super::escalation::applies(&server, &user, &info) {
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => b,
+            Err(e) => {
+                let e = ApiError::bad_request(format!("reading the request body: {e}"));
+                return crate::http::error_response_in(&e, proto);
+            }
+        };
+        let ct = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+        if let Err(e) = super::escalation::check(&server, &user, &info, ct, &bytes) {
+            record(&user.name, true);
+            return crate::http::error_response_in(&e, proto);
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
     record(&user.name, false);
     if let Some(endpoint) = Endpoint::of(&info) {
         return match serve_endpoint(&server, &user, &endpoint, &info, req).await {
@@ -88,10 +106,10 @@ pub async fn filter(State(server): State<Arc<ApiServer>>, req: Request, next: Ne
             Err(e) => crate::http::error_response_in(&e, proto),
         };
     }
-    if info.verb == "get" && path == JWKS_PATH {
+    if info.verb == "get" && jwks {
         return json_response(StatusCode::OK, &server.auth.jwks(), "application/jwk-set+json");
     }
-    if info.verb == "get" && path == OIDC_PATH {
+    if info.verb == "get" && oidc {
         return json_response(StatusCode::OK, &oidc_discovery(&server), "application/json");
     }
     next.run(req).await

@@ -22,6 +22,7 @@
 pub mod aggregation;
 pub mod bootstrap;
 mod der;
+pub mod escalation;
 pub mod filter;
 mod jwt;
 pub mod rbac;
@@ -365,6 +366,11 @@ impl Auth {
     /// The JSON Web Key Set of the service-account signing key (`/openid/v1/jwks`).
     pub fn jwks(&self) -> serde_json::Value {
         self.signer.jwks()
+    }
+
+    /// The compiled RBAC objects (rebuilt when they change).
+    pub fn rbac_index(&self, server: &crate::apiserver::ApiServer) -> Arc<rbac::Index> {
+        self.rbac.index(server)
     }
 
     pub(crate) fn static_user(&self, token: &str) -> Option<UserInfo> {

@@ -215,6 +215,19 @@ impl Index {
         }
     }
 
+    /// The rules of the role a binding in `namespace` (empty: a
+    /// ClusterRoleBinding) refers to, or why they cannot be found.
+    pub fn role_ref_rules(&self, kind: &str, name: &str, namespace: &str) -> Result<Arc<Vec<Rule>>, String> {
+        let b = Binding {
+            name: String::new(),
+            namespace: namespace.into(),
+            role_kind: kind.into(),
+            role_name: name.into(),
+            subjects: Vec::new(),
+        };
+        self.role_rules(&b)
+    }
+
     /// Visit the rules that apply to `user` in `namespace` (cluster-wide ones
     /// first) until `visit` returns false; errors are collected.
     fn visit(
