@@ -530,6 +530,40 @@ async fn token_requests_honour_audiences_expiry_and_their_bound_objects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_token_secrets_are_filled_and_die_with_their_secret() {
+    use base64::Engine as _;
+    let sim = Sim::start_with(rbac(false)).await;
+    namespace(&sim, "team-a");
+    create(&sim, "v1", "serviceaccounts", Some("team-a"), json!({"metadata": {"name": "app"}}));
+    create(
+        &sim,
+        "v1",
+        "secrets",
+        Some("team-a"),
+        json!({"metadata": {"name": "app-token", "annotations": {"kubernetes.io/service-account.name": "app"}},
+            "type": "kubernetes.io/service-account-token"}),
+    );
+    let secrets = sim.cluster.dynamic("v1", "secrets", Some("team-a")).unwrap();
+    eventually(10, "the token controller to fill the Secret", || async {
+        secrets.get("app-token").unwrap().pointer("/data/token").is_some()
+    })
+    .await;
+    let secret = secrets.get("app-token").unwrap();
+    let decode = |k: &str| {
+        let b = base64::engine::general_purpose::STANDARD.decode(secret["data"][k].as_str().unwrap()).unwrap();
+        String::from_utf8(b).unwrap()
+    };
+    assert_eq!(decode("namespace"), "team-a");
+    assert!(secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"].is_string());
+    let token = decode("token");
+    let (code, me) = whoami(&sim, &token).await;
+    assert_eq!(code, 201, "{me}");
+    assert_eq!(me["status"]["userInfo"]["username"], "system:serviceaccount:team-a:app");
+    secrets.delete("app-token", &Default::default()).unwrap();
+    assert_eq!(whoami(&sim, &token).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delegating_service_reviews_tokens_and_access() {
     let sim = Sim::start_with(rbac(false)).await;
     namespace(&sim, "sdi");

@@ -83,6 +83,8 @@ pub async fn run(cluster: Cluster) {
     let api = cluster.api().clone();
     let stop = cluster.stopping();
     let mut changes = api.store.subscribe(&api.res(GROUP, "clusterroles").storage);
+    // What changed before we subscribed.
+    reconcile(&api);
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,

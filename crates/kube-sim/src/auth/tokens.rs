@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::{Auth, UserInfo, aggregate, jwt::Signer};
@@ -95,7 +96,14 @@ pub struct Claims {
     pod: Option<Ref>,
     secret: Option<Ref>,
     node: Option<Ref>,
+    /// A legacy token (a `kubernetes.io/service-account-token` Secret's):
+    /// no lifetime, no audience, valid while the Secret holds it.
+    legacy: bool,
 }
+
+/// The issuer of legacy (Secret-held) tokens.
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
+const LEGACY: &str = "kubernetes.io/serviceaccount/";
 
 fn reference(v: Option<&Value>) -> Option<Ref> {
     let v = v?;
@@ -107,6 +115,22 @@ fn reference(v: Option<&Value>) -> Option<Ref> {
 
 impl Claims {
     fn parse(v: &Value) -> Option<Claims> {
+        if v.get("iss").and_then(Value::as_str) == Some(LEGACY_ISSUER) {
+            let claim = |k: &str| v.get(format!("{LEGACY}{k}")).and_then(Value::as_str).map(str::to_string);
+            return Some(Claims {
+                issuer: LEGACY_ISSUER.into(),
+                audiences: Vec::new(),
+                exp: i64::MAX - LEEWAY_SECONDS,
+                nbf: 0,
+                jti: String::new(),
+                namespace: claim("namespace")?,
+                service_account: Ref { name: claim("service-account.name")?, uid: claim("service-account.uid")? },
+                pod: None,
+                secret: Some(Ref { name: claim("secret.name")?, uid: String::new() }),
+                node: None,
+                legacy: true,
+            });
+        }
         let k = v.get("kubernetes.io")?;
         let audiences = match v.get("aud") {
             Some(Value::String(s)) => vec![s.clone()],
@@ -124,6 +148,7 @@ impl Claims {
             pod: reference(k.get("pod")),
             secret: reference(k.get("secret")),
             node: reference(k.get("node")),
+            legacy: false,
         })
     }
 }
@@ -299,7 +324,7 @@ impl Auth {
         let claims = self.verified_claims(token).ok_or_else(|| {
             aggregate(&["invalid bearer token".into(), "square/go-jose: error in cryptographic primitive".into()])
         })?;
-        self.validate(server, &claims, wanted).map_err(|e| aggregate(&["invalid bearer token".into(), e]))
+        self.validate(server, &claims, token, wanted).map_err(|e| aggregate(&["invalid bearer token".into(), e]))
     }
 
     fn verified_claims(&self, token: &str) -> Option<Arc<Claims>> {
@@ -316,7 +341,16 @@ impl Auth {
         Some(claims)
     }
 
-    fn validate(&self, server: &ApiServer, c: &Claims, wanted: &[String]) -> Result<(UserInfo, Vec<String>), String> {
+    fn validate(
+        &self,
+        server: &ApiServer,
+        c: &Claims,
+        token: &str,
+        wanted: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        if c.legacy {
+            return self.validate_legacy(server, c, token, wanted);
+        }
         if c.issuer != self.config.issuer {
             return Err(format!("token issuer {:?} is not {:?}", c.issuer, self.config.issuer));
         }
@@ -378,6 +412,129 @@ impl Auth {
             user.extra.insert(EXTRA_CREDENTIAL_ID.into(), vec![format!("JTI={}", c.jti)]);
         }
         Ok((user, auds))
+    }
+}
+
+impl Auth {
+    /// The token a `kubernetes.io/service-account-token` Secret gets from the
+    /// token controller (upstream's legacy claims: no expiry, no audience).
+    pub fn issue_legacy_token(
+        &self,
+        namespace: &str,
+        secret: &str,
+        sa_name: &str,
+        sa_uid: &str,
+    ) -> Result<String, String> {
+        let mut claims = serde_json::Map::new();
+        claims.insert("iss".into(), json!(LEGACY_ISSUER));
+        claims.insert(format!("{LEGACY}namespace"), json!(namespace));
+        claims.insert(format!("{LEGACY}secret.name"), json!(secret));
+        claims.insert(format!("{LEGACY}service-account.name"), json!(sa_name));
+        claims.insert(format!("{LEGACY}service-account.uid"), json!(sa_uid));
+        claims.insert("sub".into(), json!(UserInfo::service_account_name(namespace, sa_name)));
+        self.signer.sign(&Value::Object(claims))
+    }
+
+    fn validate_legacy(
+        &self,
+        server: &ApiServer,
+        c: &Claims,
+        token: &str,
+        wanted: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        // Audience-less: valid for the API's audiences only.
+        let api = self.audiences();
+        let auds: Vec<String> = wanted.iter().filter(|a| api.contains(a)).cloned().collect();
+        if auds.is_empty() {
+            return Err(format!("token audiences {api:?} is invalid for the target audiences {wanted:?}"));
+        }
+        let ns = c.namespace.as_str();
+        let secret_name = c.secret.as_ref().map(|s| s.name.as_str()).unwrap_or_default();
+        let secret = get_object(server, "secrets", Some(ns), secret_name)
+            .filter(|s| s.pointer("/metadata/deletionTimestamp").is_none())
+            .ok_or("Token has been invalidated")?;
+        let stored = secret
+            .pointer("/data/token")
+            .and_then(Value::as_str)
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .unwrap_or_default();
+        if stored != token.as_bytes() {
+            return Err("Token does not match server's copy".into());
+        }
+        let sa = &c.service_account;
+        let account = identity(server, "serviceaccounts", Some(ns), &sa.name)
+            .ok_or_else(|| format!("serviceaccounts \"{}\" not found", sa.name))?;
+        if account.uid != sa.uid {
+            return Err(format!("service account UID ({}) does not match claim ({})", account.uid, sa.uid));
+        }
+        let user = UserInfo {
+            name: UserInfo::service_account_name(ns, &sa.name),
+            uid: sa.uid.clone(),
+            groups: UserInfo::service_account_groups(ns),
+            ..Default::default()
+        };
+        Ok((user, auds))
+    }
+}
+
+/// The token controller's part for legacy Secrets: a
+/// `kubernetes.io/service-account-token` Secret naming its ServiceAccount
+/// (`kubernetes.io/service-account.name`) gets `token`, `ca.crt` and
+/// `namespace`, and the ServiceAccount's uid annotation.
+pub fn fill_token_secrets(server: &ApiServer) {
+    let res = server.res("", "secrets");
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let pending: Vec<Value> = server
+        .store
+        .snapshot(&res.storage)
+        .iter_from(None)
+        .filter(|o| o.field("type").as_deref() == Some("kubernetes.io/service-account-token"))
+        .filter_map(|o| serde_json::from_slice::<Value>(&o.body).ok())
+        .filter(|s| s.pointer("/data/token").is_none())
+        .collect();
+    for secret in pending {
+        let ns = crate::meta::namespace(&secret).unwrap_or_default().to_string();
+        let name = crate::meta::name(&secret).to_string();
+        let Some(sa) =
+            secret.pointer("/metadata/annotations/kubernetes.io~1service-account.name").and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Some(account) = get_object(server, "serviceaccounts", Some(&ns), sa) else { continue };
+        let uid = uid_of(&account);
+        let token = match server.auth.issue_legacy_token(&ns, &name, sa, &uid) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(secret = %name, error = %e, "cannot fill a service-account token Secret");
+                continue;
+            }
+        };
+        let ca = server.auth.ca_pem().unwrap_or_default();
+        let patch = json!({
+            "metadata": {"annotations": {"kubernetes.io/service-account.uid": uid}},
+            "data": {"token": b64(&token), "ca.crt": b64(&ca), "namespace": b64(&ns)},
+        });
+        let body = serde_json::to_vec(&patch).unwrap_or_default();
+        let opts = crate::apiserver::WriteOptions::manager("kube-controller-manager");
+        if let Err(e) = server.patch(&res, Some(&ns), &name, None, crate::apiserver::PatchType::Merge, &body, &opts) {
+            tracing::debug!(secret = %name, error = %e, "filling a service-account token Secret failed");
+        }
+    }
+}
+
+/// Run the token controller until the cluster stops.
+pub async fn run_token_controller(cluster: crate::Cluster) {
+    let api = cluster.api().clone();
+    let stop = cluster.stopping();
+    let mut changes = api.store.subscribe(&api.res("", "secrets").storage);
+    // What changed before we subscribed.
+    fill_token_secrets(&api);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = changes.changed() => if r.is_err() { return },
+        }
+        fill_token_secrets(&api);
     }
 }
 
