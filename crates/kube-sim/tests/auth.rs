@@ -948,3 +948,57 @@ async fn client_certificates_over_tls_with_kubectl_and_kube() {
     let (ok, out) = kubectl(&bin, &mallory_kc, &cache, &["get", "namespaces"]).await;
     assert!(!ok && out.contains("Unauthorized"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_to_the_auth_apis_is_a_4xx_never_a_5xx() {
+    let sim = Sim::start_with(rbac(false)).await;
+    namespace(&sim, "team-a");
+    create(&sim, "v1", "serviceaccounts", Some("team-a"), json!({"metadata": {"name": "app"}}));
+    let admin = sim.cluster.auth().admin_token().to_string();
+    let paths = [
+        "/api/v1/namespaces/team-a/serviceaccounts/app/token",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        "/apis/authorization.k8s.io/v1/namespaces/team-a/localsubjectaccessreviews",
+    ];
+    let bodies: [(&str, &[u8]); 9] = [
+        ("application/json", b""),
+        ("application/json", b"null"),
+        ("application/json", b"[]"),
+        ("application/json", b"{}"),
+        ("application/json", br#"{"spec": 5, "metadata": "x"}"#),
+        (
+            "application/json",
+            br#"{"spec": {"expirationSeconds": "soon", "boundObjectRef": 1, "token": 7, "resourceAttributes": 3}}"#,
+        ),
+        ("application/json", b"\x00\xff{"),
+        ("application/vnd.kubernetes.protobuf", b"k8s\x00\xff\xff\xff"),
+        ("text/plain", b"hello"),
+    ];
+    for path in paths {
+        for (ct, body) in bodies {
+            let r = sim
+                .http()
+                .post(sim.url(path))
+                .bearer_auth(&admin)
+                .header("content-type", ct)
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap();
+            let code = r.status().as_u16();
+            assert!(code == 201 || (400..500).contains(&code), "{path} {ct} {body:?}: {code}");
+        }
+    }
+    // Impersonating groups without a user, and odd credentials, are refused cleanly.
+    let r = sim.http().get(sim.url("/api")).bearer_auth(&admin).header("Impersonate-Group", "x").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    for auth in ["Bearer", "Basic dXNlcjpwdw==", "Bearer a.b.c", "Bearer e30.e30.e30"] {
+        let code =
+            sim.http().get(sim.url("/api")).header("authorization", auth).send().await.unwrap().status().as_u16();
+        assert!((400..500).contains(&code), "{auth}: {code}");
+    }
+}

@@ -96,6 +96,16 @@ pub fn serve(server: &ApiServer, user: &UserInfo, endpoint: &Endpoint, mut body:
     if !body.is_object() {
         return Err(ApiError::bad_request(format!("the object provided is unrecognized (must be of type {kind})")));
     }
+    for field in ["metadata", "spec"] {
+        if body.get(field).is_some_and(|v| !v.is_object() && !v.is_null()) {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"v1\" cannot be handled as a {kind}: {field} must be an object"
+            )));
+        }
+        if body.get(field).is_some_and(Value::is_null) {
+            body[field] = json!({});
+        }
+    }
     body["apiVersion"] = json!(format!("{group}/v1"));
     body["kind"] = json!(kind);
     let meta = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
