@@ -120,16 +120,27 @@ fn serve_with_rbac_writes_an_admin_kubeconfig_over_https_and_refuses_others() {
     let kc = dir.path().join("kubeconfig");
     let tokens = dir.path().join("tokens.csv");
     std::fs::write(&tokens, "alice-token,alice,uid-1,\"dev,ops\"\n").unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", "127.0.0.1:0", "--no-simulation", "--authorization", "rbac"])
-        .arg("--kubeconfig")
-        .arg(&kc)
-        .arg("--token-auth-file")
-        .arg(&tokens)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// The server dies with the test, even when an assertion fails first.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--no-simulation", "--authorization", "rbac"])
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--token-auth-file")
+            .arg(&tokens)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut server.0;
     // Wait (bounded) for the line that says it listens: the kubeconfig is written by then.
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
