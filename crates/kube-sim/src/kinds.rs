@@ -189,7 +189,12 @@ pub fn default(res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         ("scheduling.k8s.io", "PriorityClass") => typed(obj, defaults::priority_class),
         ("batch", "Job") => typed(obj, defaults::job).map(|()| null_template_timestamp(obj)),
         ("batch", "CronJob") => typed(obj, defaults::cron_job).map(|()| null_job_template_timestamps(obj)),
-        _ => Ok(()),
+        _ => {
+            if let Some(schema) = res.schema.as_deref() {
+                crate::crd_schema::prune_and_default(schema, obj);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -305,6 +310,9 @@ fn meta_of(obj: &Value) -> ObjectMeta {
 
 /// Validation on create.
 pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
+    if let Some(schema) = res.schema.as_deref() {
+        return crate::crd_schema::validate(schema, obj, None);
+    }
     match (res.storage.group.as_str(), res.kind.as_str()) {
         ("", "Pod") => check(obj, validation::pod),
         ("", "Node") => check(obj, validation::node),
@@ -336,6 +344,9 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
 
 /// Validation on update: the create rules plus what may not change.
 pub fn validate_update(res: &ResourceInfo, old: &Value, new: &Value) -> Vec<FieldError> {
+    if let Some(schema) = res.schema.as_deref() {
+        return crate::crd_schema::validate(schema, new, Some(old));
+    }
     if res.storage.group.is_empty() && res.kind == "Pod" {
         // One decode of each version serves both rule sets (a hot path:
         // kubelets update pod status constantly).

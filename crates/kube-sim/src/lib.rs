@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod controllers;
 pub mod convert;
+pub mod crd_schema;
 pub mod discovery;
 pub mod error;
 pub mod faults;

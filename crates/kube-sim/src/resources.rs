@@ -79,6 +79,8 @@ pub struct ResourceInfo {
     pub printer_columns: Option<Value>,
     /// Metrics and other read-only views.
     pub read_only: bool,
+    /// A custom resource's `openAPIV3Schema`, which its objects are held to.
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 impl ResourceInfo {
@@ -185,6 +187,7 @@ impl B {
             return_deleted: false,
             printer_columns: None,
             read_only: false,
+            schema: None,
         })
     }
     fn short(mut self, names: &[&str]) -> Self {
@@ -626,6 +629,7 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, String> {
         info.categories = categories.clone();
         info.custom = true;
         info.printer_columns = v.get("additionalPrinterColumns").cloned();
+        info.schema = v.pointer("/schema/openAPIV3Schema").cloned().map(std::sync::Arc::new);
         if subs.and_then(|s| s.get("status")).is_some() {
             info.has_status = true;
             info.subresources.push(status_sub(leak(kind)));

@@ -60,6 +60,15 @@ impl FieldError {
         Self::new(field, ErrorKind::Forbidden, detail)
     }
 
+    /// `Unsupported value` for any JSON value and a list of allowed ones (CRD enums).
+    pub fn not_supported_values(field: impl Into<String>, value: Value, supported: Vec<String>) -> Self {
+        Self::new(field, ErrorKind::NotSupported(value, supported), "")
+    }
+
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        Self::new(field, ErrorKind::TooLong(max), "")
+    }
+
     pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         Self::new(field, ErrorKind::NotSupported(json!(value), supported.iter().map(|s| s.to_string()).collect()), "")
     }

@@ -33,12 +33,14 @@ pub enum Category {
     Forbidden,
     /// The API server did not answer, or answered with a server error.
     ApiUnavailable,
+    /// This replica lost its lease mid-migration; the new leader takes the migration over.
+    Leadership,
     /// A defect of this service (it should not happen; it is reported, not hidden).
     Internal,
 }
 
 impl Category {
-    pub const ALL: [Category; 13] = [
+    pub const ALL: [Category; 14] = [
         Category::Invalid,
         Category::NotFound,
         Category::Conflict,
@@ -51,6 +53,7 @@ impl Category {
         Category::Policy,
         Category::Forbidden,
         Category::ApiUnavailable,
+        Category::Leadership,
         Category::Internal,
     ];
 
@@ -69,6 +72,7 @@ impl Category {
             Category::Policy => "policy",
             Category::Forbidden => "forbidden",
             Category::ApiUnavailable => "api-unavailable",
+            Category::Leadership => "leadership",
             Category::Internal => "internal",
         }
     }
@@ -88,6 +92,7 @@ impl Category {
             Category::Policy => "Policy",
             Category::Forbidden => "Forbidden",
             Category::ApiUnavailable => "ApiUnavailable",
+            Category::Leadership => "Leadership",
             Category::Internal => "Internal",
         }
     }

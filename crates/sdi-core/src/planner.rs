@@ -175,7 +175,15 @@ pub struct PlanState {
     pub active_jobs: u32,
     /// Moves under way: the planner plans for the state they lead to.
     pub in_flight: Vec<InFlight>,
+    /// Pod key → the node its last move took it from, and when (seconds): it
+    /// does not go back there for [`RETURN_WINDOW_COOLDOWNS`] cooldowns.
+    pub came_from: HashMap<String, (String, u64)>,
 }
+
+/// How many `MIGRATION_COOLDOWN`s a moved pod stays away from the node it left:
+/// a load that swings between two nodes more slowly than one cooldown would
+/// otherwise send it back and forth.
+pub const RETURN_WINDOW_COOLDOWNS: u64 = 3;
 
 /// A move under way, as the planner projects it: its pod leaves `source` and
 /// arrives on `target`. The pods are slots of the snapshot being planned on.
@@ -369,6 +377,8 @@ struct Search<'p> {
     pod: &'p PodView,
     contrib: [u64; 2],
     source: u32,
+    /// The node the pod was moved away from recently: not a target (no ping-pong).
+    avoid: Option<(u32, u64)>,
     /// Better-scored nodes that refused the pod, with reasons (the first few).
     rejected: Vec<(String, String)>,
     checked: usize,
@@ -891,6 +901,20 @@ impl<'a> Planner<'a> {
         best.map(|(i, _)| i)
     }
 
+    /// The node `p` was recently moved away from, as a node index, and how long ago.
+    fn came_from(&mut self, p: &PodView) -> Option<(u32, u64)> {
+        if self.state.came_from.is_empty() {
+            return None;
+        }
+        snapshot::write_key(&mut self.key_buf, &p.namespace, &p.name);
+        let (node, at) = self.state.came_from.get(self.key_buf.as_str())?;
+        let ago = self.state.now_secs.saturating_sub(*at);
+        if ago >= self.cfg.cooldown_secs.saturating_mul(RETURN_WINDOW_COOLDOWNS) {
+            return None;
+        }
+        self.snap.node_index(node).map(|i| (i, ago))
+    }
+
     /// Refusals that depend on what this cycle already planned for the pod's workload.
     fn workload_refusal(&self, p: &PodView, cand: &Cand) -> Option<String> {
         if cand.strategy != Strategy::Evict {
@@ -954,7 +978,8 @@ impl<'a> Planner<'a> {
         if let Some(reason) = self.no_room(p, contrib) {
             return Err(reason);
         }
-        let mut search = Search { pod: p, contrib, source, rejected: Vec::new(), checked: 0 };
+        let avoid = self.came_from(p);
+        let mut search = Search { pod: p, contrib, source, avoid, rejected: Vec::new(), checked: 0 };
         let cached = self.placement.get(needs);
         let mut outcome = if cached.is_some_and(|a| a.count == 0) {
             Scan::NoPlacement
@@ -1009,7 +1034,10 @@ impl<'a> Planner<'a> {
             }
         };
         reason.shrink_to_fit();
-        self.no_target.insert(needs, NoTarget { requests: p.requests, contrib, pod_key: p.key() });
+        if avoid.is_none() {
+            // Only what holds for every pod of this constraint set is remembered.
+            self.no_target.insert(needs, NoTarget { requests: p.requests, contrib, pod_key: p.key() });
+        }
         Err(reason)
     }
 
@@ -1028,6 +1056,19 @@ impl<'a> Planner<'a> {
             }
             search.checked += 1;
             if r.node == source {
+                continue;
+            }
+            if let Some((node, ago)) = search.avoid
+                && node == r.node
+            {
+                if search.rejected.len() < REJECTED_TARGETS_KEPT {
+                    let name = self.snap.nodes[r.node as usize].facts.name.clone();
+                    let why = format!(
+                        "the pod was moved away from {name} {ago} s ago; it does not go back within {} s (no ping-pong)",
+                        self.cfg.cooldown_secs * RETURN_WINDOW_COOLDOWNS
+                    );
+                    search.rejected.push((name, why));
+                }
                 continue;
             }
             let t = &self.nodes[r.node as usize];
@@ -1364,6 +1405,7 @@ mod tests {
             active_pods: ["default/busy".to_string()].into(),
             active_jobs: 0,
             in_flight: Vec::new(),
+            came_from: HashMap::new(),
         };
         let cfg = PlanConfig { max_per_node: 0, ..cfg() };
         let p = plan(&s, &cfg, &state);
@@ -1505,6 +1547,25 @@ mod tests {
             assert!((p.nodes[0].cpu_pct - 82.5).abs() < 1e-9, "{:?}", p.nodes[0]);
             assert!(p.moves.is_empty());
         }
+    }
+
+    #[test]
+    fn a_moved_pod_does_not_go_back_where_it_came_from() {
+        // w1 hot; "p" came from w2 (the best target) 100 s ago: it goes to w3 instead.
+        let pods = vec![pod("p", 0, 1000), pod("x", 0, 2900), pod("y", 2, 1000)];
+        let mut s = snap(vec![node("w1", 4000), node("w2", 4000), node("w3", 4000)], pods);
+        s.pods[1].excluded = true;
+        let state = PlanState {
+            now_secs: 1000,
+            came_from: [("default/p".to_string(), ("w2".to_string(), 900))].into(),
+            ..PlanState::default()
+        };
+        let p = plan(&s, &cfg(), &state);
+        assert_eq!(p.moves[0].target, "w3", "{p:#?}");
+        assert!(p.moves[0].rejected_targets.iter().any(|(n, why)| n == "w2" && why.contains("no ping-pong")));
+        // After three cooldowns it may.
+        let later = PlanState { now_secs: 900 + 3 * 600, ..state };
+        assert_eq!(plan(&s, &cfg(), &later).moves[0].target, "w2");
     }
 
     #[test]

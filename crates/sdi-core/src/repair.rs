@@ -102,6 +102,43 @@ pub fn action(leftover: Leftover<'_>) -> Action {
     }
 }
 
+/// What the new leader found of a migration whose object says `running` but
+/// that no replica runs any more (its leader stopped or lost the lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Takeover {
+    /// Restart repair undid what the migration had changed (its copy, a lowered
+    /// deletion cost, a pinned selector).
+    pub undone: bool,
+    /// Restart repair found the migration's change complete (a pin rolled out).
+    pub finished: bool,
+    /// The pod being moved still runs, the same pod (uid), not terminating.
+    pub original_serves: bool,
+    /// The pod that replaces it exists and is Ready.
+    pub replacement_ready: bool,
+}
+
+/// How a taken-over migration ends: completed when its move is done, else
+/// failed — its changes undone — never half-way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TakeoverEnd {
+    Completed(String),
+    Failed(String),
+}
+
+pub fn takeover(t: Takeover) -> TakeoverEnd {
+    const WHY: &str = "interrupted: the replica running it stopped or lost the leader lease";
+    if t.finished || (!t.original_serves && t.replacement_ready) {
+        return TakeoverEnd::Completed("finished by the new leader: the move had completed".into());
+    }
+    if t.undone {
+        return TakeoverEnd::Failed(format!("{WHY}; changes undone by the new leader"));
+    }
+    if t.original_serves {
+        return TakeoverEnd::Failed(format!("{WHY}; the pod still runs where it was, nothing to undo"));
+    }
+    TakeoverEnd::Failed(format!("{WHY}; the pod is gone and no Ready replacement was found"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +167,21 @@ mod tests {
                 other => panic!("{name:?}/{uid:?}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn takeovers_finish_or_undo() {
+        let t = |undone, finished, original_serves, replacement_ready| {
+            takeover(Takeover { undone, finished, original_serves, replacement_ready })
+        };
+        assert!(matches!(t(false, true, false, false), TakeoverEnd::Completed(_)));
+        assert!(matches!(t(false, false, false, true), TakeoverEnd::Completed(_)), "copy serves, original gone");
+        match t(true, false, true, false) {
+            TakeoverEnd::Failed(m) => assert!(m.ends_with("changes undone by the new leader"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(t(false, false, true, true), TakeoverEnd::Failed(_)), "the original still serves: not done");
+        assert!(matches!(t(false, false, false, false), TakeoverEnd::Failed(_)));
     }
 
     #[test]

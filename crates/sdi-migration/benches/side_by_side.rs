@@ -28,7 +28,7 @@ fn main() {
         let (_env, o) = runtime.block_on(side_by_side::run(slow, side_by_side::rebalancing(), 10, 5));
         let moves = o.jobs.len() as f64;
         let moved: Vec<&str> = o.jobs.iter().map(|j| j["details"]["pod_name"].as_str().unwrap_or("?")).collect();
-        let per_move = if moves > 0.0 { o.requests as f64 / moves } else { 0.0 };
+        let per_move = if moves > 0.0 { o.requests.total() as f64 / moves } else { 0.0 };
         println!("\n{label}:");
         println!(
             "  moves:                      {moves} / lower bound 2 = {:.2}  (descheduler {DESCHEDULER_MOVES}: {:.2}x its count) {moved:?}",
@@ -50,15 +50,19 @@ fn main() {
         }
         println!("  fewest Ready replicas:      {} of 3  (descheduler: fewer than 3)", o.fewest_ready);
         println!(
-            "  API requests:               {} for the run ({} writes) = {per_move:.1} per move  (descheduler {DESCHEDULER_REQUESTS_PER_MOVE:.1}: {:.2}x)",
-            o.requests,
-            o.writes,
-            per_move / DESCHEDULER_REQUESTS_PER_MOVE
+            "  API requests:               {} for the run = {per_move:.1} per move  (descheduler {DESCHEDULER_REQUESTS_PER_MOVE:.1}: {:.2}x): {} reads, {} writes to pods and Events, {} PodMigration writes (create, status per step, finalizer); plus {} Lease requests of leader election",
+            o.requests.total(),
+            per_move / DESCHEDULER_REQUESTS_PER_MOVE,
+            o.requests.reads,
+            o.requests.writes,
+            o.requests.migration_writes,
+            o.requests.lease
         );
         println!(
-            "  API requests per idle cycle: {:.1} over {} idle cycles",
-            o.idle_requests as f64 / o.idle_cycles.max(1) as f64,
-            o.idle_cycles
+            "  API requests per idle cycle: {:.1} over {} idle cycles (leader election: {} Lease requests meanwhile)",
+            o.idle.total() as f64 / o.idle_cycles.max(1) as f64,
+            o.idle_cycles,
+            o.idle.lease
         );
         println!("  rebalancer cycles while relieving: {}", o.cycles);
     }

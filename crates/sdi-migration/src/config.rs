@@ -261,6 +261,56 @@ pub struct Settings {
           value_parser = |s: &str| SHUTDOWN_GRACE.parse::<u64>(s), help_heading = "Service")]
     pub shutdown_grace: u64,
 
+    /// Elect a leader among the replicas on a Lease; only the leader runs migrations and the rebalancer
+    /// (true/false, 1/0, yes/no; default true)
+    #[arg(long, env = "LEADER_ELECTION", value_name = "BOOL", default_value = "true",
+          action = clap::ArgAction::Set, value_parser = parse_bool, help_heading = "Replicas")]
+    pub leader_election: bool,
+
+    /// This replica's name in the leader election, from the Downward API (default: unset = the host name)
+    #[arg(long, env = "POD_NAME", value_name = "NAME", default_value = "", hide_default_value = true,
+          value_parser = parse_optional_text, help_heading = "Replicas")]
+    pub identity: std::option::Option<String>,
+
+    /// Namespace of the leader election Lease `sdi-migration` (a DNS-1123 label; default kube-system)
+    #[arg(long, env = "LEASE_NAMESPACE", value_name = "NS", default_value = "kube-system",
+          value_parser = parse_namespace, help_heading = "Replicas")]
+    pub lease_namespace: String,
+
+    /// Seconds a leader's Lease is valid after its last renewal; another replica may take it then
+    /// (2 to 3600 and greater than RENEW_DEADLINE; default 15)
+    #[arg(long, env = "LEASE_DURATION", value_name = "SECONDS", default_value = "15",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| LEASE_DURATION.parse::<u64>(s), help_heading = "Replicas")]
+    pub lease_duration: u64,
+
+    /// Seconds a leader keeps acting without a successful renewal; then it stops writing (1 to 3600 and
+    /// smaller than LEASE_DURATION; default 10)
+    #[arg(long, env = "RENEW_DEADLINE", value_name = "SECONDS", default_value = "10",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| RENEW_DEADLINE.parse::<u64>(s), help_heading = "Replicas")]
+    pub renew_deadline: u64,
+
+    /// Seconds between attempts to take or renew the Lease (1 to 3600 and smaller than RENEW_DEADLINE;
+    /// default 2)
+    #[arg(long, env = "RETRY_PERIOD", value_name = "SECONDS", default_value = "2",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| RETRY_PERIOD.parse::<u64>(s), help_heading = "Replicas")]
+    pub retry_period: u64,
+
+    /// Seconds a finished PodMigration is kept before it is deleted (60 to 31536000; default 604800 = 7 days)
+    #[arg(long, env = "MIGRATION_HISTORY_TTL", value_name = "SECONDS", default_value = "604800",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| MIGRATION_HISTORY_TTL.parse::<u64>(s), help_heading = "Migrations")]
+    pub migration_history_ttl: u64,
+
+    /// At most this many finished PodMigrations are kept, the oldest deleted first (1 to 100000;
+    /// default 1000)
+    #[arg(long, env = "MIGRATION_HISTORY_MAX", value_name = "COUNT", default_value = "1000",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| MIGRATION_HISTORY_MAX.parse::<u64>(s), help_heading = "Migrations")]
+    pub migration_history_max: u64,
+
     /// Log format (text or json; default text)
     #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true, default_value = "text", help_heading = "Service")]
     pub log_format: LogFormat,
@@ -295,6 +345,14 @@ impl Default for Settings {
             post_migration_settle: 30,
             migration_timeout: 600,
             shutdown_grace: 30,
+            leader_election: true,
+            identity: None,
+            lease_namespace: "kube-system".to_owned(),
+            lease_duration: 15,
+            renew_deadline: 10,
+            retry_period: 2,
+            migration_history_ttl: 604_800,
+            migration_history_max: 1000,
             log_format: LogFormat::Text,
         }
     }
@@ -330,6 +388,14 @@ impl fmt::Debug for Settings {
             post_migration_settle,
             migration_timeout,
             shutdown_grace,
+            leader_election,
+            identity,
+            lease_namespace,
+            lease_duration,
+            renew_deadline,
+            retry_period,
+            migration_history_ttl,
+            migration_history_max,
             log_format,
         } = self;
         f.debug_struct("Settings")
@@ -359,6 +425,14 @@ impl fmt::Debug for Settings {
             .field("post_migration_settle", post_migration_settle)
             .field("migration_timeout", migration_timeout)
             .field("shutdown_grace", shutdown_grace)
+            .field("leader_election", leader_election)
+            .field("identity", identity)
+            .field("lease_namespace", lease_namespace)
+            .field("lease_duration", lease_duration)
+            .field("renew_deadline", renew_deadline)
+            .field("retry_period", retry_period)
+            .field("migration_history_ttl", migration_history_ttl)
+            .field("migration_history_max", migration_history_max)
             .field("log_format", log_format)
             .finish()
     }
@@ -407,6 +481,21 @@ impl Settings {
         POST_MIGRATION_SETTLE.check("POST_MIGRATION_SETTLE", self.post_migration_settle)?;
         MIGRATION_TIMEOUT.check("MIGRATION_TIMEOUT", self.migration_timeout)?;
         SHUTDOWN_GRACE.check("SHUTDOWN_GRACE", self.shutdown_grace)?;
+        LEASE_DURATION.check("LEASE_DURATION", self.lease_duration)?;
+        RENEW_DEADLINE.check("RENEW_DEADLINE", self.renew_deadline)?;
+        RETRY_PERIOD.check("RETRY_PERIOD", self.retry_period)?;
+        MIGRATION_HISTORY_TTL.check("MIGRATION_HISTORY_TTL", self.migration_history_ttl)?;
+        MIGRATION_HISTORY_MAX.check("MIGRATION_HISTORY_MAX", self.migration_history_max)?;
+        if !is_dns1123_label(&self.lease_namespace) {
+            return Err(format!("LEASE_NAMESPACE={:?}: {NAMESPACE_EXPECTED}", self.lease_namespace));
+        }
+        if !(self.retry_period < self.renew_deadline && self.renew_deadline < self.lease_duration) {
+            return Err(format!(
+                "RETRY_PERIOD={} < RENEW_DEADLINE={} < LEASE_DURATION={} must hold: a leader renews several times \
+                 before it gives up, and gives up before another replica may take over",
+                self.retry_period, self.renew_deadline, self.lease_duration
+            ));
+        }
         if self.hysteresis >= self.resource_pressure_threshold {
             return Err(format!(
                 "HYSTERESIS={} must be smaller than RESOURCE_PRESSURE_THRESHOLD={}",
@@ -770,12 +859,19 @@ const MIGRATION_COOLDOWN: WholeRange = WholeRange { min: 0, max: 604_800, noun: 
 const POST_MIGRATION_SETTLE: WholeRange = WholeRange { min: 0, max: 3600, noun: SECONDS, note: "" };
 const MIGRATION_TIMEOUT: WholeRange = WholeRange { min: 1, max: 86_400, noun: SECONDS, note: "" };
 const SHUTDOWN_GRACE: WholeRange = WholeRange { min: 0, max: 3600, noun: SECONDS, note: "" };
+const LEASE_DURATION: WholeRange = WholeRange { min: 2, max: 3600, noun: SECONDS, note: "" };
+const RENEW_DEADLINE: WholeRange = WholeRange { min: 1, max: 3600, noun: SECONDS, note: "" };
+const RETRY_PERIOD: WholeRange = WholeRange { min: 1, max: 3600, noun: SECONDS, note: "" };
+const MIGRATION_HISTORY_TTL: WholeRange = WholeRange { min: 60, max: 31_536_000, noun: SECONDS, note: "" };
+const MIGRATION_HISTORY_MAX: WholeRange = WholeRange { min: 1, max: 100_000, noun: WHOLE, note: "" };
 const DEMO_DURATION: WholeRange = WholeRange { min: 1, max: 31_536_000, noun: SECONDS, note: "" };
 
 const RESOURCE_PRESSURE_THRESHOLD: RealRange = RealRange { min: 0.0, min_inclusive: false, max: 100.0 };
 const HYSTERESIS: RealRange = RealRange { min: 0.0, min_inclusive: true, max: 100.0 };
 const SPEED: RealRange = RealRange { min: 0.0, min_inclusive: false, max: 1000.0 };
 
+const NAMESPACE_EXPECTED: &str =
+    "expected a namespace name (a DNS-1123 label: at most 63 lowercase letters, digits and '-')";
 const URL_EXPECTED: &str = "expected an http:// or https:// URL with a host";
 const BOOL_EXPECTED: &str = "expected true or false (also 1/0, yes/no)";
 const NAMESPACES_EXPECTED: &str = "expected comma-separated namespace names (DNS-1123 labels: at most 63 lowercase \
@@ -888,6 +984,11 @@ fn parse_namespaces(text: &str) -> Result<Vec<String>, String> {
 
 /// At most 63 characters of lowercase letters, digits and '-', starting and ending with a
 /// letter or digit.
+fn parse_namespace(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if is_dns1123_label(t) { Ok(t.to_string()) } else { Err(NAMESPACE_EXPECTED.to_string()) }
+}
+
 fn is_dns1123_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     match (bytes.first(), bytes.last()) {

@@ -11,7 +11,7 @@ use kube_sim::{Cluster, ServerConfig};
 use crate::cluster::{self, ApiStats};
 use crate::config::DemoArgs;
 use crate::error::StartError;
-use crate::jobs::ListFilter;
+use crate::jobs::{JobStore, ListFilter};
 use crate::service::Service;
 
 /// The built-in scenario: an SDI edge cluster whose load rises over ten minutes.
@@ -34,6 +34,7 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     })?;
     let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(args.speed));
     sim.load_scenario(&scenario).map_err(|e| StartError::Scenario(e.to_string()))?;
+    install_crd(&sim)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = sim.serve(loopback).await.map_err(|source| StartError::Listen { addr: loopback, source })?;
     let dir = std::env::temp_dir().join("sdi-migration-demo");
@@ -91,6 +92,17 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     server.shutdown().await;
     sim.stop();
     Ok(())
+}
+
+/// Install the PodMigration CRD (`deploy/crd.yaml`) in the simulated cluster, as
+/// `kubectl apply -k deploy/` would in a real one.
+pub fn install_crd(sim: &Cluster) -> Result<(), StartError> {
+    let crd: serde_json::Value = serde_yaml_ng::from_str(crate::migrations::crd::DEFINITION)
+        .map_err(|e| StartError::Scenario(format!("deploy/crd.yaml: {e}")))?;
+    let api = sim
+        .dynamic("apiextensions.k8s.io/v1", "customresourcedefinitions", None)
+        .map_err(|e| StartError::Scenario(e.to_string()))?;
+    api.create(crd).map(|_| ()).map_err(|e| StartError::Scenario(format!("cannot install the PodMigration CRD: {e}")))
 }
 
 /// Demo defaults where the operator did not choose: the in-cluster policy engine

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod jobs;
+pub mod migrations;
 pub mod policy;
 pub mod rebalancer;
 pub mod service;

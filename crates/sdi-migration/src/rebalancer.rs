@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use crate::cluster::cache::ClusterCache;
 use crate::config::{PressureBasis, Settings, StrategyChoice};
 use crate::error::StartError;
-use crate::jobs::MigrationRequest;
 use crate::jobs::runner::Runner;
+use crate::jobs::{JobStore, MigrationRequest};
 use crate::policy::{Policy, PolicyAnswer, PolicyPod, PolicyRequest, Verdict};
 use crate::telemetry::{NodeLabels, PolicyLabels, Telemetry};
 
@@ -64,6 +64,7 @@ pub fn monotonic() -> Clock {
 pub struct Rebalancer {
     pub cache: Arc<ClusterCache>,
     runner: Arc<Runner>,
+    migrations: Arc<crate::migrations::Migrations>,
     policy: Policy,
     pub config: PlanConfig,
     pub dry_run: bool,
@@ -72,6 +73,8 @@ pub struct Rebalancer {
     telemetry: Arc<Telemetry>,
     clock: Clock,
     last_moved: Mutex<HashMap<String, u64>>,
+    /// Moved pod → the node it left and when: it does not go straight back.
+    came_from: Mutex<HashMap<String, (String, u64)>>,
     latest: RwLock<Option<CycleReport>>,
     /// The newest decisions across cycles (bounded), for people watching.
     recent: Mutex<std::collections::VecDeque<Decision>>,
@@ -103,13 +106,15 @@ impl Rebalancer {
     pub fn new(
         settings: &Settings,
         cache: Arc<ClusterCache>,
-        runner: Arc<Runner>,
+        migrations: Arc<crate::migrations::Migrations>,
         telemetry: Arc<Telemetry>,
     ) -> Result<Arc<Rebalancer>, StartError> {
+        let runner = migrations.runner.clone();
         let policy = Policy::new(settings.policy_engine_url.as_deref(), settings.policy_fallback)?;
         Ok(Arc::new(Rebalancer {
             cache,
             runner,
+            migrations,
             policy,
             config: plan_config(settings),
             dry_run: settings.dry_run,
@@ -118,6 +123,7 @@ impl Rebalancer {
             telemetry,
             clock: monotonic(),
             last_moved: Mutex::default(),
+            came_from: Mutex::default(),
             latest: RwLock::default(),
             recent: Mutex::default(),
             cycles: Default::default(),
@@ -152,7 +158,22 @@ impl Rebalancer {
         PlanState {
             now_secs: (self.clock)(),
             last_moved: self.last_moved.lock().clone(),
-            active_pods: active.iter().map(|j| format!("{}/{}", j.request.pod_namespace, j.request.pod_name)).collect(),
+            came_from: {
+                let now = (self.clock)();
+                let window = self.config.cooldown_secs.saturating_mul(planner::RETURN_WINDOW_COOLDOWNS);
+                let mut c = self.came_from.lock();
+                c.retain(|_, (_, at)| now.saturating_sub(*at) < window);
+                c.clone()
+            },
+            // A job's pod, and the pod replacing it: neither moves while the job runs.
+            active_pods: active
+                .iter()
+                .flat_map(|j| {
+                    let ns = &j.request.pod_namespace;
+                    std::iter::once(format!("{ns}/{}", j.request.pod_name))
+                        .chain(Some(&j.details.new_pod_name).filter(|n| !n.is_empty()).map(|n| format!("{ns}/{n}")))
+                })
+                .collect(),
             active_jobs: u32::try_from(self.runner.moving()).unwrap_or(u32::MAX),
             in_flight,
         }
@@ -164,9 +185,15 @@ impl Rebalancer {
         let weak = Arc::downgrade(self);
         self.runner.on_finish(move |job| {
             let Some(this) = weak.upgrade() else { return };
-            if job.origin == "rebalancer" && !job.details.new_pod_name.is_empty() {
-                let key = format!("{}/{}", job.request.pod_namespace, job.details.new_pod_name);
-                this.last_moved.lock().insert(key, (this.clock)());
+            if job.status != sdi_core::job::JobStatus::Completed || job.details.new_pod_name.is_empty() {
+                return;
+            }
+            let key = format!("{}/{}", job.request.pod_namespace, job.details.new_pod_name);
+            let now = (this.clock)();
+            // Whoever asked, the moved pod does not go straight back where it came from.
+            this.came_from.lock().insert(key.clone(), (job.request.source_node.clone(), now));
+            if job.origin == "rebalancer" {
+                this.last_moved.lock().insert(key, now);
             }
         });
     }
@@ -335,7 +362,7 @@ impl Rebalancer {
                     strategy: Some(StrategyChoice::from(m.strategy)),
                     checkpoint: Some(false).filter(|_| !self.checkpointing),
                 };
-                match self.runner.submit(req, "rebalancer").await {
+                match self.migrations.create(req, "rebalancer").await {
                     Ok(job) => {
                         self.last_moved.lock().insert(format!("{}/{}", m.namespace, m.pod), (self.clock)());
                         d.action = "migrating".into();

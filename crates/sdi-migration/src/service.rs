@@ -1,26 +1,36 @@
-//! Wiring: the engine, the job runner and the HTTP API on one address, started
-//! after restart repair and stopped gracefully.
+//! Wiring: the cache, the engine, the job runner, the PodMigration view and
+//! the HTTP API on every replica; the leader's work — restart repair, the
+//! controller that runs migrations, the rebalancer, history retention — on the
+//! replica holding the Lease, started when it wins it and stopped when it
+//! loses it; a graceful shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{AppState, router};
 use crate::cluster::ApiStats;
 use crate::cluster::cache::ClusterCache;
+use crate::cluster::lease::{self, Leadership, LeaseConfig};
+use crate::cluster::writer::Writer;
 use crate::config::Settings;
 use crate::engine::{Engine, EngineSettings, repair};
 use crate::error::StartError;
 use crate::jobs::runner::Runner;
 use crate::jobs::{JobStore, MemoryStore};
+use crate::migrations::Migrations;
+use crate::migrations::controller::{self, Ctl};
 use crate::rebalancer::Rebalancer;
 use crate::sinks::influx::{self, InfluxConfig, InfluxHandle, MigrationPoint};
 use crate::telemetry::{SinkStats, Telemetry};
 
-/// The `pod_migration` point of a finished job (SPEC §7).
+/// The `pod_migration` point of a finished job (SPEC §7). Its time is the
+/// migration's end: writing it again (a new leader re-records what it finds)
+/// overwrites the same point, so each migration is exactly one point.
 fn point(job: &crate::jobs::Job) -> MigrationPoint {
     let r = &job.request;
     MigrationPoint {
@@ -35,7 +45,7 @@ fn point(job: &crate::jobs::Job) -> MigrationPoint {
         success: job.status == sdi_core::job::JobStatus::Completed,
         strategy: job.details.strategy.map_or("none", |s| s.as_str()).to_string(),
         duration_seconds: job.details.duration.map_or(0.0, |ns| ns as f64 / 1e9),
-        time: jiff::Timestamp::now(),
+        time: job.details.end_time.as_deref().and_then(|t| t.parse().ok()).unwrap_or_else(jiff::Timestamp::now),
     }
 }
 
@@ -43,12 +53,20 @@ fn point(job: &crate::jobs::Job) -> MigrationPoint {
 pub struct Service {
     pub addr: SocketAddr,
     pub runner: Arc<Runner>,
+    pub migrations: Arc<Migrations>,
     pub stats: Arc<ApiStats>,
+    /// What restart repair did when this replica first led (empty if it did not).
     pub repair: repair::Report,
     pub telemetry: Arc<Telemetry>,
     pub rebalancer: Arc<Rebalancer>,
+    pub leadership: Leadership,
     influx: Option<InfluxHandle>,
+    /// Stops the HTTP server, the caches and the leader's work.
     stop: CancellationToken,
+    /// Stops the election (releasing the Lease): last, after running jobs are drained.
+    election: CancellationToken,
+    /// Stops the election without releasing the Lease (a simulated crash).
+    abandon: CancellationToken,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -61,8 +79,93 @@ pub fn engine_settings(s: &Settings) -> EngineSettings {
     }
 }
 
+/// What the leader runs, and what it needs.
+struct LeaderWork {
+    client: kube::Client,
+    writer: Writer,
+    migrations: Arc<Migrations>,
+    rebalancer: Arc<Rebalancer>,
+    telemetry: Arc<Telemetry>,
+    influx: Option<InfluxHandle>,
+    auto_migration: bool,
+    history_ttl: Duration,
+    history_max: usize,
+}
+
+impl LeaderWork {
+    /// Lead while `leadership` holds; again whenever it is won back; until `stop`.
+    async fn run(self, leadership: Leadership, mut first: Option<repair::Report>, stop: CancellationToken) {
+        let mut changes = leadership.subscribe();
+        loop {
+            while !*changes.borrow_and_update() {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = changes.changed() => if r.is_err() { return },
+                }
+            }
+            self.telemetry.leader.set(1);
+            let term = stop.child_token();
+            let report = match first.take() {
+                Some(r) => r,
+                None => repair::run(&self.client, &self.writer).await,
+            };
+            self.telemetry.repaired(&report);
+            self.rerecord().await;
+            let ctl = Arc::new(Ctl { migrations: self.migrations.clone(), repaired: Mutex::new(report) });
+            tokio::spawn(controller::run(ctl, term.clone()));
+            if self.auto_migration {
+                let (r, t) = (self.rebalancer.clone(), term.clone());
+                tokio::spawn(async move { r.run(t).await });
+            }
+            let (m, t, ttl, max) = (self.migrations.clone(), term.clone(), self.history_ttl, self.history_max);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = t.cancelled() => return,
+                        _ = tick.tick() => controller::collect_history(&m, ttl, max).await,
+                    }
+                }
+            });
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => {
+                        term.cancel();
+                        return;
+                    }
+                    r = changes.changed() => {
+                        if r.is_err() || !*changes.borrow_and_update() {
+                            break;
+                        }
+                    }
+                }
+            }
+            term.cancel();
+            self.migrations.runner.abandon_all();
+            self.telemetry.leader.set(0);
+        }
+    }
+
+    /// Write every finished migration's point again: a leader that died between
+    /// finishing a migration and flushing its point leaves it to the next one,
+    /// and InfluxDB keeps one point per migration (same series, same time).
+    async fn rerecord(&self) {
+        let Some(influx) = &self.influx else { return };
+        for _ in 0..100 {
+            if self.migrations.synced() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let store = &self.migrations.runner.store;
+        for job in store.list(&Default::default()).into_iter().filter(|j| j.status.is_terminal()) {
+            influx.record(point(&job));
+        }
+    }
+}
+
 impl Service {
-    /// Repair leftovers of interrupted jobs, then serve the API on `addr`.
+    /// Serve the API on `addr`; lead when elected.
     pub async fn start(
         settings: &Settings,
         client: kube::Client,
@@ -80,16 +183,16 @@ impl Service {
         addr: SocketAddr,
         clock: Option<crate::rebalancer::Clock>,
     ) -> Result<Service, StartError> {
-        let engine_client = client.clone();
+        Migrations::check_installed(&client).await?;
+        let identity = settings.identity.clone().unwrap_or_else(lease::identity);
+        let leadership =
+            if settings.leader_election { Leadership::candidate(&identity) } else { Leadership::always(&identity) };
+        let writer = Writer::new(client.clone(), leadership.clone());
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
-        let engine = Arc::new(Engine::new(client, cache.clone(), engine_settings(settings)));
-        // Whatever repair finds, the service starts: what it could not repair is
-        // reported (log, Event, metric) and looked at again on the next start.
-        let report = repair::run(&engine.client, &engine.writer).await;
-        let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+        let engine = Arc::new(Engine::new(client.clone(), cache.clone(), writer.clone(), engine_settings(settings)));
+        let store = Arc::new(MemoryStore::new(usize::try_from(settings.migration_history_max).unwrap_or(1000) + 100));
         let runner = Runner::new(store, engine, settings.migration_strategy);
         let telemetry = Telemetry::new(stats.clone());
-        telemetry.repaired(&report);
         {
             let t = telemetry.clone();
             runner.on_finish(move |job| t.job_finished(job));
@@ -125,26 +228,61 @@ impl Service {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
         let stop = CancellationToken::new();
+        let election = CancellationToken::new();
+        let abandon = CancellationToken::new();
+        let migrations = Migrations::new(client.clone(), runner.clone());
+        tokio::spawn(migrations.clone().watch(stop.clone()));
         let poll_metrics = settings.pressure_basis != crate::config::PressureBasis::Requests;
         cache.spawn(
-            engine_client,
+            client.clone(),
             poll_metrics,
             Duration::from_secs(settings.migration_check_interval.clamp(1, 10)),
             stop.clone(),
         );
-        let mut rebalancer = Rebalancer::new(settings, cache, runner.clone(), telemetry.clone())?;
+        let mut rebalancer = Rebalancer::new(settings, cache, migrations.clone(), telemetry.clone())?;
         if let (Some(c), Some(r)) = (clock, Arc::get_mut(&mut rebalancer)) {
             r.set_clock(c);
         }
         rebalancer.track_moves();
-        if settings.enable_auto_migration {
-            let (r, s) = (rebalancer.clone(), stop.clone());
-            tokio::spawn(async move { r.run(s).await });
-        } else {
+        if !settings.enable_auto_migration {
             tracing::info!("ENABLE_AUTO_MIGRATION=false: the rebalancer only plans on request (GET /api/v1/plan)");
         }
+
+        if settings.leader_election {
+            let config = LeaseConfig {
+                namespace: settings.lease_namespace.clone(),
+                identity,
+                duration: Duration::from_secs(settings.lease_duration),
+                renew_deadline: Duration::from_secs(settings.renew_deadline),
+                retry_period: Duration::from_secs(settings.retry_period),
+            };
+            lease::spawn(client.clone(), writer.clone(), config, &leadership, election.clone(), abandon.clone());
+            // A replica alone wins at once; one that finds another leader goes on serving.
+            let mut changes = leadership.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(2), changes.wait_for(|l| *l)).await;
+        } else {
+            tracing::warn!("LEADER_ELECTION=false: this replica acts as the leader; run exactly one");
+        }
+        // Restart repair before anything else writes: what interrupted jobs left behind.
+        let report =
+            if leadership.is_leader() { repair::run(&client, &writer).await } else { repair::Report::default() };
+        let work = LeaderWork {
+            client: client.clone(),
+            writer,
+            migrations: migrations.clone(),
+            rebalancer: rebalancer.clone(),
+            telemetry: telemetry.clone(),
+            influx: influx.clone(),
+            auto_migration: settings.enable_auto_migration,
+            history_ttl: Duration::from_secs(settings.migration_history_ttl),
+            history_max: usize::try_from(settings.migration_history_max).unwrap_or(1000),
+        };
+        let first = Some(report.clone()).filter(|_| leadership.is_leader());
+        tokio::spawn(work.run(leadership.clone(), first, stop.clone()));
+
         let app = router(AppState {
             runner: runner.clone(),
+            migrations: migrations.clone(),
             telemetry: telemetry.clone(),
             rebalancer: rebalancer.clone(),
             auto_migration: settings.enable_auto_migration,
@@ -156,30 +294,49 @@ impl Service {
                 tracing::error!(error = %e, "HTTP server failed");
             }
         });
-        tracing::info!(%addr, "sdi-migration API listening");
-        Ok(Service { addr, runner, stats, repair: report, telemetry, rebalancer, influx, stop, server })
+        tracing::info!(%addr, leader = leadership.is_leader(), "sdi-migration API listening");
+        Ok(Service {
+            addr,
+            runner,
+            migrations,
+            stats,
+            repair: report,
+            telemetry,
+            rebalancer,
+            leadership,
+            influx,
+            stop,
+            election,
+            abandon,
+            server,
+        })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Stop accepting requests, give running jobs `grace` to finish, undo the rest.
+    /// Stop accepting requests, give running jobs `grace` to finish, undo the
+    /// rest (still as leader), then release the Lease.
     pub async fn shutdown(self, grace: Duration) {
-        self.stop.cancel();
         self.runner.drain(grace).await;
+        self.stop.cancel();
         let _ = self.server.await;
+        self.election.cancel();
         if let Some(influx) = self.influx {
             influx.shutdown(Duration::from_secs(5)).await;
         }
         tracing::info!("sdi-migration stopped");
     }
 
-    /// Stop abruptly, as a crash would: running jobs are dropped mid-step and
-    /// nothing is undone (the next start's repair must cope). For tests.
+    /// Stop abruptly, as a crash would: running jobs are dropped mid-step,
+    /// nothing is undone and the Lease is not released (the next leader must
+    /// cope). For tests.
     pub fn abort(self) {
+        self.runner.abort_all();
         self.stop.cancel();
         self.server.abort();
-        self.runner.abort_all();
+        // Like a dead process: no release; the Lease expires on its own.
+        self.abandon.cancel();
     }
 }

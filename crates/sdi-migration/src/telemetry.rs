@@ -144,6 +144,8 @@ pub struct Telemetry {
     pub policy: Family<PolicyLabels, Counter>,
     pub cycles: Histogram,
     pub planned: Counter,
+    /// 1 while this replica holds the leader lease.
+    pub leader: Gauge,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -212,6 +214,12 @@ impl Telemetry {
         );
         let planned = Counter::default();
         registry.register("sdi_rebalancer_planned_moves", "Moves the planner proposed", planned.clone());
+        let leader = Gauge::default();
+        registry.register(
+            "sdi_leader",
+            "1 while this replica holds the leader lease (runs migrations and the rebalancer)",
+            leader.clone(),
+        );
         let external = Arc::new(External { api, influx: parking_lot::RwLock::new(None) });
         registry.register_collector(Box::new(external.clone()));
         Arc::new(Telemetry {
@@ -226,6 +234,7 @@ impl Telemetry {
             policy,
             cycles,
             planned,
+            leader,
         })
     }
 

@@ -88,6 +88,7 @@ fn without_a_cluster_it_says_how_to_point_at_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_the_api_against_a_cluster_and_stops_on_sigterm() {
     let sim = kube_sim::Cluster::new();
+    sdi_migration::demo::install_crd(&sim).unwrap();
     let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let kc = dir.path().join("kubeconfig");
@@ -119,4 +120,24 @@ async fn run_serves_the_api_against_a_cluster_and_stops_on_sigterm() {
     child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
     assert!(err.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "LOG_FORMAT=json: {err}");
     assert!(err.contains("sdi-migration stopped"), "{err}");
+}
+
+/// Without the PodMigration CRD the service does not start, and says how to install it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_without_the_crd_says_how_to_install_it() {
+    let sim = kube_sim::Cluster::new();
+    let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(&kc, server.kubeconfig()).unwrap();
+    let out =
+        tokio::process::Command::new(BIN).args(["run", "--kubeconfig", kc.to_str().unwrap(), "--port", "0"]).output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out).await.expect("exits").unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("podmigrations.migration.sdi.keti.dev) is not installed")
+            && err.contains("kubectl apply -f deploy/crd.yaml"),
+        "{err}"
+    );
 }

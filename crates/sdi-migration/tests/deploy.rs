@@ -17,8 +17,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_sdi-migration");
 const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 /// Settings that are deliberately not in the ConfigMap: the token comes from the
-/// Secret, and KUBECONFIG stays unset in a pod (in-cluster configuration).
-const NOT_IN_CONFIGMAP: &[&str] = &["INFLUX_TOKEN", "KUBECONFIG"];
+/// Secret, KUBECONFIG stays unset in a pod (in-cluster configuration), and
+/// POD_NAME comes from the Downward API.
+const NOT_IN_CONFIGMAP: &[&str] = &["INFLUX_TOKEN", "KUBECONFIG", "POD_NAME"];
 
 fn deploy_dir() -> PathBuf {
     Path::new(REPO).join("deploy")
@@ -130,14 +131,25 @@ fn the_cluster_role_is_exactly_the_calls_the_service_makes() {
 }
 
 #[test]
-fn the_deployment_runs_one_hardened_probed_replica() {
+fn the_deployment_runs_two_hardened_probed_replicas() {
     let docs = documents();
     let d = object(&docs, "Deployment", "sdi-migration");
     assert_eq!(d["apiVersion"], "apps/v1");
     assert_eq!(d["metadata"]["namespace"], "kube-system");
     let spec = &d["spec"];
-    assert_eq!(spec["replicas"], 1, "restart repair needs a single instance");
-    assert_eq!(spec["strategy"], json!({"type": "Recreate"}), "two instances must never overlap");
+    assert_eq!(spec["replicas"], 2, "a standby replica takes the Lease when the leader goes");
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}),
+        "one replica at a time, never none"
+    );
+    let anti =
+        &spec["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(anti["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(anti["podAffinityTerm"]["labelSelector"]["matchLabels"], json!({"app": "sdi-migration"}));
+    let pdb = object(&docs, "PodDisruptionBudget", "sdi-migration");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    assert_eq!(pdb["spec"]["selector"]["matchLabels"], json!({"app": "sdi-migration"}));
     assert_eq!(spec["selector"]["matchLabels"], json!({"app": "sdi-migration"}));
     let pod = &spec["template"]["spec"];
     assert_eq!(spec["template"]["metadata"]["labels"]["app"], "sdi-migration");
@@ -165,9 +177,9 @@ fn the_deployment_runs_one_hardened_probed_replica() {
     assert_eq!(c["ports"][0]["name"], "http");
     assert_eq!(c["ports"][0]["containerPort"], 8080);
 
-    for probe in ["livenessProbe", "readinessProbe"] {
+    for (probe, path) in [("livenessProbe", "/health"), ("readinessProbe", "/ready")] {
         let get = &c[probe]["httpGet"];
-        assert_eq!(get["path"], "/health", "{probe}");
+        assert_eq!(get["path"], path, "{probe}");
         assert_eq!(get["port"], "http", "{probe}");
     }
     if !c["startupProbe"].is_null() {
@@ -216,7 +228,7 @@ fn the_service_secret_and_kustomization_fit_together() {
     // Every namespaced object lives in kube-system.
     for (file, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default();
-        if ["ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service"].contains(&kind) {
+        if ["ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"].contains(&kind) {
             assert_eq!(doc["metadata"]["namespace"], "kube-system", "{file}: {kind}");
         }
     }
@@ -440,22 +452,29 @@ async fn kubectl_apply_k_deploys_it_to_a_cluster() {
     .unwrap();
     assert_eq!(binding["subjects"][0]["namespace"], "kube-system");
 
-    // The Deployment's pod is created and scheduled (kube-sim's kubelet does not
-    // run the image: the pod just becomes Running).
-    let pod = common::wait_for(Duration::from_secs(60), "the Deployment's pod to be scheduled and Running", || async {
-        let list: Value = serde_json::from_str(
-            &kubectl_ok(&kc, &cache, &["get", "pods", "-n", "kube-system", "-l", "app=sdi-migration", "-o", "json"])
+    // The Deployment's two pods are created and scheduled (kube-sim's kubelet does
+    // not run the image: the pods just become Running).
+    let pod =
+        common::wait_for(Duration::from_secs(60), "the Deployment's pods to be scheduled and Running", || async {
+            let list: Value = serde_json::from_str(
+                &kubectl_ok(
+                    &kc,
+                    &cache,
+                    &["get", "pods", "-n", "kube-system", "-l", "app=sdi-migration", "-o", "json"],
+                )
                 .await,
-        )
-        .unwrap();
-        let items = list["items"].as_array().unwrap();
-        assert!(items.len() <= 1, "one replica, got {}", items.len());
-        match items.first() {
-            Some(pod) if pod["spec"]["nodeName"].is_string() && pod["status"]["phase"] == "Running" => Ok(pod.clone()),
-            _ => Err(list.to_string()),
-        }
-    })
-    .await;
+            )
+            .unwrap();
+            let items = list["items"].as_array().unwrap();
+            assert!(items.len() <= 2, "two replicas, got {}", items.len());
+            let running =
+                items.iter().filter(|p| p["spec"]["nodeName"].is_string() && p["status"]["phase"] == "Running");
+            match running.collect::<Vec<_>>().as_slice() {
+                [a, _] => Ok((*a).clone()),
+                _ => Err(list.to_string()),
+            }
+        })
+        .await;
     assert_eq!(pod["spec"]["nodeName"], "worker-1");
     assert_eq!(pod["spec"]["serviceAccountName"], "sdi-migration");
     assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "sdi-migration");
@@ -467,9 +486,13 @@ async fn kubectl_apply_k_deploys_it_to_a_cluster() {
     // Applying again (an upgrade) changes nothing, and leaves the token alone.
     let again = kubectl_ok(&kc, &cache, &["apply", "-k", deploy]).await;
     for line in again.lines() {
-        assert!(line.ends_with(" unchanged"), "a second apply -k: `{line}`:\n{again}");
+        // A PodDisruptionBudget's selector has patch strategy "replace": kubectl's
+        // computed patch is never empty, so a real cluster says "configured" too.
+        let expected = if line.starts_with("poddisruptionbudget") { " configured" } else { " unchanged" };
+        assert!(line.ends_with(expected), "a second apply -k: `{line}`:\n{again}");
     }
-    assert_eq!(again.lines().count(), 6, "{again}");
+    let objects = documents().iter().filter(|(f, _)| f != "kustomization.yaml" && f != "secret.yaml").count();
+    assert_eq!(again.lines().count(), objects, "one line per object of the kustomization: {again}");
     let secret: Value = serde_json::from_str(
         &kubectl_ok(&kc, &cache, &["get", "secret", "sdi-migration-influxdb", "-n", "kube-system", "-o", "json"]).await,
     )

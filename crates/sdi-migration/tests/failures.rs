@@ -5,6 +5,9 @@
 
 mod common;
 
+#[allow(unused_imports)]
+use sdi_migration::jobs::JobStore;
+
 use std::collections::BTreeSet;
 
 use common::{Env, eventually, node_of, ready, request, settings};

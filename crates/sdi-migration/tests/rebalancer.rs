@@ -217,7 +217,7 @@ async fn every_policy_engine_failure_gets_the_configured_fallback_with_its_reaso
         let rebalancer = sdi_migration::rebalancer::Rebalancer::new(
             &s,
             env.service().rebalancer.cache.clone(),
-            env.service().runner.clone(),
+            env.service().migrations.clone(),
             env.service().telemetry.clone(),
         )
         .unwrap();

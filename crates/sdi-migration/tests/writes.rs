@@ -6,6 +6,9 @@
 
 mod common;
 
+#[allow(unused_imports)]
+use sdi_migration::jobs::JobStore;
+
 use common::{Env, node_of, request, settings};
 use serde_json::json;
 

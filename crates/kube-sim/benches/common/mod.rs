@@ -2,6 +2,11 @@
 #![allow(dead_code)]
 
 use std::sync::Arc;
+
+/// The allocator of the `kube-sim` binary (see its main.rs), so the
+/// benchmarks measure what the binary runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 

@@ -56,11 +56,7 @@ where
                 WatchItem::Event(kind, stored) => {
                     cursor = Some(stored.rv);
                     let mut value = api.render(&res, &stored);
-                    // Controllers never read field ownership; not caching it
-                    // saves a kilobyte or two per object at scale.
-                    if let Some(m) = value.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-                        m.remove("managedFields");
-                    }
+                    super::state::trim_for_cache(&mut value);
                     let obj: K = match serde_json::from_value(value) {
                         Ok(o) => o,
                         Err(e) => {

@@ -55,7 +55,10 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     let metrics = Arc::new(metrics::Metrics::new(shared.clone(), api.clock.clone()));
     api.set_computed(metrics.clone());
     api.set_node_proxy(Arc::new(checkpoint::Kubelets { state: shared.clone(), clock: api.clock.clone(), metrics }));
-    let (tx, rx) = mpsc::channel::<Msg>(8192);
+    // Room for bursts (a ReplicaSet creating hundreds of pods): an informer
+    // blocked on a full channel stops reading its watch, falls behind the
+    // retained history and must re-list everything.
+    let (tx, rx) = mpsc::channel::<Msg>(65_536);
     macro_rules! inform {
         ($t:ty, $group:expr, $plural:expr, $msg:path) => {
             tokio::spawn(informer::run::<$t, Msg, _>(api.clone(), api.res($group, $plural), tx.clone(), $msg));

@@ -229,7 +229,10 @@ impl Plane {
             Dirty::Owner(uid) => {
                 let target = self.state.read().uids.get(&uid).cloned();
                 match target {
-                    Some((Kind::ReplicaSet, k)) => self.mark(Dirty::ReplicaSet(k)),
+                    // A ReplicaSet looks at its pods once per burst of their
+                    // changes (upstream's controllers batch through their work
+                    // queues): per change, it would be quadratic in its size.
+                    Some((Kind::ReplicaSet, k)) => self.soon(Dirty::ReplicaSet(k)),
                     Some((Kind::Deployment, k)) => self.mark(Dirty::Deployment(k)),
                     Some((Kind::StatefulSet, k)) => self.mark(Dirty::StatefulSet(k)),
                     Some((Kind::DaemonSet, k)) => self.soon(Dirty::DaemonSet(k)),
@@ -306,9 +309,7 @@ impl Plane {
     /// Decode a written object and put it in the cache at once, so the next
     /// reconcile sees it even before the informer delivers it.
     fn write_through<K: DeserializeOwned>(&mut self, mut v: Value, wrap: impl Fn(Change<K>) -> Msg) -> Option<Arc<K>> {
-        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            m.remove("managedFields");
-        }
+        super::state::trim_for_cache(&mut v);
         let k: K = serde_json::from_value(v).ok()?;
         let k = Arc::new(k);
         let dirty = self.state.write().apply(wrap(Change::Upsert(k.clone())));

@@ -62,8 +62,9 @@ pub fn pod_from_template(template: &PodTemplateSpec, ns: &str, generate_name: &s
 /// Claim (adopt) or release one pod so that ownership follows the selector.
 fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &Pod) -> Option<bool> {
     let uid = rs.metadata.uid.as_deref()?;
-    let labels = pod.metadata.labels.clone().unwrap_or_default();
-    let matches = sel.matches(&labels);
+    static NONE: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
+        std::sync::LazyLock::new(Default::default);
+    let matches = sel.matches(pod.metadata.labels.as_ref().unwrap_or(&NONE));
     let owner = controller_uid(&pod.metadata);
     let (ns, name) = (pod.metadata.namespace.clone(), pod.metadata.name.clone().unwrap_or_default());
     match (owner, matches) {
@@ -112,7 +113,9 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             owned.push(plane.pod(&super::state::key_of(&pod.metadata)).unwrap_or(pod));
         }
     }
-    let active: Vec<Pod> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).map(|p| (**p).clone()).collect();
+    // Shared, not copied: a ReplicaSet is reconciled on every change of one of
+    // its pods, so a copy here would be quadratic in its size.
+    let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
     if active.len() < want {
         let template = spec.template.clone().unwrap_or_default();
@@ -142,6 +145,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             }
         }
     } else if active.len() > want {
+        let active: Vec<Pod> = active.iter().map(|p| (***p).clone()).collect();
         let order = rules::ranking::scale_down_order(&active, plane.api.clock.now());
         for i in order.into_iter().take(active.len() - want) {
             let Some(p) = active.get(i) else { continue };
@@ -170,14 +174,13 @@ fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<Pod>]) {
         .as_ref()
         .and_then(|s| s.template.as_ref())
         .and_then(|t| t.metadata.as_ref())
-        .and_then(|m| m.labels.clone())
-        .unwrap_or_default();
+        .and_then(|m| m.labels.as_ref());
     let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let fully = active
         .iter()
         .filter(|p| {
-            let l = p.metadata.labels.clone().unwrap_or_default();
-            template_labels.iter().all(|(k, v)| l.get(k) == Some(v))
+            let l = p.metadata.labels.as_ref();
+            template_labels.into_iter().flatten().all(|(k, v)| l.and_then(|l| l.get(k)) == Some(v))
         })
         .count() as i32;
     let ready = active.iter().filter(|p| rules::ranking::is_pod_ready(p)).count() as i32;

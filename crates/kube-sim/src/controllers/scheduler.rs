@@ -76,12 +76,14 @@ pub fn retry_unschedulable(plane: &mut Plane) {
 fn choose(plane: &Plane, pod: &Pod) -> Result<String, String> {
     let state = plane.state.read();
     let want = super::state::requests(pod);
+    let empty = k8s_openapi::api::core::v1::PodSpec::default();
+    let spec = pod.spec.as_ref().unwrap_or(&empty);
     let mut feasible: Vec<(i64, String)> = Vec::new();
     for (_, name) in state.free.iter() {
         let Some(node) = state.nodes.get(name) else { continue };
         let used = state.requested.get(name).copied().unwrap_or_default();
-        if rules::fit::check(node, used, pod).is_empty() {
-            let alloc = rules::resources::node_allocatable(node);
+        let alloc = state.allocatable.get(name).copied().unwrap_or_else(|| rules::resources::node_allocatable(node));
+        if rules::fit::fits_with(node, alloc, used, spec, want) {
             feasible.push((rules::fit::least_allocated_score(alloc, used.saturating_add(want)), name.clone()));
             if feasible.len() >= FEASIBLE_SAMPLE {
                 break;
@@ -110,8 +112,9 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
             let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
             match plane.api.bind_pod(&ns, &name, &binding, &Plane::opts(SCHEDULER)) {
-                Ok(v) => {
+                Ok(mut v) => {
                     // Bring the bound pod into the cache now, so the next pod sees the node's new load.
+                    super::state::trim_for_cache(&mut v);
                     if let Ok(p) = serde_json::from_value::<Pod>(v) {
                         let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
                         plane.mark_all(dirty);

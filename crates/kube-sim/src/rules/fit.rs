@@ -215,6 +215,18 @@ pub fn matches_required_node_affinity(spec: &PodSpec, node: &Node) -> bool {
 pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
     let empty_spec = PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
+    check_with(node, node_allocatable(node), node_requested, spec, pod_requests(spec))
+}
+
+/// [`check`] with the node's allocatable resources and the pod's requests
+/// already computed (the scheduler checks one pod against many nodes).
+pub fn check_with(
+    node: &Node,
+    allocatable: Resources,
+    node_requested: Resources,
+    spec: &PodSpec,
+    requests: Resources,
+) -> Vec<Unfit> {
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
     let node_spec = node.spec.as_ref();
     let taints = node_spec.and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
@@ -260,10 +272,46 @@ pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
     }
 
     // NodeResourcesFit
-    out.extend(
-        resource_shortfalls(node_allocatable(node), node_requested, pod_requests(spec)).into_iter().map(|s| s.unfit),
-    );
+    out.extend(resource_shortfalls(allocatable, node_requested, requests).into_iter().map(|s| s.unfit));
     out
+}
+
+/// Whether [`check_with`] would find nothing wrong, cheapest test first and
+/// stopping at the first failure: the scheduler asks this of many nodes per
+/// pod and needs the reasons only when no node fits.
+pub fn fits_with(
+    node: &Node,
+    allocatable: Resources,
+    node_requested: Resources,
+    spec: &PodSpec,
+    requests: Resources,
+) -> bool {
+    if !resource_shortfalls(allocatable, node_requested, requests).is_empty() {
+        return false;
+    }
+    if !matches_node_selector(spec, node) || !matches_required_node_affinity(spec, node) {
+        return false;
+    }
+    let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
+    let node_spec = node.spec.as_ref();
+    let taints = node_spec.and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
+    if node_spec.and_then(|s| s.unschedulable).unwrap_or(false)
+        && !tolerates(tolerations, &taint(TAINT_UNSCHEDULABLE, "NoSchedule"))
+    {
+        return false;
+    }
+    if find_untolerated_taint(taints, tolerations, no_schedule_or_execute).is_some() {
+        return false;
+    }
+    let implied = match node_ready_status(node) {
+        Some("True") => None,
+        Some("Unknown") => Some(TAINT_UNREACHABLE),
+        _ => Some(TAINT_NOT_READY),
+    };
+    match implied {
+        Some(key) => taints.iter().any(|t| t.key == key) || tolerates(tolerations, &taint(key, "NoSchedule")),
+        None => true,
+    }
 }
 
 /// One `InsufficientResource` of upstream's `noderesources.Fits`.
@@ -837,6 +885,32 @@ mod tests {
             prop_assert_eq!(got.contains(&Unfit::InsufficientCpu), used_cpu > 3800);
             prop_assert_eq!(got.contains(&Unfit::TooManyPods), used_pods >= 110);
             prop_assert_eq!(kubelet_admit(&n, Resources::new(used_cpu, 0, used_pods), &web_pod(json!({}))).is_ok(), got.is_empty());
+        }
+
+        /// The scheduler's early-exit test agrees with the full check.
+        #[test]
+        fn fits_with_agrees_with_check(n in 0usize..5, p in 0usize..5, used_cpu in 0i64..5000, used_pods in 100i64..115) {
+            let nodes = [
+                json!({}),
+                json!({"spec": {"unschedulable": true}}),
+                json!({"spec": {"taints": [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]}}),
+                json!({"metadata": {"labels": {"disk": "ssd"}}}),
+                json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}),
+            ];
+            let pods = [
+                json!({}),
+                json!({"spec": {"nodeSelector": {"disk": "ssd"}}}),
+                json!({"spec": {"tolerations": [{"key": "dedicated", "operator": "Exists"}]}}),
+                json!({"spec": {"tolerations": [{"operator": "Exists"}]}}),
+                json!({"spec": {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [{"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}]}}}}}),
+            ];
+            let node = ref_node("n1", nodes[n].clone());
+            let pod = web_pod(pods[p].clone());
+            let used = Resources::new(used_cpu, 0, used_pods);
+            let spec = pod.spec.clone().unwrap_or_default();
+            let fast = fits_with(&node, node_allocatable(&node), used, &spec, pod_requests(&spec));
+            prop_assert_eq!(fast, check(&node, used, &pod).is_empty());
         }
 
         #[test]

@@ -13,7 +13,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::{ApiDoc, AppState, validate};
 use crate::jobs::model::{MigrationRequest, MigrationResponse, MigrationStatus};
 use crate::jobs::runner::CancelError;
-use crate::jobs::store::ListFilter;
+use crate::jobs::store::{JobStore, ListFilter};
 
 /// Every error: `{"error": what, "details": why}` as the original controller.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -106,7 +106,7 @@ pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Res
     if let Err(details) = validate::migration_request(&request) {
         return error(StatusCode::BAD_REQUEST, "Validation failed", details);
     }
-    match state.runner.submit(request, "api").await {
+    match state.migrations.create(request, "api").await {
         Ok(job) => {
             let mut response = job.response();
             response.message = "Migration started".into();
@@ -245,13 +245,16 @@ pub async fn get_migration_status(State(state): State<AppState>, Path(id): Path<
         (status = 404, body = ErrorBody),
         (status = 409, description = "Already finished", body = ErrorBody)))]
 pub async fn cancel_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
-    match state.runner.cancel(&id) {
+    match state.migrations.cancel(&id).await {
         Ok(job) => {
             let mut r = job.response();
             r.message = "Migration cancellation requested".into();
             (StatusCode::ACCEPTED, Json(r)).into_response()
         }
         Err(CancelError::NotFound) => not_found_job(&id),
+        Err(CancelError::Unavailable(details)) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "Kubernetes API unavailable", details)
+        }
         Err(CancelError::AlreadyFinished(job, _)) => {
             let body = ErrorBody {
                 error: "Migration already finished".into(),
@@ -266,7 +269,21 @@ pub async fn cancel_migration(State(state): State<AppState>, Path(id): Path<Stri
 /// Totals since the service started.
 #[utoipa::path(get, path = "/api/v1/metrics", responses((status = 200, body = MetricsBody)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    let s = state.runner.summary();
+    // From the migrations' records (the PodMigrations kept as history), so
+    // every replica answers the same and a restart loses nothing.
+    let mut s = sdi_core::job::Summary::default();
+    let usage = |r: &Option<crate::jobs::model::ResourceUsage>| {
+        r.as_ref().map(|u| sdi_core::job::Usage { cpu_cores: u.cpu_usage, memory_bytes: u.memory_usage as f64 })
+    };
+    for j in state.runner.store.list(&ListFilter::default()) {
+        s.started();
+        s.finished(
+            j.status,
+            u128::from(j.details.duration.unwrap_or(0)),
+            usage(&j.details.original_resources),
+            usage(&j.details.optimized_resources),
+        );
+    }
     Json(MetricsBody {
         total_migrations: s.total,
         successful_migrations: s.successful,
@@ -287,6 +304,22 @@ pub async fn health() -> Response {
         version: env!("CARGO_PKG_VERSION").into(),
     })
     .into_response()
+}
+
+/// Readiness: 200 once this replica's caches (the cluster, the PodMigrations)
+/// have listed everything once, 503 until then. Liveness is `/health`.
+#[utoipa::path(get, path = "/ready", responses((status = 200, body = HealthBody), (status = 503, body = ErrorBody)))]
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if state.rebalancer.cache.synced() && state.migrations.synced() {
+        Json(HealthBody {
+            status: "ready".into(),
+            service: "sdi-migration".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "Not ready", "the caches have not listed the cluster yet")
+    }
 }
 
 /// Prometheus metrics (OpenMetrics text).

@@ -15,6 +15,7 @@ use crate::jobs::runner::Runner;
 #[derive(Clone)]
 pub struct AppState {
     pub runner: Arc<Runner>,
+    pub migrations: Arc<crate::migrations::Migrations>,
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub rebalancer: Arc<crate::rebalancer::Rebalancer>,
     pub auto_migration: bool,
@@ -31,6 +32,7 @@ pub struct AppState {
         handlers::cancel_migration,
         handlers::metrics,
         handlers::health,
+        handlers::ready,
         handlers::plan,
         handlers::policy,
     ),
@@ -66,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/migrations/{id}/status", get(handlers::get_migration_status))
         .route("/api/v1/metrics", get(handlers::metrics))
         .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
         .route("/openapi.json", get(handlers::openapi))
         .route("/metrics", get(handlers::prometheus))
         .route("/api/v1/plan", get(handlers::plan))

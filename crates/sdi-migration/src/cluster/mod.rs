@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod facts;
+pub mod lease;
 pub mod rbac;
 pub(crate) mod retry;
 pub mod wait;

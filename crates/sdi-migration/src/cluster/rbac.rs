@@ -18,8 +18,16 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     ("apps", "deployments", &["get", "list", "patch", "watch"]),
     // Owners (cache): selectors and the Deployment behind a ReplicaSet.
     ("apps", "replicasets", &["get", "list", "watch"]),
+    // Leader election (one Lease, `sdi-migration`, in LEASE_NAMESPACE).
+    ("coordination.k8s.io", "leases", &["create", "get", "update"]),
     // Events on migrated pods (the recorder creates, then patches a series).
     ("events.k8s.io", "events", &["create", "patch"]),
+    // Migrations as objects: created by the API and the rebalancer, watched by every
+    // replica, run by the leader's controller (finalizer, cancel annotation), and
+    // deleted after MIGRATION_HISTORY_TTL.
+    ("migration.sdi.keti.dev", "podmigrations", &["create", "delete", "get", "list", "patch", "watch"]),
+    // One status write per step.
+    ("migration.sdi.keti.dev", "podmigrations/status", &["patch"]),
     // Usage, before and after a move, and for pressure.
     ("metrics.k8s.io", "pods", &["get", "list"]),
     ("metrics.k8s.io", "nodes", &["list"]),

@@ -18,9 +18,14 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use parking_lot::Mutex;
 use serde_json::Value;
 
+use k8s_openapi::api::coordination::v1::Lease;
+use sdi_core::error::Category;
+
+use super::lease::{LEASE_NAME, Leadership};
 use super::retry;
 use crate::engine::undo::{Undo, UndoLog};
 use crate::error::Error;
+use crate::migrations::crd::{self, PodMigration, PodMigrationStatus};
 
 /// The field manager every write carries.
 pub const FIELD_MANAGER: &str = "sdi-migration";
@@ -47,6 +52,8 @@ impl std::fmt::Display for Write {
 pub struct Writer {
     client: kube::Client,
     recorder: Recorder,
+    /// A migration's writes are made only while this replica leads.
+    leadership: Leadership,
 }
 
 impl std::fmt::Debug for Writer {
@@ -64,15 +71,151 @@ fn post_params() -> PostParams {
 }
 
 impl Writer {
-    pub fn new(client: kube::Client) -> Writer {
-        let instance = std::env::var("POD_NAME").ok().or_else(|| std::env::var("HOSTNAME").ok());
+    pub fn new(client: kube::Client, leadership: Leadership) -> Writer {
+        let instance = Some(leadership.identity().to_string());
         let recorder = Recorder::new(client.clone(), Reporter { controller: "sdi-migration".into(), instance });
-        Writer { client, recorder }
+        Writer { client, recorder, leadership }
+    }
+
+    pub fn leadership(&self) -> &Leadership {
+        &self.leadership
+    }
+
+    /// Fencing: a replica that is not (or no longer) the leader writes nothing for a migration.
+    fn fence(&self) -> Result<(), Error> {
+        if self.leadership.is_leader() {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Category::Leadership,
+                "this replica is not the leader (any more); the leader takes the migration over",
+            ))
+        }
+    }
+
+    // ----- Leases (leader election; conditional on resourceVersion) -----
+
+    pub async fn lease_create(&self, namespace: &str, lease: &Lease) -> Result<Lease, kube::Error> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        api.create(&post_params(), lease).await
+    }
+
+    pub async fn lease_replace(&self, namespace: &str, lease: &Lease) -> Result<Lease, kube::Error> {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        api.replace(LEASE_NAME, &post_params(), lease).await
+    }
+
+    // ----- PodMigrations: what any replica writes for a user -----
+
+    /// Create a PodMigration (the REST API's POST, the rebalancer's moves).
+    pub async fn create_migration(&self, m: &PodMigration) -> Result<PodMigration, kube::Error> {
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), m.namespace());
+        let pp = post_params();
+        retry::transient(|| api.create(&pp, m)).await
+    }
+
+    /// Ask for a migration's cancellation, keeping its record (the REST API's DELETE).
+    pub async fn request_cancel(&self, namespace: &str, name: &str) -> Result<(), kube::Error> {
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({"metadata": {"annotations": {crd::CANCEL: "true"}}});
+        let (pp, patch) = (patch_params(), Patch::Merge(&patch));
+        retry::transient(|| api.patch(name, &pp, &patch)).await.map(|_| ())
+    }
+
+    // ----- PodMigrations: what the leader writes while it runs them -----
+
+    /// Write a migration's status (one write per step), as the leader.
+    pub async fn migration_status(
+        &self,
+        namespace: &str,
+        name: &str,
+        status: &PodMigrationStatus,
+    ) -> Result<(), Error> {
+        self.fence()?;
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({"status": status});
+        let (pp, patch) = (patch_params(), Patch::Merge(&patch));
+        retry::transient(|| api.patch_status(name, &pp, &patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::api(format!("write the status of podmigration {namespace}/{name}"), e))
+    }
+
+    /// Let a finished (or deleted) migration's object go: remove the undo finalizer.
+    pub async fn release_migration(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.fence()?;
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let Some(m) = retry::transient(|| api.get_opt(name))
+            .await
+            .map_err(|e| Error::api(format!("read podmigration {namespace}/{name}"), e))?
+        else {
+            return Ok(());
+        };
+        let Some(i) = m.metadata.finalizers.iter().flatten().position(|f| f == crd::FINALIZER) else { return Ok(()) };
+        // Test-and-remove at this position, so a finalizer added meanwhile is never lost.
+        let patch = json_patch::Patch(vec![
+            json_patch::PatchOperation::Test(json_patch::TestOperation {
+                path: format!("/metadata/finalizers/{i}").try_into().unwrap_or_default(),
+                value: serde_json::json!(crd::FINALIZER),
+            }),
+            json_patch::PatchOperation::Remove(json_patch::RemoveOperation {
+                path: format!("/metadata/finalizers/{i}").try_into().unwrap_or_default(),
+            }),
+        ]);
+        let (pp, patch) = (patch_params(), Patch::<()>::Json(patch));
+        match api.patch(name, &pp, &patch).await {
+            Ok(_) => Ok(()),
+            Err(e) if retry::is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::api(format!("remove the finalizer of podmigration {namespace}/{name}"), e)),
+        }
+    }
+
+    /// Hold a migration created without the undo finalizer (by kubectl) before running it.
+    pub async fn protect_migration(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.fence()?;
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let m = retry::transient(|| api.get(name))
+            .await
+            .map_err(|e| Error::api(format!("read podmigration {namespace}/{name}"), e))?;
+        let patch = if m.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty()) {
+            json_patch::PatchOperation::Add(json_patch::AddOperation {
+                path: "/metadata/finalizers/-".try_into().unwrap_or_default(),
+                value: serde_json::json!(crd::FINALIZER),
+            })
+        } else {
+            json_patch::PatchOperation::Add(json_patch::AddOperation {
+                path: "/metadata/finalizers".try_into().unwrap_or_default(),
+                value: serde_json::json!([crd::FINALIZER]),
+            })
+        };
+        let (pp, patch) = (patch_params(), Patch::<()>::Json(json_patch::Patch(vec![patch])));
+        api.patch(name, &pp, &patch)
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::api(format!("add the finalizer of podmigration {namespace}/{name}"), e))
+    }
+
+    /// Delete a finished migration's object (history retention), as the leader.
+    pub async fn delete_migration(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.fence()?;
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let dp = DeleteParams::default();
+        match retry::transient(|| api.delete(name, &dp)).await {
+            Ok(_) => Ok(()),
+            Err(e) if retry::is_not_found(&e) => Ok(()),
+            Err(e) => Err(Error::api(format!("delete podmigration {namespace}/{name}"), e)),
+        }
     }
 
     /// A writer for one job: it records the job's writes and keeps its undo log.
     pub fn job(&self, id: &str) -> JobWriter {
-        JobWriter { writer: self.clone(), job: Arc::from(id), undo: UndoLog::default(), log: Arc::default() }
+        JobWriter {
+            writer: self.clone(),
+            job: Arc::from(id),
+            undo: UndoLog::default(),
+            log: Arc::default(),
+            status_writes: Arc::default(),
+        }
     }
 
     fn pods(&self, namespace: &str) -> Api<Pod> {
@@ -223,6 +366,7 @@ pub struct JobWriter {
     job: Arc<str>,
     undo: UndoLog,
     log: Arc<Mutex<Vec<Write>>>,
+    status_writes: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for JobWriter {
@@ -240,13 +384,32 @@ impl JobWriter {
         self.log.lock().push(Write { verb, resource, object });
     }
 
-    /// Every write this job made so far, in order (undo included).
+    /// Every write this job made so far, in order (undo included); its own
+    /// status writes are counted apart ([`JobWriter::status_writes`]).
     pub fn writes(&self) -> Vec<Write> {
         self.log.lock().clone()
     }
 
+    /// How many times this job wrote its PodMigration's status.
+    pub fn status_writes(&self) -> u32 {
+        self.status_writes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Write the job's record to its PodMigration's status.
+    pub async fn persist(&self, job: &crate::jobs::Job) -> Result<(), Error> {
+        self.status_writes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let status = crd::status_of(job, Some(self.writer.leadership.identity()));
+        self.writer.migration_status(&job.request.pod_namespace, &job.id, &status).await
+    }
+
+    /// The migration is over: its object no longer needs the undo finalizer.
+    pub async fn release(&self, job: &crate::jobs::Job) -> Result<(), Error> {
+        self.writer.release_migration(&job.request.pod_namespace, &job.id).await
+    }
+
     /// Create `pod`; undo deletes it.
     pub async fn create_pod(&self, pod: &Pod) -> Result<(), Error> {
+        self.writer.fence()?;
         let (ns, name) = names(&pod.metadata);
         self.undo.push(Undo::DeletePod { namespace: ns.clone(), name: name.clone() });
         self.record("create", "pods", format!("{ns}/{name}"));
@@ -255,6 +418,7 @@ impl JobWriter {
 
     /// Create `pvc`; undo deletes it.
     pub async fn create_pvc(&self, pvc: &PersistentVolumeClaim) -> Result<(), Error> {
+        self.writer.fence()?;
         let (ns, name) = names(&pvc.metadata);
         self.undo.push(Undo::DeletePvc { namespace: ns.clone(), name: name.clone() });
         self.record("create", "persistentvolumeclaims", format!("{ns}/{name}"));
@@ -269,6 +433,7 @@ impl JobWriter {
         patch: &Value,
         restore: Option<Value>,
     ) -> Result<(), Error> {
+        self.writer.fence()?;
         if let Some(patch) = restore {
             self.undo.push(Undo::PatchPod { namespace: namespace.into(), name: name.into(), patch });
         }
@@ -284,6 +449,7 @@ impl JobWriter {
         patch: &Value,
         restore: Option<Value>,
     ) -> Result<(), Error> {
+        self.writer.fence()?;
         if let Some(patch) = restore {
             self.undo.push(Undo::PatchDeployment { namespace: namespace.into(), name: name.into(), patch });
         }
@@ -294,30 +460,36 @@ impl JobWriter {
     /// Delete a pod after `grace_seconds`; one already gone is fine. Not undoable:
     /// strategies delete only what has been replaced.
     pub async fn delete_pod(&self, namespace: &str, name: &str, grace_seconds: u32) -> Result<(), Error> {
+        self.writer.fence()?;
         self.record("delete", "pods", format!("{namespace}/{name}"));
         self.writer.delete_pod(namespace, name, grace_seconds).await
     }
 
     /// Ask the Eviction API once; the caller decides what a refusal (429) means.
-    pub async fn evict(&self, namespace: &str, name: &str) -> Result<(), kube::Error> {
+    pub async fn evict(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        self.writer.fence()?;
         self.record("evict", "pods", format!("{namespace}/{name}"));
-        self.writer.pods(namespace).evict(name, &EvictParams::default()).await.map(|_| ())
+        self.writer
+            .pods(namespace)
+            .evict(name, &EvictParams::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::api(format!("evict pod {namespace}/{name}"), e))
     }
 
     /// The kubelet checkpoint API through the node proxy; the kubelet's answer.
     /// A 500 is the kubelet's permanent answer, not retried.
-    pub async fn checkpoint(
-        &self,
-        node: &str,
-        namespace: &str,
-        pod: &str,
-        container: &str,
-    ) -> Result<Value, kube::Error> {
+    pub async fn checkpoint(&self, node: &str, namespace: &str, pod: &str, container: &str) -> Result<Value, Error> {
+        self.writer.fence()?;
         self.record("checkpoint", "nodes", format!("{node} {namespace}/{pod}/{container}"));
         let path = format!("/api/v1/nodes/{node}/proxy/checkpoint/{namespace}/{pod}/{container}");
-        let req = http::Request::post(path).body(Vec::new()).map_err(kube::Error::HttpError)?;
+        let req = http::Request::post(path)
+            .body(Vec::new())
+            .map_err(|e| Error::api(format!("checkpoint {container} on {node}"), kube::Error::HttpError(e)))?;
         let client = &self.writer.client;
-        retry::unavailable_only(|| client.request::<Value>(req.clone())).await
+        retry::unavailable_only(|| client.request::<Value>(req.clone()))
+            .await
+            .map_err(|e| Error::api(format!("checkpoint {container} on {node}"), e))
     }
 
     pub async fn event_pod(
@@ -329,11 +501,17 @@ impl JobWriter {
         reason: &str,
         note: &str,
     ) {
+        if self.writer.fence().is_err() {
+            return;
+        }
         self.record("event", "events", reason.to_string());
         self.writer.event_pod(namespace, pod, uid, warning, reason, note).await;
     }
 
     pub async fn event_node(&self, node: &str, warning: bool, reason: &str, note: &str) {
+        if self.writer.fence().is_err() {
+            return;
+        }
         self.record("event", "events", reason.to_string());
         self.writer.event_node(node, warning, reason, note).await;
     }
@@ -359,7 +537,11 @@ impl JobWriter {
         for action in self.undo.take().iter().rev() {
             let (verb, resource, object) = action.target();
             self.record(verb, resource, object);
-            match self.writer.undo(action).await {
+            let done = match self.writer.fence() {
+                Ok(()) => self.writer.undo(action).await,
+                Err(e) => Err(e),
+            };
+            match done {
                 Ok(()) => tracing::info!(job = %self.job, action = %action.describe(), "undone"),
                 Err(e) => {
                     tracing::error!(job = %self.job, action = %action.describe(), error = %e, "could not undo");

@@ -11,7 +11,11 @@ use crate::error::Error;
 /// Checkpoint one container; the archive path(s) on the node.
 async fn one(ctx: &JobCtx, node: &str, namespace: &str, pod: &str, container: &str) -> Result<Vec<String>, Error> {
     let answer = ctx.writer.checkpoint(node, namespace, pod, container).await.map_err(|e| {
-        let message = match e {
+        let source = match e {
+            Error::Api { source, .. } => source,
+            other => return other,
+        };
+        let message = match source {
             kube::Error::Api(s) if s.code == 404 => format!(
                 "kubelet on {node} does not know container {container} of {namespace}/{pod} (or checkpointing is not enabled there)"
             ),
@@ -46,6 +50,7 @@ pub async fn take(ctx: &JobCtx, plan: &Plan, containers: &[String]) -> Result<()
         })
         .await;
     match result {
+        Err(e) if e.category() == Category::Leadership => Err(e),
         Err(e) if plan.checkpoint == CheckpointMode::IfPossible => {
             tracing::warn!(job = %ctx.id, error = %e, "checkpoint not taken; migrating without it");
             ctx.note("checkpoint", format!("{e}; continuing without a checkpoint"));

@@ -25,16 +25,16 @@ async fn evict(ctx: &JobCtx, ns: &str, name: &str) -> Result<(), Error> {
     loop {
         match ctx.writer.evict(ns, name).await {
             Ok(()) => return Ok(()),
-            Err(e) if retry::is_not_found(&e) => {
+            Err(Error::Api { source, .. }) if retry::is_not_found(&source) => {
                 return Err(Error::new(Category::NotFound, format!("pod {ns}/{name} disappeared before eviction")));
             }
-            Err(e) if retry::is_transient(&e) => {
+            Err(Error::Api { source, .. }) if retry::is_transient(&source) => {
                 refusals += 1;
-                ctx.note("evict", format!("refused {refusals} time(s), retrying: {e}"));
+                ctx.note("evict", format!("refused {refusals} time(s), retrying: {source}"));
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(10));
             }
-            Err(e) => return Err(Error::api(format!("evict pod {ns}/{name}"), e)),
+            Err(e) => return Err(e),
         }
     }
 }

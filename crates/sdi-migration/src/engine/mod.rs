@@ -111,9 +111,25 @@ impl JobCtx {
         });
     }
 
+    /// Write the job's record to its PodMigration: once per step, as it begins
+    /// (the record then shows every earlier step's end too). Only a lost lease
+    /// stops the job; another failure to write is logged and the next step retries.
+    pub async fn persist(&self) -> Result<(), Error> {
+        let Some(job) = self.store.get(&self.id) else { return Ok(()) };
+        match self.writer.persist(&job).await {
+            Err(e) if e.category() == Category::Leadership => Err(e),
+            Err(e) => {
+                tracing::warn!(job = %self.id, error = %e, "could not write the migration's status; going on");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// Run one named step, recording its start, end, status and message.
     pub async fn step<T>(&self, name: &str, fut: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
         self.begin(name);
+        self.persist().await?;
         let r = fut.await;
         match &r {
             Ok(_) => self.end(name, StepStatus::Completed, None),
@@ -151,8 +167,8 @@ impl JobCtx {
 }
 
 impl Engine {
-    pub fn new(client: kube::Client, cache: Arc<ClusterCache>, settings: EngineSettings) -> Engine {
-        Engine { writer: Writer::new(client.clone()), client, cache, settings }
+    pub fn new(client: kube::Client, cache: Arc<ClusterCache>, writer: Writer, settings: EngineSettings) -> Engine {
+        Engine { writer, client, cache, settings }
     }
 
     /// Run the plan's strategy to completion (or the first error).

@@ -125,6 +125,7 @@ pub async fn check(
     store: &dyn JobStore,
     req: &MigrationRequest,
     default_strategy: StrategyChoice,
+    this: Option<&str>,
 ) -> Result<Plan, Refusal> {
     let (ns, name) = (req.pod_namespace.as_str(), req.pod_name.as_str());
     let request = Request {
@@ -157,7 +158,8 @@ pub async fn check(
         (None, Some(_)) => read_node(engine, &req.target_node).await?,
         (None, None) => None,
     };
-    let active = store.active_for(ns, name);
+    // The migration being started is not "another job moving the pod".
+    let active = store.active_for(ns, name).filter(|id| Some(id.as_str()) != this);
     let facts = Facts { pod: pod.as_ref().map(|p| &p.0), active_job: active.as_deref(), target: target.as_ref() };
     let admitted = admission::admit(&request, facts, settings)?;
     let Some((pod, uid)) = pod else {

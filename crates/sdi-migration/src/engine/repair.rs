@@ -42,6 +42,9 @@ pub struct Report {
     pub malformed: Vec<String>,
     /// What could not be read or repaired (API errors): the next start tries again.
     pub failed: Vec<String>,
+    /// Jobs whose changes were undone, and jobs found complete (for taking their objects over).
+    pub jobs_undone: std::collections::BTreeSet<String>,
+    pub jobs_finished: std::collections::BTreeSet<String>,
 }
 
 impl Report {
@@ -109,8 +112,10 @@ impl Pass<'_> {
             self.report.failed.extend(failed);
         } else if finished {
             self.report.finished.push(line);
+            self.report.jobs_finished.insert(job.to_string());
         } else {
             self.report.undone.push(line);
+            self.report.jobs_undone.insert(job.to_string());
         }
     }
 }

@@ -172,6 +172,8 @@ pub struct Job {
     pub origin: &'static str,
     /// Every write the job made to the cluster, in order (set when it ends).
     pub writes: Vec<Write>,
+    /// The uid of the pod being moved (a later pod may reuse its name).
+    pub pod_uid: Option<String>,
 }
 
 /// `GET /api/v1/migrations/{id}` (and the list's items, and the 202 of a POST).

@@ -1,21 +1,23 @@
-//! Job lifecycle: accept (preflight → record → spawn), run under a timeout,
-//! cancel, undo on failure, count, and drain on shutdown.
+//! Job lifecycle on the leader: run a PodMigration's migration under its
+//! timeout, persist its status once per step, cancel, undo on failure, record
+//! the outcome, and drain on shutdown. Which migrations run, and when, is the
+//! controller's business (`migrations::controller`); a replica that loses the
+//! lease abandons its jobs to the new leader without writing another byte.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sdi_core::admission::{Reason, Refusal};
+use sdi_core::admission::Refusal;
 use sdi_core::error::Category;
-use sdi_core::job::{JobEvent, JobStatus, Summary, TransitionError, Usage, transition};
+use sdi_core::job::{JobEvent, JobStatus, TransitionError, transition};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::model::{Job, MigrationDetails, MigrationRequest, new_id, now_rfc3339};
-use super::store::JobStore;
+use super::model::{Job, now_rfc3339};
+use super::store::{JobStore, MemoryStore};
 use crate::config::StrategyChoice;
-use crate::engine::preflight;
 use crate::engine::{Engine, JobCtx, Plan};
 use crate::error::Error;
 
@@ -27,14 +29,14 @@ const UNDO_BOUND: Duration = Duration::from_secs(120);
 type FinishHook = Box<dyn Fn(&Job) + Send + Sync>;
 
 pub struct Runner {
-    pub store: Arc<dyn JobStore>,
+    /// Every migration this replica knows (watched objects, and its own live jobs).
+    pub store: Arc<MemoryStore>,
     pub engine: Arc<Engine>,
     pub default_strategy: StrategyChoice,
-    summary: Mutex<Summary>,
     cancels: Mutex<HashMap<String, CancellationToken>>,
     /// Jobs still moving their pod (not yet measuring the result).
     moving: Moving,
-    tasks: TaskTracker,
+    tasks: Mutex<TaskTracker>,
     handles: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Called with every finished job (metrics sinks hook in here).
     on_finish: Mutex<Vec<FinishHook>>,
@@ -48,11 +50,13 @@ pub enum CancelError {
     /// The state machine refuses: the job has finished.
     #[error("{1}")]
     AlreadyFinished(Box<Job>, TransitionError),
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The ids of jobs still moving their pod, shared with each job's context.
 #[derive(Debug, Clone, Default)]
-pub struct Moving(Arc<Mutex<std::collections::HashSet<String>>>);
+pub struct Moving(Arc<Mutex<HashSet<String>>>);
 
 impl Moving {
     /// The job's pod has moved (or the job ended).
@@ -71,15 +75,14 @@ fn final_event(outcome: &Result<(), Error>) -> JobEvent {
 }
 
 impl Runner {
-    pub fn new(store: Arc<dyn JobStore>, engine: Arc<Engine>, default_strategy: StrategyChoice) -> Arc<Self> {
+    pub fn new(store: Arc<MemoryStore>, engine: Arc<Engine>, default_strategy: StrategyChoice) -> Arc<Self> {
         Arc::new(Runner {
             store,
             engine,
             default_strategy,
-            summary: Mutex::default(),
             cancels: Mutex::default(),
             moving: Moving::default(),
-            tasks: TaskTracker::new(),
+            tasks: Mutex::new(TaskTracker::new()),
             handles: Mutex::default(),
             on_finish: Mutex::default(),
         })
@@ -89,11 +92,7 @@ impl Runner {
         self.on_finish.lock().push(Box::new(f));
     }
 
-    pub fn summary(&self) -> Summary {
-        self.summary.lock().clone()
-    }
-
-    /// Number of jobs not yet finished.
+    /// Number of jobs this replica runs now.
     pub fn active(&self) -> usize {
         self.cancels.lock().len()
     }
@@ -104,61 +103,81 @@ impl Runner {
         self.moving.0.lock().len()
     }
 
-    /// Check the request against the cluster and start a job; returns at once.
-    pub async fn submit(self: &Arc<Self>, request: MigrationRequest, origin: &'static str) -> Result<Job, Refusal> {
-        if self.tasks.is_closed() {
-            return Err(Refusal {
-                reason: Reason::ShuttingDown,
-                details: "no new migrations are accepted during shutdown".into(),
-            });
+    /// Whether this replica runs the migration now.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.cancels.lock().contains_key(id)
+    }
+
+    pub fn closed(&self) -> bool {
+        self.tasks.lock().is_closed()
+    }
+
+    /// Run the migration recorded as `job` per `plan`. `job.steps` may hold the
+    /// steps of an earlier leader (a takeover): the job goes on from its record.
+    pub fn start(self: &Arc<Self>, mut job: Job, plan: Plan) {
+        let tasks = self.tasks.lock().clone();
+        if tasks.is_closed() || self.is_live(&job.id) {
+            return;
         }
-        let plan = preflight::check(&self.engine, self.store.as_ref(), &request, self.default_strategy).await?;
-        let job = Job {
-            id: new_id(),
-            request,
-            status: JobStatus::Pending,
-            details: MigrationDetails {
-                start_time: now_rfc3339(),
-                strategy: Some(plan.strategy),
-                ..Default::default()
-            },
-            origin,
-            writes: Vec::new(),
-        };
-        if let Err(existing) = self.store.insert_unique(job.clone()) {
-            return Err(Refusal {
-                details: format!("{} is already moving pod {}/{}", existing.0, plan.namespace, plan.pod_name),
-                reason: Reason::AlreadyMigrating(existing.0),
-            });
+        if job.details.start_time.is_empty() {
+            job.details.start_time = now_rfc3339();
         }
-        self.summary.lock().started();
+        job.details.strategy = Some(plan.strategy);
+        job.pod_uid = job.pod_uid.or_else(|| plan.pod_uid.clone());
+        let id = job.id.clone();
+        self.store.upsert(job);
         let token = CancellationToken::new();
-        self.cancels.lock().insert(job.id.clone(), token.clone());
-        self.moving.0.lock().insert(job.id.clone());
+        self.cancels.lock().insert(id.clone(), token.clone());
+        self.moving.0.lock().insert(id.clone());
         tracing::info!(
-            job = %job.id, origin, strategy = %plan.strategy,
+            job = %id, strategy = %plan.strategy,
             "migrating {}/{} from {} to {}", plan.namespace, plan.pod_name, plan.source, plan.target
         );
         let this = self.clone();
-        let id = job.id.clone();
-        let handle = self.tasks.spawn(async move { this.run(id, plan, token).await });
+        let handle = tasks.spawn(async move { this.run(id, plan, token).await });
         let mut handles = self.handles.lock();
         handles.retain(|h| !h.is_finished());
         handles.push(handle.abort_handle());
-        Ok(job)
     }
 
-    /// Ask a job to stop; it undoes what it created and ends `cancelled`. The
-    /// job's state machine decides whether it can be cancelled.
-    pub fn cancel(&self, id: &str) -> Result<Job, CancelError> {
-        let job = self.store.get(id).ok_or(CancelError::NotFound)?;
-        if let Err(e) = transition(job.status, JobEvent::Cancel) {
-            return Err(CancelError::AlreadyFinished(Box::new(job), e));
+    /// End a migration this replica did not run (cancelled before it started,
+    /// or taken over from a replica that stopped): its status, its finalizer,
+    /// and the record every finished migration gets.
+    pub async fn conclude(&self, job: Job) -> Result<(), Error> {
+        let w = self.engine.writer.job(&job.id);
+        w.persist(&job).await?;
+        self.store.upsert(job.clone());
+        w.release(&job).await?;
+        for f in self.on_finish.lock().iter() {
+            f(&job);
         }
+        Ok(())
+    }
+
+    /// A migration that admission refused before it ran (one created with
+    /// kubectl, or whose pod changed since the request): it ends `failed` with
+    /// the refusal's category and words.
+    pub async fn refuse(&self, mut job: Job, refusal: &Refusal) {
+        let now = now_rfc3339();
+        if job.details.start_time.is_empty() {
+            job.details.start_time = now.clone();
+        }
+        job.status = JobStatus::Failed;
+        job.details.end_time = Some(now);
+        job.details.duration = Some(0);
+        job.details.error = Some(format!("{}: {}", refusal.reason.title(), refusal.details));
+        job.details.error_category = Some(refusal.reason.category());
+        tracing::warn!(job = %job.id, category = %refusal.reason.category(), "migration refused: {refusal}");
+        if let Err(e) = self.conclude(job).await {
+            tracing::warn!(error = %e, "could not record the refusal");
+        }
+    }
+
+    /// Ask a running job to stop; it undoes what it created and ends `cancelled`.
+    pub fn cancel(&self, id: &str) {
         if let Some(t) = self.cancels.lock().get(id) {
             t.cancel();
         }
-        Ok(job)
     }
 
     /// Apply `event` to the job's status. A refused transition is a defect: it
@@ -173,6 +192,11 @@ impl Runner {
         })
     }
 
+    fn forget(&self, id: &str) {
+        self.cancels.lock().remove(id);
+        self.moving.done(id);
+    }
+
     async fn run(self: Arc<Self>, id: String, plan: Plan, token: CancellationToken) {
         let started = Instant::now();
         let ctx = JobCtx {
@@ -181,9 +205,11 @@ impl Runner {
             writer: self.engine.writer.job(&id),
             moving: self.moving.clone(),
         };
-        self.apply(&id, JobEvent::Start, |_| {});
-        let pod_uid = plan.pod_uid.clone();
         let w = &ctx.writer;
+        if self.store.get(&id).is_some_and(|j| j.status == JobStatus::Pending) {
+            self.apply(&id, JobEvent::Start, |_| {});
+        }
+        let pod_uid = plan.pod_uid.clone();
         let (ns, pod) = (plan.namespace.as_str(), plan.pod_name.as_str());
         let note = format!("{id}: moving to {} ({} strategy)", plan.target, plan.strategy);
         w.event_pod(ns, pod, pod_uid.as_deref(), false, "MigrationStarted", &note).await;
@@ -193,6 +219,14 @@ impl Runner {
             _ = token.cancelled() => Err(Error::Cancelled),
             _ = tokio::time::sleep(plan.timeout) => Err(Error::Timeout(plan.timeout.as_secs())),
         };
+        if let Err(e) = &outcome
+            && e.category() == Category::Leadership
+        {
+            // Another replica leads now: it takes the migration over from its object.
+            tracing::warn!(job = %id, "lost the lease mid-migration; leaving it to the new leader");
+            self.forget(&id);
+            return;
+        }
 
         let failure = match &outcome {
             Ok(()) => None,
@@ -248,43 +282,61 @@ impl Runner {
             }
         }
         let writes = w.writes();
-        let job = self.apply(&id, event, |j| {
+        let Some(job) = self.apply(&id, event, |j| {
             j.details.end_time = Some(end.clone());
             j.details.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
             j.details.error = failure.as_ref().map(|f| f.0.clone());
             j.details.error_category = failure.as_ref().map(|f| f.1);
             j.writes = writes.clone();
-        });
-        self.cancels.lock().remove(&id);
-        self.moving.done(&id);
-        let Some(job) = job else { return };
-        let usage = |r: &Option<super::model::ResourceUsage>| {
-            r.as_ref().map(|u| Usage { cpu_cores: u.cpu_usage, memory_bytes: u.memory_usage as f64 })
+        }) else {
+            self.forget(&id);
+            return;
         };
-        self.summary.lock().finished(
-            job.status,
-            elapsed.as_nanos(),
-            usage(&job.details.original_resources),
-            usage(&job.details.optimized_resources),
-        );
+        // The object says it last: its status, then the finalizer goes.
+        let recorded = match w.persist(&job).await {
+            Ok(()) => w.release(&job).await,
+            Err(e) => Err(e),
+        };
+        self.forget(&id);
+        if let Err(e) = recorded {
+            if e.category() == Category::Leadership {
+                tracing::warn!(job = %id, "lost the lease as the migration ended; the new leader records it");
+                return;
+            }
+            tracing::error!(job = %id, error = %e, "could not record the end of the migration on its object");
+        }
         for f in self.on_finish.lock().iter() {
             f(&job);
         }
     }
 
-    /// Drop every running job where it stands, without undo — a simulated crash.
-    pub fn abort_all(&self) {
-        self.tasks.close();
+    /// Drop every running job where it stands, without undo: the lease is lost
+    /// (the new leader takes them over) or a crash is simulated.
+    pub fn abandon_all(&self) {
         for h in self.handles.lock().drain(..) {
             h.abort();
         }
+        let ids: Vec<String> = self.cancels.lock().drain().map(|(k, _)| k).collect();
+        for id in ids {
+            self.moving.done(&id);
+        }
+    }
+
+    /// Drop every running job and take no more (a simulated crash).
+    pub fn abort_all(&self) {
+        self.tasks.lock().close();
+        self.abandon_all();
     }
 
     /// Shutdown: refuse new jobs, give running ones `grace` to finish, then
     /// cancel (and so undo) the rest, and wait for that too.
     pub async fn drain(&self, grace: Duration) {
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_ok() {
+        let tasks = {
+            let t = self.tasks.lock();
+            t.close();
+            t.clone()
+        };
+        if tokio::time::timeout(grace, tasks.wait()).await.is_ok() {
             return;
         }
         let ids: Vec<String> = self.cancels.lock().keys().cloned().collect();
@@ -292,8 +344,8 @@ impl Runner {
         for t in self.cancels.lock().values() {
             t.cancel();
         }
-        if tokio::time::timeout(UNDO_BOUND + Duration::from_secs(5), self.tasks.wait()).await.is_err() {
-            tracing::error!("shutdown: some migrations did not finish undoing; the next start repairs them");
+        if tokio::time::timeout(UNDO_BOUND + Duration::from_secs(5), tasks.wait()).await.is_err() {
+            tracing::error!("shutdown: some migrations did not finish undoing; the next leader repairs them");
         }
     }
 }

@@ -152,6 +152,53 @@ impl JobStore for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Insert or replace a job as its object says (the watch of PodMigrations).
+    /// What only this replica knew of it (its write log) is kept.
+    pub fn upsert(&self, mut job: Job) {
+        let mut g = self.inner.write();
+        if let Some(old) = g.jobs.get(&job.id) {
+            if job.writes.is_empty() {
+                job.writes = old.writes.clone();
+            }
+            if job.pod_uid.is_none() {
+                job.pod_uid = old.pod_uid.clone();
+            }
+        }
+        let key = pod_key(&job);
+        let id = job.id.clone();
+        if job.status.is_terminal() {
+            if g.active.get(&key) == Some(&id) {
+                g.active.remove(&key);
+            }
+        } else {
+            g.active.entry(key).or_insert_with(|| id.clone());
+        }
+        g.rendered.insert(id.clone(), render(&job));
+        if g.jobs.insert(id.clone(), job).is_none() {
+            g.order.push_back(id);
+        }
+    }
+
+    /// Forget a job whose object is gone.
+    pub fn remove(&self, id: &str) {
+        let mut g = self.inner.write();
+        if let Some(job) = g.jobs.remove(id) {
+            let key = pod_key(&job);
+            if g.active.get(&key).map(String::as_str) == Some(id) {
+                g.active.remove(&key);
+            }
+        }
+        g.rendered.remove(id);
+        g.order.retain(|i| i != id);
+    }
+
+    /// Every job id the store holds.
+    pub fn ids(&self) -> Vec<String> {
+        self.inner.read().jobs.keys().cloned().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +222,7 @@ mod tests {
             details: MigrationDetails::default(),
             origin: "api",
             writes: Vec::new(),
+            pod_uid: None,
         }
     }
 

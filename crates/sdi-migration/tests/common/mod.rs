@@ -34,6 +34,12 @@ pub fn settings() -> Settings {
         enable_auto_migration: false,
         // Tests that want InfluxDB start their own.
         influx_url: None,
+        // The same replica when restarted (as a restarted container keeps its pod's name).
+        identity: Some("test-replica".into()),
+        // A lost leader is replaced within seconds.
+        lease_duration: 3,
+        renew_deadline: 2,
+        retry_period: 1,
         ..Settings::default()
     }
 }
@@ -72,6 +78,7 @@ impl Env {
             .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
         let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
+        sdi_migration::demo::install_crd(&sim).unwrap();
         let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("kubeconfig");

@@ -32,10 +32,9 @@ pub struct Outcome {
     /// Fewest Ready pods of the Deployment `web` (3 replicas) seen at any time.
     pub fewest_ready: usize,
     /// The service's requests from the hot nodes forming to the last move's end.
-    pub requests: u64,
-    pub writes: u64,
+    pub requests: Requests,
     /// The service's requests over `idle_cycles` cycles once nothing is hot.
-    pub idle_requests: u64,
+    pub idle: Requests,
     pub idle_cycles: u64,
     /// Cycles the rebalancer ran while it relieved the nodes.
     pub cycles: u64,
@@ -91,13 +90,41 @@ fn cpu_m(q: &str) -> f64 {
     }
 }
 
-fn service_requests(env: &Env) -> (u64, u64) {
+/// The service's requests since the log's last reset, by kind.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Requests {
+    /// Reads (get, list, watch) of anything but Leases.
+    pub reads: u64,
+    /// Writes to the cluster a move makes (pods, PVCs, Deployments, evictions, Events).
+    pub writes: u64,
+    /// Writes of PodMigrations: creation, status, finalizer.
+    pub migration_writes: u64,
+    /// Leader election (reads and writes of its Lease).
+    pub lease: u64,
+}
+
+impl Requests {
+    /// Every request but leader election's.
+    pub fn total(&self) -> u64 {
+        self.reads + self.writes + self.migration_writes
+    }
+}
+
+pub fn service_requests(env: &Env) -> Requests {
     let agent = sdi_migration::cluster::USER_AGENT;
-    let counts = env.sim.api().requests.counts();
-    let mine = counts.iter().filter(|(k, _)| k.agent == agent);
-    let total = mine.clone().map(|(_, n)| n).sum();
-    let writes = mine.filter(|(k, _)| !["get", "list", "watch"].contains(&k.verb.as_str())).map(|(_, n)| n).sum();
-    (total, writes)
+    let mut r = Requests::default();
+    for (k, n) in env.sim.api().requests.counts().into_iter().filter(|(k, _)| k.agent == agent) {
+        if k.resource.starts_with("leases") {
+            r.lease += n;
+        } else if ["get", "list", "watch"].contains(&k.verb.as_str()) {
+            r.reads += n;
+        } else if k.resource.starts_with("podmigrations") {
+            r.migration_writes += n;
+        } else {
+            r.writes += n;
+        }
+    }
+    r
 }
 
 /// Run the scenario at 10× until the hot nodes are relieved, every job has ended
@@ -152,7 +179,7 @@ pub async fn run(slow: bool, settings: Settings, cycles: u64, idle_cycles: u64) 
         }
     })
     .await;
-    let (requests, writes) = service_requests(&env);
+    let requests = service_requests(&env);
     let ran = rebalancer.cycles() - cycles0;
 
     log.reset();
@@ -162,7 +189,7 @@ pub async fn run(slow: bool, settings: Settings, cycles: u64, idle_cycles: u64) 
         async move { if ran >= idle_cycles { Ok(()) } else { Err(format!("{ran} cycles")) } }
     })
     .await;
-    let (idle_requests, _) = service_requests(&env);
+    let idle = service_requests(&env);
     watcher.abort();
 
     let mut jobs: Vec<Value> = env.get("/api/v1/migrations?limit=1000").await.1.as_array().unwrap().clone();
@@ -176,8 +203,7 @@ pub async fn run(slow: bool, settings: Settings, cycles: u64, idle_cycles: u64) 
         relieved_after,
         fewest_ready: fewest.load(Ordering::Relaxed),
         requests,
-        writes,
-        idle_requests,
+        idle,
         idle_cycles: rebalancer.cycles() - idle0,
         cycles: ran,
     };
