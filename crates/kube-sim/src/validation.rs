@@ -149,8 +149,15 @@ fn is_dns1123_label(s: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
+/// Upstream's subdomain regex has no limit per dot-separated part, only the
+/// 253 in all (a pod named `web-migrated-1-migrated-2-…` of 70 characters is valid).
 fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    s.len() <= 253
+        && s.split('.').all(|part| {
+            let b = part.as_bytes();
+            let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+            !b.is_empty() && alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
+        })
 }
 
 fn is_dns1035_label(s: &str) -> bool {
@@ -1046,6 +1053,18 @@ pub fn event(e: &Event) -> Vec<FieldError> {
         errs.push(FieldError::not_supported("type", t, &["Normal", "Warning"]));
     }
     errs
+}
+
+#[cfg(test)]
+mod subdomain_tests {
+    #[test]
+    fn subdomain_parts_may_exceed_a_label() {
+        let long = format!("{}-x", "a".repeat(70));
+        assert!(super::name_dns_subdomain("metadata.name", &long).is_empty());
+        assert!(!super::name_dns_subdomain("metadata.name", &"a".repeat(254)).is_empty());
+        assert!(!super::name_dns_subdomain("metadata.name", "a..b").is_empty());
+        assert!(!super::name_dns_subdomain("metadata.name", "-a").is_empty());
+    }
 }
 
 #[cfg(test)]

@@ -322,47 +322,7 @@ fn the_config_map_holds_every_setting_at_its_default() {
 }
 
 /// kubectl: `$KUBECTL`, else the first on `PATH`, else `/usr/bin/kubectl`.
-fn find_kubectl() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL") {
-        return PathBuf::from(k);
-    }
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("kubectl")).find(|k| k.is_file()))
-        .unwrap_or_default();
-    let kubectl = on_path.unwrap_or_else(|| PathBuf::from("/usr/bin/kubectl"));
-    assert!(
-        kubectl.is_file(),
-        "this test needs kubectl ({} not found; not on PATH either). It is preinstalled on the project's \
-         machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary, or set KUBECTL=/path/to/kubectl",
-        kubectl.display()
-    );
-    kubectl
-}
-
-/// `kubectl --kubeconfig <kc> args...` with a private discovery cache; (success, stdout, stderr).
-async fn kubectl(kc: &Path, cache: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(find_kubectl())
-            .arg("--kubeconfig")
-            .arg(kc)
-            .args(args)
-            .env_remove("KUBECONFIG")
-            .env("KUBECACHEDIR", cache)
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("kubectl {args:?} did not finish in 60 s"))
-    .unwrap_or_else(|e| panic!("running kubectl: {e}"));
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
-async fn kubectl_ok(kc: &Path, cache: &Path, args: &[&str]) -> String {
-    let (ok, stdout, stderr) = kubectl(kc, cache, args).await;
-    assert!(ok, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
-}
+use common::kubectl::{find_kubectl, kubectl_ok};
 
 /// One worker with room for the service's requests.
 const SCENARIO: &str = r#"
