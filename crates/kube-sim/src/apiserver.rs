@@ -43,6 +43,8 @@ pub struct ServerConfig {
     /// Run the simulated control plane (scheduler, kubelets, controllers). Off,
     /// the server is a bare API server, as when testing REST semantics alone.
     pub simulate: bool,
+    /// Authentication, authorization and TLS (default: open, plain HTTP).
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +55,7 @@ impl Default for ServerConfig {
             history: crate::store::DEFAULT_HISTORY,
             version: "v1.32.13".into(),
             simulate: true,
+            auth: Default::default(),
         }
     }
 }
@@ -272,8 +275,10 @@ pub struct ApiServer {
     pub registry: Registry,
     pub clock: Clock,
     pub faults: Faults,
-    /// Requests by client, verb and resource (when enabled).
+    /// Requests by client, user, verb and resource (when enabled).
     pub requests: crate::requests::RequestLog,
+    /// Who may do what: users, tokens, certificates, RBAC.
+    pub auth: crate::auth::Auth,
     pub config: ServerConfig,
     /// Cancelled to end every open watch (forced disconnects, shutdown).
     watch_epoch: RwLock<CancellationToken>,
@@ -313,6 +318,7 @@ impl ApiServer {
             clock,
             faults: Faults::default(),
             requests: Default::default(),
+            auth: crate::auth::Auth::new(config.auth.clone()),
             config,
             watch_epoch: RwLock::new(CancellationToken::new()),
             shutdown: CancellationToken::new(),
@@ -345,6 +351,7 @@ impl ApiServer {
             let r = self.create(&self.res("scheduling.k8s.io", "priorityclasses"), None, pc, &opts);
             debug_assert!(r.is_ok(), "{r:?}");
         }
+        crate::auth::bootstrap::create(self);
     }
 
     /// A built-in resource by group and plural (panics only on a typo in our own code).
@@ -695,7 +702,7 @@ impl ApiServer {
                     "configmaps",
                     json!({"metadata": {"name": "kube-root-ca.crt", "namespace": ns,
                         "annotations": {"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-                        "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nkube-sim has no TLS; this bundle is a placeholder\n-----END CERTIFICATE-----\n"}}),
+                        "data": {"ca.crt": self.auth.ca_pem().unwrap_or_else(|| "-----BEGIN CERTIFICATE-----\nkube-sim has no TLS; this bundle is a placeholder\n-----END CERTIFICATE-----\n".into())}}),
                 ),
             ] {
                 let r = self.res("", plural);

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::{ApiServer, DeleteOptions, Deleted, Filter, ListOptions, PatchType, ServerConfig, WriteOptions};
+use crate::auth::Credentials;
 use crate::clock::Clock;
 use crate::error::{ApiError, ApiResult};
 use crate::resources::ResourceInfo;
@@ -81,26 +82,45 @@ impl Cluster {
         self.api.shutdown();
     }
 
-    /// Serve the Kubernetes API over HTTP on `addr` (use port 0 for any free port).
+    /// Serve the Kubernetes API on `addr` (use port 0 for any free port): HTTP,
+    /// or HTTPS when the server's [`crate::AuthConfig::tls`] is set.
     pub async fn serve(&self, addr: SocketAddr) -> std::io::Result<Server> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         *self.api.advertise.write() = addr.to_string();
         let shutdown = CancellationToken::new();
-        let app = crate::http::router(self.api.clone());
+        let app = crate::http::router(self.api.clone()).into_make_service_with_connect_info::<crate::auth::Peer>();
         let stop = shutdown.clone();
         let api = self.api.clone();
-        let task = tokio::spawn(async move {
-            let graceful = async move {
-                stop.cancelled().await;
-                // Open watches would keep a graceful shutdown waiting forever.
-                api.disconnect_watches();
-            };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
-                tracing::error!(error = %e, "kube-sim HTTP server failed");
-            }
-        });
-        Ok(Server { addr, shutdown, task })
+        let graceful = async move {
+            stop.cancelled().await;
+            // Open watches would keep a graceful shutdown waiting forever.
+            api.disconnect_watches();
+        };
+        let auth = &self.api.auth;
+        let (task, ca_pem, admin) = if auth.config.tls {
+            let pki = auth.pki().map_err(|e| std::io::Error::other(e.message))?;
+            let admin = auth
+                .issue_client_certificate(crate::auth::ADMIN_USER, &[crate::auth::MASTERS])
+                .map_err(|e| std::io::Error::other(e.message))?;
+            let listener = crate::auth::tls::TlsListener::new(listener, &pki)?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                    tracing::error!(error = %e, "kube-sim HTTPS server failed");
+                }
+            });
+            (task, Some(pki.ca_pem.clone()), Credentials::ClientCertificate(admin))
+        } else {
+            let task = tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+                    tracing::error!(error = %e, "kube-sim HTTP server failed");
+                }
+            });
+            (task, None, Credentials::Token(auth.admin_token().to_string()))
+        };
+        let needs_credentials = auth.rbac_enabled() || !auth.config.anonymous || auth.config.tls;
+        let admin = if needs_credentials { admin } else { Credentials::None };
+        Ok(Server { addr, shutdown, task, ca_pem, admin })
     }
 
     /// Typed in-process access to one resource, in one namespace (`None` for
@@ -144,17 +164,40 @@ pub struct Server {
     pub addr: SocketAddr,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
+    /// The CA to trust (HTTPS only).
+    ca_pem: Option<String>,
+    /// What [`Server::kubeconfig`] authenticates with.
+    admin: Credentials,
 }
 
 impl Server {
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A kubeconfig pointing at this server (no credentials: kube-sim does not
-    /// authenticate).
+    /// A kubeconfig for this server. Without authentication and TLS it
+    /// carries no credentials (anonymous requests are allowed everything);
+    /// otherwise the administrator's (`kubernetes-admin` in `system:masters`:
+    /// a client certificate over HTTPS, a bearer token over HTTP) and the CA.
     pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+        self.kubeconfig_for(&self.admin)
+    }
+
+    /// A kubeconfig for this server that authenticates with `credentials`
+    /// (a ServiceAccount token, a static token, a client certificate).
+    pub fn kubeconfig_for(&self, credentials: &Credentials) -> String {
+        kubeconfig_with(&self.url(), self.ca_pem.as_deref(), credentials)
+    }
+
+    /// The CA bundle a client must trust (HTTPS only), PEM.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The credentials of the administrator the kubeconfig carries.
+    pub fn admin_credentials(&self) -> &Credentials {
+        &self.admin
     }
 
     /// Stop accepting requests, end open watches, and wait for the server to finish.
@@ -164,10 +207,27 @@ impl Server {
     }
 }
 
-/// Kubeconfig YAML for a kube-sim server at `url`.
+/// Kubeconfig YAML for a kube-sim server at `url` (no credentials: an open server).
 pub fn kubeconfig(url: &str) -> String {
+    kubeconfig_with(url, None, &Credentials::None)
+}
+
+/// Kubeconfig YAML for a server at `url`, trusting `ca_pem`, as `credentials`.
+pub fn kubeconfig_with(url: &str, ca_pem: Option<&str>, credentials: &Credentials) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let ca = ca_pem.map(|c| format!("    certificate-authority-data: {}\n", b64(c))).unwrap_or_default();
+    let user = match credentials {
+        Credentials::None => "  user: {}\n".to_string(),
+        Credentials::Token(t) => format!("  user:\n    token: {t}\n"),
+        Credentials::ClientCertificate(c) => format!(
+            "  user:\n    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64(&c.cert_pem),
+            b64(&c.key_pem)
+        ),
+    };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\ncontexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\npreferences: {{}}\nusers:\n- name: kube-sim\n  user: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kube-sim\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: kube-sim\n  context:\n    cluster: kube-sim\n    user: kube-sim\n    namespace: default\ncurrent-context: kube-sim\npreferences: {{}}\nusers:\n- name: kube-sim\n{user}"
     )
 }
 

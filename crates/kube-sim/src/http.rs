@@ -34,7 +34,9 @@ const META_V1: &str = "meta.k8s.io/v1";
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
 pub fn router(server: Arc<ApiServer>) -> Router {
-    Router::new().fallback(handle).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
+    // Authentication, authorization and the request log: `crate::auth::filter`.
+    let auth = axum::middleware::from_fn_with_state(server.clone(), crate::auth::filter::filter);
+    Router::new().fallback(handle).layer(auth).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(server)
 }
 
 async fn handle(
@@ -45,11 +47,6 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let query = Query::parse(uri.query().unwrap_or_default());
-    if server.requests.enabled() && !uri.path().starts_with("/_sim") {
-        let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let (verb, resource) = request_label(&server, &method, uri.path(), &query);
-        server.requests.record(agent, verb, &resource);
-    }
     let resp = match dispatch(&server, &method, uri.path(), &query, &headers, body).await {
         Ok(r) => r,
         // Errors come in protobuf when the client prefers it and the group has it.
@@ -57,21 +54,6 @@ async fn handle(
     };
     tracing::debug!(target: "kube_sim::http", %method, %uri, status = resp.status().as_u16(), "request");
     resp
-}
-
-/// The verb and resource of a request, as the request log counts it.
-fn request_label(server: &ApiServer, method: &Method, path: &str, query: &Query) -> (&'static str, String) {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    match parse_target(server, &segs) {
-        Ok(t) if segs.len() > 2 => {
-            let resource = match &t.subresource {
-                Some(sub) => format!("{}/{sub}", t.res.plural),
-                None => t.res.plural.clone(),
-            };
-            (verb_of(method, &t, query), resource)
-        }
-        _ => ("get", path.to_string()),
-    }
 }
 
 /// Query parameters, repeated keys kept (dryRun may repeat).
@@ -974,9 +956,15 @@ fn sim_control(server: &ApiServer, method: &Method, rest: &[&str], body: Bytes) 
                 .requests
                 .counts()
                 .into_iter()
-                .map(|(k, n)| json!({"agent": k.agent, "verb": k.verb, "resource": k.resource, "count": n}))
+                .map(|(k, n)| json!({"agent": k.agent, "user": k.user, "verb": k.verb, "group": k.group, "resource": k.resource, "count": n}))
                 .collect();
-            Ok(json_ok(&json!({"enabled": server.requests.enabled(), "requests": counts})))
+            let denied: Vec<Value> = server
+                .requests
+                .denied()
+                .into_iter()
+                .map(|(k, n)| json!({"agent": k.agent, "user": k.user, "verb": k.verb, "group": k.group, "resource": k.resource, "count": n}))
+                .collect();
+            Ok(json_ok(&json!({"enabled": server.requests.enabled(), "requests": counts, "denied": denied})))
         }
         (&Method::PUT | &Method::POST, ["requests"]) => {
             server.requests.enable();

@@ -333,6 +333,11 @@ pub fn validate(res: &ResourceInfo, obj: &Value) -> Vec<FieldError> {
         ("scheduling.k8s.io", "PriorityClass") => check(obj, validation::priority_class),
         ("batch", "Job") => check(obj, validation::job),
         ("batch", "CronJob") => check(obj, validation::cron_job),
+        ("rbac.authorization.k8s.io", kind) => {
+            let mut errs = validation::object_meta_path_segment(&meta_of(obj), res.namespaced);
+            errs.extend(crate::auth::rbac::validate(kind, obj));
+            errs
+        }
         _ => validation::object_meta(&meta_of(obj), res.namespaced, false),
     }
 }
@@ -355,6 +360,9 @@ pub fn validate_update(res: &ResourceInfo, old: &Value, new: &Value) -> Vec<Fiel
         };
     }
     let mut errs = validate(res, new);
+    if res.storage.group == "rbac.authorization.k8s.io" && old.get("roleRef") != new.get("roleRef") {
+        errs.extend(crate::auth::rbac::validate_role_ref_update(old, new));
+    }
     if res.storage.group == "apps"
         && matches!(res.kind.as_str(), "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
     {

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apiserver;
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod controllers;
@@ -37,6 +38,7 @@ pub mod requests;
 mod validation;
 
 pub use apiserver::{ApiServer, DeleteOptions, PatchType, ServerConfig, WriteOptions};
+pub use auth::{AuthConfig, AuthorizationMode, Credentials, UserInfo};
 pub use clock::Clock;
 pub use cluster::{Cluster, Dynamic, DynamicEvent, Server, Typed, TypedEvent, kubeconfig};
 pub use error::{ApiError, ApiResult};

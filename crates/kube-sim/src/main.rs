@@ -56,6 +56,29 @@ enum Command {
         /// Serve the API only: no scheduler, kubelets or controllers.
         #[arg(long)]
         no_simulation: bool,
+        /// How requests are authorized: `always-allow` (everything, the
+        /// default) or `rbac` (Roles, ClusterRoles and their bindings decide).
+        #[arg(long, default_value = "always-allow", env = "KUBE_SIM_AUTHORIZATION")]
+        authorization: kube_sim::AuthorizationMode,
+        /// Requests without credentials act as system:anonymous (true) or get 401 (false).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        anonymous_auth: bool,
+        /// Serve HTTPS with a CA generated at start; the kubeconfig carries the CA
+        /// and an administrator's client certificate. Default: on when requests
+        /// are authorized or anonymous ones refused (kubectl sends credentials
+        /// over HTTPS only), off otherwise.
+        #[arg(long, env = "KUBE_SIM_TLS", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+        tls: Option<bool>,
+        /// Static bearer-token users, one `token,user,uid,"group1,group2"` per line
+        /// (upstream's --token-auth-file format).
+        #[arg(long)]
+        token_auth_file: Option<PathBuf>,
+        /// The issuer (`iss`) of the ServiceAccount tokens the server signs.
+        #[arg(long, default_value = kube_sim::auth::DEFAULT_ISSUER)]
+        service_account_issuer: String,
+        /// Audiences the API accepts in tokens, comma-separated (default: the issuer).
+        #[arg(long, value_delimiter = ',')]
+        api_audiences: Vec<String>,
     },
     /// Work with scenario files.
     Scenario {
@@ -119,7 +142,21 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", kube_sim::scenario::generate::generate(nodes, pods, seed));
             Ok(())
         }
-        Command::Serve { addr, kubeconfig, history, bookmark_interval, scenario, speed, no_simulation } => {
+        Command::Serve {
+            addr,
+            kubeconfig,
+            history,
+            bookmark_interval,
+            scenario,
+            speed,
+            no_simulation,
+            authorization,
+            anonymous_auth,
+            tls,
+            token_auth_file,
+            service_account_issuer,
+            api_audiences,
+        } => {
             if bookmark_interval == 0 {
                 return Err("--bookmark-interval: must be at least 1 second".into());
             }
@@ -130,10 +167,29 @@ async fn run(cli: Cli) -> Result<(), String> {
             if scenario.is_some() && no_simulation {
                 return Err("--scenario needs the simulation; drop --no-simulation".into());
             }
+            let tokens = match &token_auth_file {
+                None => Vec::new(),
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| format!("cannot read --token-auth-file {}: {e}", path.display()))?;
+                    kube_sim::auth::StaticToken::parse_file(&text)
+                        .map_err(|e| format!("--token-auth-file {}: {e}", path.display()))?
+                }
+            };
+            let tls = tls.unwrap_or(authorization == kube_sim::AuthorizationMode::Rbac || !anonymous_auth);
+            let auth = kube_sim::AuthConfig {
+                authorization,
+                anonymous: anonymous_auth,
+                tls,
+                tokens,
+                issuer: service_account_issuer,
+                audiences: api_audiences.into_iter().filter(|a| !a.is_empty()).collect(),
+            };
             let config = ServerConfig {
                 history,
                 bookmark_interval: std::time::Duration::from_secs(bookmark_interval),
                 simulate: !no_simulation,
+                auth,
                 ..ServerConfig::default()
             };
             let cluster = Cluster::with(config, kube_sim::Clock::new(speed));
@@ -144,9 +200,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             if let Some(path) = &kubeconfig {
                 std::fs::write(path, server.kubeconfig())
                     .map_err(|e| format!("cannot write kubeconfig {}: {e}", path.display()))?;
+                // It may hold the administrator's credentials: owner only, as kubeadm's admin.conf.
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| format!("cannot restrict kubeconfig {}: {e}", path.display()))?;
+                }
             }
             let where_kc = kubeconfig.as_ref().map(|p| format!(", kubeconfig {}", p.display())).unwrap_or_default();
-            tracing::info!("kube-sim listening on {}{where_kc}", server.url());
+            let mode = match authorization {
+                kube_sim::AuthorizationMode::Rbac => "RBAC",
+                kube_sim::AuthorizationMode::AlwaysAllow => "every request allowed",
+            };
+            tracing::info!("kube-sim listening on {}{where_kc} (authorization: {mode})", server.url());
             shutdown_signal().await;
             tracing::info!("kube-sim shutting down");
             cluster.stop();

@@ -26,6 +26,8 @@ const RECORDED: &[(&str, &[u8])] = &[
     ("api/v1", recorded!("api_v1.json.gz")),
     ("apis/apiextensions.k8s.io/v1", recorded!("apis_apiextensions.k8s.io_v1.json.gz")),
     ("apis/apps/v1", recorded!("apis_apps_v1.json.gz")),
+    ("apis/authentication.k8s.io/v1", recorded!("apis_authentication.k8s.io_v1.json.gz")),
+    ("apis/authorization.k8s.io/v1", recorded!("apis_authorization.k8s.io_v1.json.gz")),
     ("apis/batch/v1", recorded!("apis_batch_v1.json.gz")),
     ("apis/coordination.k8s.io/v1", recorded!("apis_coordination.k8s.io_v1.json.gz")),
     ("apis/events.k8s.io/v1", recorded!("apis_events.k8s.io_v1.json.gz")),

@@ -300,6 +300,16 @@ pub fn builtin() -> Vec<ResourceInfo> {
         group_version: None,
         verbs: &["create", "get"],
     };
+    // TokenRequest: answered by `crate::auth`, like the review APIs below.
+    let token_request = Subresource {
+        name: "token",
+        kind: "TokenRequest",
+        group_version: Some(("authentication.k8s.io", "v1")),
+        verbs: &["create"],
+    };
+    let review = |group: &str, plural: &str, kind: &str, ns: bool| {
+        B::new(group, "v1", plural, kind, ns).verbs(&["create"]).done()
+    };
     let ns_finalize = Subresource { name: "finalize", kind: "Namespace", group_version: None, verbs: &["update"] };
     let mut events_v1 = B::new("events.k8s.io", "v1", "events", "Event", true)
         .short(&["ev"])
@@ -357,7 +367,12 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .done(),
         v1("resourcequotas", "ResourceQuota", true).short(&["quota"]).hash("8uhSgffRX6w=").status().done(),
         v1("secrets", "Secret", true).hash("S6u1pOWzb84=").fields(&["type"]).done(),
-        v1("serviceaccounts", "ServiceAccount", true).short(&["sa"]).hash("pbx9ZvyFpBE=").returns_deleted().done(),
+        v1("serviceaccounts", "ServiceAccount", true)
+            .short(&["sa"])
+            .hash("pbx9ZvyFpBE=")
+            .sub(token_request)
+            .returns_deleted()
+            .done(),
         v1("services", "Service", true).short(&["svc"]).all().hash("0/CO1lhkEBI=").status().done(),
         apps("controllerrevisions", "ControllerRevision").hash("85nkx63pcBU=").done(),
         apps("daemonsets", "DaemonSet").short(&["ds"]).all().hash("dd7pWHUlMKQ=").status().generation().done(),
@@ -386,6 +401,13 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .status()
             .generation()
             .done(),
+        // Create-only, nothing stored: authentication and authorization reviews.
+        review("authentication.k8s.io", "selfsubjectreviews", "SelfSubjectReview", false),
+        review("authentication.k8s.io", "tokenreviews", "TokenReview", false),
+        review("authorization.k8s.io", "localsubjectaccessreviews", "LocalSubjectAccessReview", true),
+        review("authorization.k8s.io", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false),
+        review("authorization.k8s.io", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false),
+        review("authorization.k8s.io", "subjectaccessreviews", "SubjectAccessReview", false),
         B::new("batch", "v1", "cronjobs", "CronJob", true)
             .short(&["cj"])
             .all()
@@ -409,7 +431,7 @@ pub fn builtin() -> Vec<ResourceInfo> {
             .generation()
             .done(),
         B::new("storage.k8s.io", "v1", "storageclasses", "StorageClass", false).short(&["sc"]).returns_deleted().done(),
-        // RBAC objects are stored and served (so manifests apply), not enforced.
+        // RBAC objects: enforced when the server authorizes with RBAC (`crate::auth`).
         B::new("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false).done(),
         B::new("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false).done(),
         B::new("rbac.authorization.k8s.io", "v1", "roles", "Role", true).done(),

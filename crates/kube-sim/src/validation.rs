@@ -69,7 +69,7 @@ impl FieldError {
         Self::new(field, ErrorKind::TooLong(max), "")
     }
 
-    fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
+    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Self {
         Self::new(field, ErrorKind::NotSupported(json!(value), supported.iter().map(|s| s.to_string()).collect()), "")
     }
 
@@ -262,11 +262,30 @@ pub fn object_meta(meta: &ObjectMeta, namespaced: bool, dns_label: bool) -> Vec<
     object_meta_with(meta, namespaced, if dns_label { NameRule::Dns1123Label } else { NameRule::Subdomain })
 }
 
+/// Object metadata whose name need only be a valid path segment (RBAC
+/// objects: `system:discovery` is a valid ClusterRole name).
+pub fn object_meta_path_segment(meta: &ObjectMeta, namespaced: bool) -> Vec<FieldError> {
+    object_meta_with(meta, namespaced, NameRule::PathSegment)
+}
+
 #[derive(Clone, Copy)]
 enum NameRule {
     Subdomain,
     Dns1123Label,
     Dns1035Label,
+    PathSegment,
+}
+
+/// upstream's `path.IsValidPathSegmentName`.
+fn name_path_segment(field: &str, name: &str) -> Vec<FieldError> {
+    let why = match name {
+        "." => Some("may not be '.'"),
+        ".." => Some("may not be '..'"),
+        n if n.contains('/') => Some("may not contain '/'"),
+        n if n.contains('%') => Some("may not contain '%'"),
+        _ => None,
+    };
+    why.map(|w| vec![FieldError::invalid(field, json!(name), w)]).unwrap_or_default()
 }
 
 fn object_meta_with(meta: &ObjectMeta, namespaced: bool, rule: NameRule) -> Vec<FieldError> {
@@ -277,6 +296,7 @@ fn object_meta_with(meta: &ObjectMeta, namespaced: bool, rule: NameRule) -> Vec<
             NameRule::Subdomain => name_dns_subdomain("metadata.name", n),
             NameRule::Dns1123Label => name_dns_label("metadata.name", n),
             NameRule::Dns1035Label => name_dns1035("metadata.name", n),
+            NameRule::PathSegment => name_path_segment("metadata.name", n),
         }),
     }
     let ns = meta.namespace.as_deref().unwrap_or_default();

@@ -112,3 +112,95 @@ fn serve_loads_a_scenario_that_kubectl_sees_until_sigterm() {
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
     assert_eq!(log.lines().filter(|l| l.contains("kube-sim listening on http://127.0.0.1:")).count(), 1, "{log}");
 }
+
+#[test]
+fn serve_with_rbac_writes_an_admin_kubeconfig_over_https_and_refuses_others() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "alice-token,alice,uid-1,\"dev,ops\"\n").unwrap();
+    /// The server dies with the test, even when an assertion fails first.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        Command::new(BIN)
+            .args(["serve", "--addr", "127.0.0.1:0", "--no-simulation", "--authorization", "rbac"])
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .arg("--token-auth-file")
+            .arg(&tokens)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut server.0;
+    // Wait (bounded) for the line that says it listens: the kubeconfig is written by then.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("kube-sim never said it listens");
+        if line.contains("kube-sim listening on") {
+            break line;
+        }
+    };
+    assert!(listening.contains("https://127.0.0.1:") && listening.contains("authorization: RBAC"), "{listening}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&kc).unwrap().permissions().mode() & 0o777, 0o600, "credentials stay private");
+    }
+    // alice's kubeconfig: the same cluster and CA, her token instead of the
+    // administrator's certificate (a certificate would win over a token).
+    let mut alice: serde_json::Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&kc).unwrap()).unwrap();
+    alice["users"][0]["user"] = serde_json::json!({"token": "alice-token"});
+    let alice_kc = dir.path().join("alice.kubeconfig");
+    std::fs::write(&alice_kc, serde_yaml_ng::to_string(&alice).unwrap()).unwrap();
+    let kubectl_as = |kc: &std::path::Path, args: &[&str]| {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kc)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(args)
+            .output()
+            .expect("kubectl must be installed (see README)");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let kubectl = |args: &[&str]| kubectl_as(&kc, args);
+    let (ok, out) = kubectl(&["get", "namespaces"]);
+    assert!(ok && out.contains("kube-system"), "{out}");
+    let (ok, out) = kubectl(&["create", "token", "default", "-n", "default"]);
+    assert!(ok && out.split('.').count() == 3, "{out}");
+    let (ok, out) = kubectl_as(&alice_kc, &["auth", "whoami"]);
+    assert!(ok && out.contains("alice") && out.contains("[dev ops system:authenticated]"), "{out}");
+    let (ok, out) = kubectl_as(&alice_kc, &["get", "pods"]);
+    assert!(
+        !ok && out.contains(
+            "pods is forbidden: User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        ),
+        "{out}"
+    );
+    let (ok, out) = kubectl_as(&alice_kc, &["--token", "wrong", "get", "pods"]);
+    assert!(!ok && out.contains("Unauthorized"), "{out}");
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(10), "kube-sim did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

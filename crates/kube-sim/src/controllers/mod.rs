@@ -40,10 +40,13 @@ use state::Msg;
 
 pub use kubelet::{BEHAVIOUR, SHUTDOWN, STARTUP};
 
-/// Start the namespace controller (always: it is part of the API server's
-/// lifecycle) and, unless the cluster is inert, every other loop.
+/// Start the namespace, ClusterRole aggregation and token controllers (always: they
+/// are part of the API server's lifecycle) and, unless the cluster is inert,
+/// every other loop.
 pub fn start(cluster: &Cluster, simulate: bool) {
     tokio::spawn(namespace::run(cluster.clone()));
+    tokio::spawn(crate::auth::aggregation::run(cluster.clone()));
+    tokio::spawn(crate::auth::tokens::run_token_controller(cluster.clone()));
     if !simulate {
         return;
     }

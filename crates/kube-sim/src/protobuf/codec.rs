@@ -286,6 +286,11 @@ fn encode_special(schema: &Schema, special: Special, msg: usize, v: &Value, out:
             }
             _ => {}
         },
+        Special::Items => {
+            for item in v.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                put_bytes(out, 1, item.as_bytes());
+            }
+        }
         Special::PropsOrStringArray => match (v, props_message(schema, msg, 1)) {
             (Value::Array(items), _) => {
                 for s in items.iter().filter_map(Value::as_str) {
@@ -577,6 +582,13 @@ fn decode_special(
             (Some(b), Some(p)) => decode_at(schema, p, b, depth + 1)?,
             _ => Value::Bool(int_of(&ints, 1).unwrap_or(0) != 0),
         },
+        Special::Items => Value::Array(
+            blobs
+                .iter()
+                .filter(|(t, _)| *t == 1)
+                .map(|(_, b)| Value::String(String::from_utf8_lossy(b).into_owned()))
+                .collect(),
+        ),
         Special::PropsOrStringArray => {
             let items: Vec<Value> = blobs
                 .iter()

@@ -65,6 +65,9 @@ pub enum Special {
     PropsOrBool,
     /// apiextensions `JSONSchemaPropsOrStringArray`: schema or array of strings.
     PropsOrStringArray,
+    /// A message of one `repeated string items = 1` whose JSON form is the
+    /// list itself (authentication's and authorization's `ExtraValue`).
+    Items,
 }
 
 #[derive(Debug)]
@@ -141,6 +144,8 @@ fn module_of(group: &str, version: &str) -> Option<String> {
         "scheduling.k8s.io" => "api/scheduling",
         "storage.k8s.io" => "api/storage",
         "rbac.authorization.k8s.io" => "api/rbac",
+        "authentication.k8s.io" => "api/authentication",
+        "authorization.k8s.io" => "api/authorization",
         "apiextensions.k8s.io" => "apiextensions_apiserver/pkg/apis/apiextensions",
         "meta.k8s.io" => "apimachinery/pkg/apis/meta",
         _ => return None,
@@ -162,6 +167,7 @@ fn special_of(name: &str) -> Special {
         "apiextensions_apiserver/pkg/apis/apiextensions/v1.JsonSchemaPropsOrArray" => Special::PropsOrArray,
         "apiextensions_apiserver/pkg/apis/apiextensions/v1.JsonSchemaPropsOrBool" => Special::PropsOrBool,
         "apiextensions_apiserver/pkg/apis/apiextensions/v1.JsonSchemaPropsOrStringArray" => Special::PropsOrStringArray,
+        "api/authentication/v1.ExtraValue" | "api/authorization/v1.ExtraValue" => Special::Items,
         _ => Special::None,
     }
 }
