@@ -17,4 +17,6 @@ pub mod policy;
 pub mod rebalancer;
 pub mod service;
 pub mod sinks;
+pub mod stream;
 pub mod telemetry;
+pub mod web;

@@ -52,6 +52,9 @@ pub struct CycleReport {
     pub decisions: Vec<Decision>,
 }
 
+/// Called after every cycle with its report and the newest decisions.
+type CycleHook = Box<dyn Fn(&CycleReport, Vec<Decision>) + Send + Sync>;
+
 /// Seconds on the clock cooldowns are measured with.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -77,6 +80,8 @@ pub struct Rebalancer {
     recent: Mutex<std::collections::VecDeque<Decision>>,
     /// Cycles run so far.
     cycles: std::sync::atomic::AtomicU64,
+    /// Called after every cycle (the live stream hooks in here).
+    on_cycle: Mutex<Vec<CycleHook>>,
 }
 
 /// Decisions kept by [`Rebalancer::recent`].
@@ -121,6 +126,7 @@ impl Rebalancer {
             latest: RwLock::default(),
             recent: Mutex::default(),
             cycles: Default::default(),
+            on_cycle: Mutex::default(),
         }))
     }
 
@@ -169,6 +175,10 @@ impl Rebalancer {
                 this.last_moved.lock().insert(key, (this.clock)());
             }
         });
+    }
+
+    pub fn on_cycle(&self, f: impl Fn(&CycleReport, Vec<Decision>) + Send + Sync + 'static) {
+        self.on_cycle.lock().push(Box::new(f));
     }
 
     /// A plan of the cluster as it is now (no policy calls, nothing submitted).
@@ -377,6 +387,9 @@ impl Rebalancer {
         };
         *self.latest.write() = Some(report.clone());
         self.cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for f in self.on_cycle.lock().iter() {
+            f(&report, self.recent());
+        }
         report
     }
 }

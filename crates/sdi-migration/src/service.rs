@@ -86,7 +86,10 @@ impl Service {
         // Whatever repair finds, the service starts: what it could not repair is
         // reported (log, Event, metric) and looked at again on the next start.
         let report = repair::run(&engine.client, &engine.writer).await;
-        let store: Arc<dyn JobStore> = Arc::new(MemoryStore::default());
+        let stop = CancellationToken::new();
+        // Every change of a job record is published to the live stream (GET /api/v1/stream).
+        let hub = crate::stream::Hub::new(stop.clone());
+        let store: Arc<dyn JobStore> = Arc::new(crate::stream::Publishing::new(MemoryStore::default(), hub.clone()));
         let runner = Runner::new(store, engine, settings.migration_strategy);
         let telemetry = Telemetry::new(stats.clone());
         telemetry.repaired(&report);
@@ -124,7 +127,6 @@ impl Service {
         };
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-        let stop = CancellationToken::new();
         let poll_metrics = settings.pressure_basis != crate::config::PressureBasis::Requests;
         cache.spawn(
             engine_client,
@@ -137,6 +139,10 @@ impl Service {
             r.set_clock(c);
         }
         rebalancer.track_moves();
+        {
+            let h = hub.clone();
+            rebalancer.on_cycle(move |report, recent| h.cycle(report, recent));
+        }
         if settings.enable_auto_migration {
             let (r, s) = (rebalancer.clone(), stop.clone());
             tokio::spawn(async move { r.run(s).await });
@@ -148,6 +154,7 @@ impl Service {
             telemetry: telemetry.clone(),
             rebalancer: rebalancer.clone(),
             auto_migration: settings.enable_auto_migration,
+            hub,
         });
         let stopped = stop.clone();
         let server = tokio::spawn(async move {
