@@ -15,6 +15,7 @@ pub mod error;
 pub mod jobs;
 pub mod policy;
 pub mod rebalancer;
+pub mod said;
 pub mod service;
 pub mod sinks;
 pub mod stream;

@@ -82,6 +82,8 @@ pub struct Rebalancer {
     cycles: std::sync::atomic::AtomicU64,
     /// Called after every cycle (the live stream hooks in here).
     on_cycle: Mutex<Vec<CycleHook>>,
+    /// Skip reasons logged, so each is logged once until it changes.
+    skips_said: Mutex<crate::said::Said>,
 }
 
 /// Decisions kept by [`Rebalancer::recent`].
@@ -127,6 +129,7 @@ impl Rebalancer {
             recent: Mutex::default(),
             cycles: Default::default(),
             on_cycle: Mutex::default(),
+            skips_said: Mutex::default(),
         }))
     }
 
@@ -263,8 +266,19 @@ impl Rebalancer {
         for note in &plan.notes {
             tracing::debug!("plan: {note}");
         }
-        for s in &plan.skipped {
-            tracing::info!("skip {}/{} on {}: {}", s.namespace, s.pod, s.node, s.reason);
+        {
+            // Each skip reason is logged once until it changes (every cycle finds them again).
+            let keyed: Vec<(String, String)> = plan
+                .skipped
+                .iter()
+                .map(|s| (format!("{}/{}", s.namespace, s.pod), format!("on {}: {}", s.node, s.reason)))
+                .collect();
+            let mut said = self.skips_said.lock();
+            let fresh = said.fresh(keyed.iter().map(|(k, t)| (k.as_str(), t.as_str())));
+            for (pod, why) in &fresh {
+                tracing::info!("skip {pod} {why}");
+            }
+            tracing::debug!(unchanged = keyed.len() - fresh.len(), "skip reasons not repeated");
         }
         let mut decisions = Vec::new();
         for m in &plan.moves {
