@@ -145,12 +145,17 @@ fn bar(p: f64, threshold: f64) -> String {
 }
 
 /// What the terminal has shown: each decision, skip reason and job state is
-/// printed once, until it changes.
-#[derive(Default)]
+/// printed once, until it changes (a skip reason: until its gist changes).
 struct Shown {
     decisions: Said,
     skips: Said,
     jobs: Said,
+}
+
+impl Default for Shown {
+    fn default() -> Self {
+        Shown { decisions: Said::default(), skips: Said::reasons(), jobs: Said::default() }
+    }
 }
 
 /// Node rows printed; a larger cluster shows its hottest nodes.

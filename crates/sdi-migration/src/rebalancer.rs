@@ -82,7 +82,7 @@ pub struct Rebalancer {
     cycles: std::sync::atomic::AtomicU64,
     /// Called after every cycle (the live stream hooks in here).
     on_cycle: Mutex<Vec<CycleHook>>,
-    /// Skip reasons logged, so each is logged once until it changes.
+    /// Skip reasons logged, so each is logged once until it changes (figures aside).
     skips_said: Mutex<crate::said::Said>,
 }
 
@@ -129,7 +129,7 @@ impl Rebalancer {
             recent: Mutex::default(),
             cycles: Default::default(),
             on_cycle: Mutex::default(),
-            skips_said: Mutex::default(),
+            skips_said: Mutex::new(crate::said::Said::reasons()),
         }))
     }
 

@@ -179,9 +179,11 @@ impl<S: JobStore> Publishing<S> {
 impl<S: JobStore> JobStore for Publishing<S> {
     fn insert_unique(&self, job: Job) -> Result<(), ActiveJob> {
         let _order = self.order.lock();
-        let published = job.clone();
+        let published = (self.hub.subscribers() > 0).then(|| job.clone());
         self.inner.insert_unique(job)?;
-        self.hub.job(&published);
+        if let Some(job) = published {
+            self.hub.job(&job);
+        }
         Ok(())
     }
 

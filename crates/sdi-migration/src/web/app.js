@@ -88,11 +88,13 @@ function renderNodes() {
     if (n.pressured) flags.push(`<span class="hot">▲ above ${t}%</span>`);
     if (!n.ready) flags.push('not ready');
     if (n.unschedulable) flags.push('cordoned');
+    const use = n.cpu_usage_pct == null ? 'not measured' : `${pct(n.cpu_usage_pct)} / ${pct(n.mem_usage_pct)}`;
     const req = `${pct(n.cpu_requests_pct)} / ${pct(n.mem_requests_pct)}`;
     return `<tr data-node="${esc(n.name)}"><th scope="row">${esc(n.name)}</th>` +
       `<td>${meterCell(n.cpu_pct, t)}</td><td>${meterCell(n.mem_pct, t)}</td>` +
-      `<td>${req}</td><td>${flags.join(', ') || 'ok'}</td></tr>`;
-  }).join('') || '<tr><td colspan="5">No node matches.</td></tr>';
+      `<td>${use}</td><td>${req}</td><td>${flags.join(', ') || 'ok'}</td></tr>`;
+  }).join('') || '<tr><td colspan="6">No node matches.</td></tr>';
+  document.querySelectorAll('#nodes .basis').forEach((e) => { e.textContent = `(${s.basis}, pressure)`; });
 }
 
 // Re-rendering a table must not take the keyboard focus away from its button.

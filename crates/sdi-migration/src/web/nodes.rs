@@ -259,11 +259,13 @@ pub fn summarize(nodes: &[NodeLoad], basis: BasisUsed, threshold: f64, query: &N
     };
     let total_matching = matching.len();
     let order = |a: &NodeRow, b: &NodeRow| key(b).total_cmp(&key(a)).then_with(|| a.name.cmp(&b.name));
-    if matching.len() > query.limit {
+    if let Some(last) = query.limit.checked_sub(1)
+        && matching.len() > query.limit
+    {
         // Only the first `limit` need sorting.
-        matching.select_nth_unstable_by(query.limit - 1, order);
-        matching.truncate(query.limit);
+        matching.select_nth_unstable_by(last, order);
     }
+    matching.truncate(query.limit);
     matching.sort_unstable_by(order);
     NodeSummary {
         basis,
@@ -340,6 +342,8 @@ mod tests {
         assert_eq!(names(&q(&|q| q.pressured = true)), ["robot-1", "Edge-a", "edge-b"]);
         let s = q(&|q| q.limit = 1);
         assert_eq!((names(&s), s.matching), (vec!["robot-1"], 4));
+        let s = q(&|q| q.limit = 0);
+        assert_eq!((s.nodes.len(), s.matching), (0, 4));
     }
 
     #[test]
