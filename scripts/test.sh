@@ -10,11 +10,13 @@ need() {
     exit 1
   fi
 }
-# Real neighbours from Debian: InfluxDB 1.x (the writer's tests) and promtool
-# (the /metrics tests). Installed here when missing and we may (root, apt-get).
+# Real neighbours from Debian: InfluxDB 1.x (the writer's tests), promtool
+# (the /metrics tests) and headless Chromium with a font (the web view's tests).
+# Installed here when missing and we may (root, apt-get).
 missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> apt-get install ${missing[*]}"
@@ -46,6 +48,7 @@ if [ -x "$tools/bin/schemathesis" ]; then export PATH="$tools/bin:$PATH"; fi
 need cargo "Install the Rust toolchain (https://rustup.rs)."
 need influxd "Install Debian's influxdb package."
 need promtool "Install Debian's prometheus package."
+need chromium "Install Debian's chromium package."
 need schemathesis "Install it with: pip install schemathesis."
 need kubectl "It is preinstalled on the project's machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary. Do not install Debian's kubernetes-client."
 

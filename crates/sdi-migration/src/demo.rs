@@ -1,8 +1,9 @@
 //! `sdi-migration demo`: the simulated SDI edge cluster (kube-sim, in-process)
-//! with the service running against it, and a periodic view of node usage and
-//! migrations in the terminal.
+//! with the service running against it, the web view, and a periodic view of
+//! node usage and migrations in the terminal (logs go to a file).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +12,29 @@ use kube_sim::{Cluster, ServerConfig};
 use crate::cluster::{self, ApiStats};
 use crate::config::DemoArgs;
 use crate::error::StartError;
-use crate::jobs::{JobStore, ListFilter};
+use crate::jobs::ListFilter;
+use crate::said::Said;
 use crate::service::Service;
+use crate::web::nodes::{self, NodeQuery, NodeSort};
 
-/// The built-in scenario: an SDI edge cluster whose load rises over ten minutes.
+/// The built-in scenario: an SDI edge cluster whose load crosses the threshold
+/// within its first five simulated minutes (30 s at the default 10x).
 pub const SDI_EDGE: &str = include_str!("../../../scenarios/sdi-edge.yaml");
+
+/// Where the demo's logs go, so that the terminal keeps the live view.
+pub fn log_path() -> PathBuf {
+    std::env::temp_dir().join("sdi-migration-demo").join("sdi-migration.log")
+}
+
+/// Create (truncate) the demo's log file.
+pub fn open_log() -> std::io::Result<(PathBuf, std::fs::File)> {
+    let path = log_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::File::create(&path)?;
+    Ok((path, file))
+}
 
 pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), StartError> {
     let io = |what: String| move |source| StartError::Io { what, source };
@@ -53,27 +72,31 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     let api = service.url();
     println!("sdi-migration demo — scenario {} at {}x simulated time", scenario.name, args.speed);
     println!("  simulated cluster: kubectl --kubeconfig {} get pods -A -o wide", kubeconfig_path.display());
+    println!("  web view:          {api}/   (node pressure, plans with reasons, migrations step by step)");
     println!("  migration API:     {api}");
     println!("    curl {api}/api/v1/plan            # what the rebalancer would do now, with every reason");
     println!("    curl {api}/api/v1/migrations      # jobs, newest first, step by step");
     println!(
         "    curl -X POST {api}/api/v1/migrations -H 'content-type: application/json' \\\n      -d '{{\"pod_name\":\"POD\",\"pod_namespace\":\"NS\",\"source_node\":\"FROM\",\"target_node\":\"TO\"}}'"
     );
+    println!("  logs:              {} (warnings also here)", log_path().display());
     println!(
-        "  rebalancer: every {}s, threshold {}%, cooldown {} simulated s{}; Ctrl-C to stop.\n",
+        "  rebalancer: every {}s, threshold {}%, cooldown {} simulated s{}; Ctrl-C to stop.",
         settings.migration_check_interval,
         settings.resource_pressure_threshold,
         settings.migration_cooldown,
         if settings.dry_run { ", DRY RUN" } else { "" }
     );
+    println!("  Below: node pressure every 2 s; each decision, skip reason and job state once, until it changes.\n");
 
     let started = std::time::Instant::now();
     let sim_clock = sim.clock().clone();
+    let mut shown = Shown::default();
     let view = async {
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             tick.tick().await;
-            print_view(&service, sim_clock.elapsed(), started.elapsed());
+            print_view(&service, &mut shown, sim_clock.elapsed(), started.elapsed());
         }
     };
     let limit = async {
@@ -87,7 +110,7 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
         _ = limit => {},
         _ = view => {},
     }
-    print_view(&service, sim_clock.elapsed(), started.elapsed());
+    print_view(&service, &mut shown, sim_clock.elapsed(), started.elapsed());
     service.shutdown(Duration::from_secs(args.settings.shutdown_grace.min(10))).await;
     server.shutdown().await;
     sim.stop();
@@ -109,7 +132,7 @@ pub fn install_crd(sim: &Cluster) -> Result<(), StartError> {
 /// and InfluxDB do not exist here, and a 30 s check interval or settle time is
 /// long for a demo at 10× (intervals are wall-clock; cooldowns follow the
 /// simulated clock).
-fn demo_settings(args: &DemoArgs) -> crate::config::Settings {
+pub fn demo_settings(args: &DemoArgs) -> crate::config::Settings {
     let mut s = args.settings.clone();
     let unset = |var: &str| std::env::var_os(var).is_none();
     if unset("POLICY_ENGINE_URL") {
@@ -133,9 +156,26 @@ fn bar(p: f64, threshold: f64) -> String {
     format!("[{}{}] {:>5.1}%{mark}", "#".repeat(filled), ".".repeat(20 - filled), p)
 }
 
-/// One screen: node pressure as the rebalancer sees it, its latest decisions,
-/// and the newest migrations with their current step.
-fn print_view(service: &Service, simulated: Duration, real: Duration) {
+/// What the terminal has shown: each decision, skip reason and job state is
+/// printed once, until it changes (a skip reason: until its gist changes).
+struct Shown {
+    decisions: Said,
+    skips: Said,
+    jobs: Said,
+}
+
+impl Default for Shown {
+    fn default() -> Self {
+        Shown { decisions: Said::default(), skips: Said::reasons(), jobs: Said::default() }
+    }
+}
+
+/// Node rows printed; a larger cluster shows its hottest nodes.
+const NODE_ROWS: usize = 12;
+
+/// One view: node pressure as the cluster view has it, then what changed —
+/// decisions, skip reasons, job states — each said once until it changes.
+fn print_view(service: &Service, shown: &mut Shown, simulated: Duration, real: Duration) {
     let r = &service.rebalancer;
     let threshold = r.config.threshold_pct;
     let sim = simulated.as_secs();
@@ -146,54 +186,90 @@ fn print_view(service: &Service, simulated: Duration, real: Duration) {
         sim % 60,
         real.as_secs()
     );
-    let Some(cycle) = r.latest() else {
-        println!("  waiting for the first rebalancer cycle…\n");
+    if !r.cache.synced() {
+        println!("  waiting for the cluster view…\n");
         return;
-    };
-    println!("  {:<14} {:<31} {:<31}  (basis: {})", "node", "cpu", "memory", cycle.plan.basis_used.as_str());
-    for n in &cycle.plan.nodes {
+    }
+    let (loads, basis) =
+        r.cache.with_index(|i| (nodes::loads(i.snapshot()), nodes::basis_used(r.config.basis, i.snapshot())));
+    // A small cluster in name order (rows stay put); a large one, hottest first.
+    let sort = if loads.len() <= NODE_ROWS { NodeSort::Name } else { NodeSort::Pressure };
+    let query = NodeQuery { limit: NODE_ROWS, sort, ..NodeQuery::default() };
+    let summary = nodes::summarize(&loads, basis, threshold, &query);
+    println!("  {:<14} {:<31} {:<31}  (basis: {})", "node", "cpu", "memory", basis.as_str());
+    for n in &summary.nodes {
         println!("  {:<14} {} {}", n.name, bar(n.cpu_pct, threshold), bar(n.mem_pct, threshold));
     }
-    if cycle.plan.moves.is_empty() && cycle.plan.skipped.is_empty() {
-        println!("  decisions: none needed (no node above {threshold}%)");
+    if summary.total > summary.nodes.len() {
+        println!(
+            "  … {} more nodes; {} of {} above {threshold}% (web view: {}/)",
+            summary.total - summary.nodes.len(),
+            summary.pressured,
+            summary.total,
+            service.url()
+        );
     }
-    for d in r.recent().iter().rev().take(5).rev() {
-        let id = d.migration_id.as_deref().unwrap_or("-");
-        println!("  {:<13} {}/{} {} → {} [{id}] {}", d.action, d.namespace, d.pod, d.source, d.target, d.reason);
+    let decisions: Vec<(String, String)> = r
+        .recent()
+        .iter()
+        .map(|d| {
+            let id = d.migration_id.as_deref().unwrap_or("-");
+            let pod = format!("{}/{}", d.namespace, d.pod);
+            let text = format!("{:<13} {pod} {} → {} [{id}] {}", d.action, d.source, d.target, d.reason);
+            (pod, text)
+        })
+        .collect();
+    for (_, text) in shown.decisions.fresh(decisions.iter().map(|(k, t)| (k.as_str(), t.as_str()))) {
+        println!("  {text}");
     }
-    for s in cycle.plan.skipped.iter().take(6) {
-        println!("  {:<13} {}/{} on {}: {}", "skip", s.namespace, s.pod, s.node, s.reason);
+    if let Some(cycle) = r.latest() {
+        let skips: Vec<(String, String)> = cycle
+            .plan
+            .skipped
+            .iter()
+            .map(|s| (format!("{}/{}", s.namespace, s.pod), format!("on {}: {}", s.node, s.reason)))
+            .collect();
+        let fresh = shown.skips.fresh(skips.iter().map(|(k, t)| (k.as_str(), t.as_str())));
+        for (pod, why) in fresh.iter().take(6) {
+            println!("  {:<13} {pod} {why}", "skip");
+        }
+        if fresh.len() > 6 {
+            println!("  … {} more new skip reasons (web view or curl /api/v1/plan)", fresh.len() - 6);
+        }
     }
-    if cycle.plan.skipped.len() > 6 {
-        println!("  … {} more skipped (curl /api/v1/plan)", cycle.plan.skipped.len() - 6);
-    }
-    for job in service.runner.store.list(&ListFilter { limit: 5, ..Default::default() }) {
-        let step = job
-            .details
-            .steps
-            .last()
-            .map(|s| {
-                format!(
-                    "{} {}",
-                    s.name,
-                    serde_json::to_value(s.status)
+    let jobs: Vec<(String, String)> = service
+        .runner
+        .store
+        .list(&ListFilter { limit: 10, ..Default::default() })
+        .iter()
+        .map(|job| {
+            let step = job
+                .details
+                .steps
+                .last()
+                .map(|s| {
+                    let status = serde_json::to_value(s.status)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        println!(
-            "  {} {:<9} {}/{} {} → {} ({}) {}",
-            job.id,
-            job.status.as_str(),
-            job.request.pod_namespace,
-            job.request.pod_name,
-            job.request.source_node,
-            job.request.target_node,
-            job.details.strategy.map_or("-", |s| s.as_str()),
-            step
-        );
+                        .unwrap_or_default();
+                    format!("{} {status}", s.name)
+                })
+                .unwrap_or_default();
+            let text = format!(
+                "{:<9} {}/{} {} → {} ({}) {}",
+                job.status.as_str(),
+                job.request.pod_namespace,
+                job.request.pod_name,
+                job.request.source_node,
+                job.request.target_node,
+                job.details.strategy.map_or("-", |s| s.as_str()),
+                step
+            );
+            (job.id.clone(), text)
+        })
+        .collect();
+    for (id, text) in shown.jobs.fresh(jobs.iter().map(|(k, t)| (k.as_str(), t.as_str()))).into_iter().rev() {
+        println!("  {id} {text}");
     }
     println!();
 }

@@ -9,9 +9,26 @@ use sdi_migration::cluster::{self, ApiStats};
 use sdi_migration::config::{self, Command, LogFormat, ParseOutcome, Settings};
 use sdi_migration::service::Service;
 
-fn init_logs(format: LogFormat) {
+/// Logs to stderr; with `file` (the demo), to the file, and only warnings to
+/// the terminal, which shows the demo's live view.
+fn init_logs(format: LogFormat, file: Option<std::fs::File>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| "info,kube_client=warn,kube_runtime=warn,kube_sim=warn".into());
+    if let Some(file) = file {
+        let to_file = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(std::sync::Mutex::new(file));
+        let to_file = match format {
+            LogFormat::Json => to_file.json().boxed(),
+            LogFormat::Text => to_file.boxed(),
+        };
+        let to_terminal = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(tracing_subscriber::filter::LevelFilter::WARN);
+        tracing_subscriber::registry().with(to_file.with_filter(filter)).with(to_terminal).init();
+        return;
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -58,6 +75,23 @@ async fn demo(args: config::DemoArgs) -> anyhow::Result<()> {
     Ok(sdi_migration::demo::run(args, signal()).await?)
 }
 
+#[cfg(feature = "demo")]
+fn demo_log_file() -> Option<std::fs::File> {
+    match sdi_migration::demo::open_log() {
+        Ok((_, file)) => Some(file),
+        Err(e) => {
+            let path = sdi_migration::demo::log_path();
+            eprintln!("warning: cannot write the demo's log file {}: {e}; logging to the terminal", path.display());
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo_log_file() -> Option<std::fs::File> {
+    None
+}
+
 /// Production images are built without the simulator.
 #[cfg(not(feature = "demo"))]
 async fn demo(_: config::DemoArgs) -> anyhow::Result<()> {
@@ -83,7 +117,11 @@ fn main() -> std::process::ExitCode {
         Command::Run(s) => s.log_format,
         Command::Demo(d) => d.settings.log_format,
     };
-    init_logs(format);
+    let log_file = match &cli.command {
+        Command::Run(_) => None,
+        Command::Demo(_) => demo_log_file(),
+    };
+    init_logs(format, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -19,7 +19,7 @@ use crate::cluster::cache::ClusterCache;
 use crate::config::{PressureBasis, Settings, StrategyChoice};
 use crate::error::StartError;
 use crate::jobs::runner::Runner;
-use crate::jobs::{JobStore, MigrationRequest};
+use crate::jobs::MigrationRequest;
 use crate::policy::{Policy, PolicyAnswer, PolicyPod, PolicyRequest, Verdict};
 use crate::telemetry::{NodeLabels, PolicyLabels, Telemetry};
 
@@ -52,6 +52,9 @@ pub struct CycleReport {
     pub decisions: Vec<Decision>,
 }
 
+/// Called after every cycle with its report and the newest decisions.
+type CycleHook = Box<dyn Fn(&CycleReport, Vec<Decision>) + Send + Sync>;
+
 /// Seconds on the clock cooldowns are measured with.
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -80,6 +83,10 @@ pub struct Rebalancer {
     recent: Mutex<std::collections::VecDeque<Decision>>,
     /// Cycles run so far.
     cycles: std::sync::atomic::AtomicU64,
+    /// Called after every cycle (the live stream hooks in here).
+    on_cycle: Mutex<Vec<CycleHook>>,
+    /// Skip reasons logged, so each is logged once until it changes (figures aside).
+    skips_said: Mutex<crate::said::Said>,
 }
 
 /// Decisions kept by [`Rebalancer::recent`].
@@ -127,6 +134,8 @@ impl Rebalancer {
             latest: RwLock::default(),
             recent: Mutex::default(),
             cycles: Default::default(),
+            on_cycle: Mutex::default(),
+            skips_said: Mutex::new(crate::said::Said::reasons()),
         }))
     }
 
@@ -196,6 +205,10 @@ impl Rebalancer {
                 this.last_moved.lock().insert(key, now);
             }
         });
+    }
+
+    pub fn on_cycle(&self, f: impl Fn(&CycleReport, Vec<Decision>) + Send + Sync + 'static) {
+        self.on_cycle.lock().push(Box::new(f));
     }
 
     /// A plan of the cluster as it is now (no policy calls, nothing submitted).
@@ -280,8 +293,19 @@ impl Rebalancer {
         for note in &plan.notes {
             tracing::debug!("plan: {note}");
         }
-        for s in &plan.skipped {
-            tracing::info!("skip {}/{} on {}: {}", s.namespace, s.pod, s.node, s.reason);
+        {
+            // Each skip reason is logged once until it changes (every cycle finds them again).
+            let keyed: Vec<(String, String)> = plan
+                .skipped
+                .iter()
+                .map(|s| (format!("{}/{}", s.namespace, s.pod), format!("on {}: {}", s.node, s.reason)))
+                .collect();
+            let mut said = self.skips_said.lock();
+            let fresh = said.fresh(keyed.iter().map(|(k, t)| (k.as_str(), t.as_str())));
+            for (pod, why) in &fresh {
+                tracing::info!("skip {pod} {why}");
+            }
+            tracing::debug!(unchanged = keyed.len() - fresh.len(), "skip reasons not repeated");
         }
         let mut decisions = Vec::new();
         for m in &plan.moves {
@@ -404,6 +428,9 @@ impl Rebalancer {
         };
         *self.latest.write() = Some(report.clone());
         self.cycles.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for f in self.on_cycle.lock().iter() {
+            f(&report, self.recent());
+        }
         report
     }
 }

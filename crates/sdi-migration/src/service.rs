@@ -190,7 +190,11 @@ impl Service {
         let writer = Writer::new(client.clone(), leadership.clone());
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
         let engine = Arc::new(Engine::new(client.clone(), cache.clone(), writer.clone(), engine_settings(settings)));
-        let store = Arc::new(MemoryStore::new(usize::try_from(settings.migration_history_max).unwrap_or(1000) + 100));
+        let stop = CancellationToken::new();
+        // Every change of a job record is published to the live stream (GET /api/v1/stream).
+        let hub = crate::stream::Hub::new(stop.clone());
+        let history = usize::try_from(settings.migration_history_max).unwrap_or(1000) + 100;
+        let store: Arc<dyn JobStore> = Arc::new(crate::stream::Publishing::new(MemoryStore::new(history), hub.clone()));
         let runner = Runner::new(store, engine, settings.migration_strategy);
         let telemetry = Telemetry::new(stats.clone());
         {
@@ -227,7 +231,6 @@ impl Service {
         };
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-        let stop = CancellationToken::new();
         let election = CancellationToken::new();
         let abandon = CancellationToken::new();
         let migrations = Migrations::new(client.clone(), runner.clone());
@@ -244,6 +247,10 @@ impl Service {
             r.set_clock(c);
         }
         rebalancer.track_moves();
+        {
+            let h = hub.clone();
+            rebalancer.on_cycle(move |report, recent| h.cycle(report, recent));
+        }
         if !settings.enable_auto_migration {
             tracing::info!("ENABLE_AUTO_MIGRATION=false: the rebalancer only plans on request (GET /api/v1/plan)");
         }
@@ -286,6 +293,7 @@ impl Service {
             telemetry: telemetry.clone(),
             rebalancer: rebalancer.clone(),
             auto_migration: settings.enable_auto_migration,
+            hub,
         });
         let stopped = stop.clone();
         let server = tokio::spawn(async move {

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use common::kubectl::{kubectl_with, shipped};
 use common::{Env, ready, request, settings};
-use sdi_migration::jobs::JobStore;
 use serde_json::Value;
 
 const CLUSTER: &str = r#"

@@ -36,6 +36,8 @@ async fn schemathesis_finds_no_failure() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("schemathesis")
             .args(["run", "--checks", "all", "--max-examples", "60", "--seed", "20261202", "--no-color"])
+            // An endless event stream has no last byte to check; tests/stream.rs covers it.
+            .args(["--exclude-path", "/api/v1/stream"])
             .arg("--report-dir")
             .arg(&report)
             .arg(&url)

@@ -13,7 +13,7 @@ use utoipa::{OpenApi, ToSchema};
 use super::{ApiDoc, AppState, validate};
 use crate::jobs::model::{MigrationRequest, MigrationResponse, MigrationStatus};
 use crate::jobs::runner::CancelError;
-use crate::jobs::store::{JobStore, ListFilter};
+use crate::jobs::store::ListFilter;
 
 /// Every error: `{"error": what, "details": why}` as the original controller.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

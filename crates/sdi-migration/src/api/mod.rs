@@ -2,6 +2,7 @@
 //! for field, plus list, cancel and `/openapi.json`.
 
 pub(crate) mod handlers;
+pub(crate) mod live;
 pub(crate) mod validate;
 
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     pub rebalancer: Arc<crate::rebalancer::Rebalancer>,
     pub auto_migration: bool,
+    /// Live changes for `GET /api/v1/stream`.
+    pub hub: Arc<crate::stream::Hub>,
 }
 
 #[derive(OpenApi)]
@@ -35,6 +38,8 @@ pub struct AppState {
         handlers::ready,
         handlers::plan,
         handlers::policy,
+        live::nodes,
+        live::stream,
     ),
     components(schemas(
         crate::jobs::model::MigrationRequest,
@@ -57,6 +62,11 @@ pub struct AppState {
         crate::policy::PolicyRequest,
         crate::policy::PolicyPod,
         crate::policy::PolicyAnswer,
+        crate::web::nodes::NodeSummary,
+        crate::web::nodes::NodeRow,
+        crate::web::nodes::Band,
+        crate::stream::StreamSnapshot,
+        crate::stream::PlanView,
     ))
 )]
 pub struct ApiDoc;
@@ -73,6 +83,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(handlers::prometheus))
         .route("/api/v1/plan", get(handlers::plan))
         .route("/api/v1/migration/policy", axum::routing::post(handlers::policy))
+        .route("/api/v1/nodes", get(live::nodes))
+        .route("/api/v1/stream", get(live::stream))
+        .route("/", get(crate::web::index))
+        .route("/ui/app.css", get(crate::web::style))
+        .route("/ui/app.js", get(crate::web::script))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state)

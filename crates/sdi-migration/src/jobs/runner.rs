@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::model::{Job, now_rfc3339};
-use super::store::{JobStore, MemoryStore};
+use super::store::JobStore;
 use crate::config::StrategyChoice;
 use crate::engine::{Engine, JobCtx, Plan};
 use crate::error::Error;
@@ -30,7 +30,7 @@ type FinishHook = Box<dyn Fn(&Job) + Send + Sync>;
 
 pub struct Runner {
     /// Every migration this replica knows (watched objects, and its own live jobs).
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn JobStore>,
     pub engine: Arc<Engine>,
     pub default_strategy: StrategyChoice,
     cancels: Mutex<HashMap<String, CancellationToken>>,
@@ -75,7 +75,7 @@ fn final_event(outcome: &Result<(), Error>) -> JobEvent {
 }
 
 impl Runner {
-    pub fn new(store: Arc<MemoryStore>, engine: Arc<Engine>, default_strategy: StrategyChoice) -> Arc<Self> {
+    pub fn new(store: Arc<dyn JobStore>, engine: Arc<Engine>, default_strategy: StrategyChoice) -> Arc<Self> {
         Arc::new(Runner {
             store,
             engine,

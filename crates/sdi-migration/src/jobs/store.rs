@@ -35,6 +35,12 @@ pub trait JobStore: Send + Sync + 'static {
     fn list(&self, filter: &ListFilter) -> Vec<Job>;
     /// The active (non-terminal) job for a pod, if any.
     fn active_for(&self, namespace: &str, pod: &str) -> Option<String>;
+    /// Insert or replace a job as its PodMigration says (the watch of the objects).
+    fn upsert(&self, job: Job);
+    /// Forget a job whose object is gone.
+    fn remove(&self, id: &str);
+    /// Every job id the store holds.
+    fn ids(&self) -> Vec<String>;
     /// The job's `MigrationResponse` as JSON. Stores may keep it rendered: it is
     /// read far more often (clients poll) than it changes (once per step).
     fn rendered(&self, id: &str) -> Option<Bytes> {
@@ -150,12 +156,9 @@ impl JobStore for MemoryStore {
     fn rendered(&self, id: &str) -> Option<Bytes> {
         self.inner.read().rendered.get(id).cloned()
     }
-}
 
-impl MemoryStore {
-    /// Insert or replace a job as its object says (the watch of PodMigrations).
-    /// What only this replica knew of it (its write log) is kept.
-    pub fn upsert(&self, mut job: Job) {
+    /// What only this replica knew of a job (its write log, the pod's uid) is kept.
+    fn upsert(&self, mut job: Job) {
         let mut g = self.inner.write();
         if let Some(old) = g.jobs.get(&job.id) {
             if job.writes.is_empty() {
@@ -180,8 +183,7 @@ impl MemoryStore {
         }
     }
 
-    /// Forget a job whose object is gone.
-    pub fn remove(&self, id: &str) {
+    fn remove(&self, id: &str) {
         let mut g = self.inner.write();
         if let Some(job) = g.jobs.remove(id) {
             let key = pod_key(&job);
@@ -193,8 +195,7 @@ impl MemoryStore {
         g.order.retain(|i| i != id);
     }
 
-    /// Every job id the store holds.
-    pub fn ids(&self) -> Vec<String> {
+    fn ids(&self) -> Vec<String> {
         self.inner.read().jobs.keys().cloned().collect()
     }
 }

@@ -31,7 +31,6 @@ use crate::cluster::cache::uid_number;
 use crate::engine::preflight;
 use crate::engine::repair::Report;
 use crate::error::Error;
-use crate::jobs::JobStore;
 use crate::jobs::model::now_rfc3339;
 
 /// What the controller works with.

@@ -21,7 +21,7 @@ use crate::engine::preflight;
 use crate::error::StartError;
 use crate::jobs::model::new_id;
 use crate::jobs::runner::{CancelError, Runner};
-use crate::jobs::{Job, JobStore, MigrationRequest};
+use crate::jobs::{Job, MigrationRequest};
 use crd::PodMigration;
 
 /// The doors' side of migrations: create, cancel, and the view of all of them.

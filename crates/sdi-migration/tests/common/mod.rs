@@ -2,6 +2,7 @@
 //! against it over HTTP, and helpers that wait on conditions with bounds.
 #![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
 
+pub mod browser;
 pub mod influxd;
 pub mod kubectl;
 pub mod side_by_side;
