@@ -4,7 +4,7 @@
 //! controller's business (`migrations::controller`); a replica that loses the
 //! lease abandons its jobs to the new leader without writing another byte.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +40,13 @@ pub struct Runner {
     handles: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Called with every finished job (metrics sinks hook in here).
     on_finish: Mutex<Vec<FinishHook>>,
+    /// The jobs this replica ended lately, newest last: a reconcile that still
+    /// sees one of them pending or running holds a copy older than its end.
+    ended: Mutex<VecDeque<(Job, Instant)>>,
 }
+
+/// How many ended jobs [`Runner::ended`] remembers.
+const ENDED_KEPT: usize = 256;
 
 /// Why a cancel was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -85,6 +91,7 @@ impl Runner {
             tasks: Mutex::new(TaskTracker::new()),
             handles: Mutex::default(),
             on_finish: Mutex::default(),
+            ended: Mutex::default(),
         })
     }
 
@@ -101,6 +108,27 @@ impl Runner {
     /// usage after the move holds no slot of `MAX_CONCURRENT_MIGRATIONS`.
     pub fn moving(&self) -> usize {
         self.moving.0.lock().len()
+    }
+
+    /// The job as this replica ended it, and when, if it did so lately.
+    pub fn ended(&self, id: &str) -> Option<(Job, Instant)> {
+        self.ended.lock().iter().rev().find(|(j, _)| j.id == id).cloned()
+    }
+
+    fn remember_end(&self, job: &Job) {
+        let mut ended = self.ended.lock();
+        if ended.len() == ENDED_KEPT {
+            ended.pop_front();
+        }
+        ended.push_back((job.clone(), Instant::now()));
+    }
+
+    /// Write a job's end to its object again (its first write did not land);
+    /// it is not recorded again.
+    pub async fn rewrite_end(&self, job: &Job) -> Result<(), Error> {
+        let w = self.engine.writer.job(&job.id);
+        w.persist(job).await?;
+        w.release(job).await
     }
 
     /// Whether this replica runs the migration now.
@@ -145,6 +173,7 @@ impl Runner {
     /// and the record every finished migration gets.
     pub async fn conclude(&self, job: Job) -> Result<(), Error> {
         let w = self.engine.writer.job(&job.id);
+        self.remember_end(&job);
         w.persist(&job).await?;
         self.store.upsert(job.clone());
         w.release(&job).await?;
@@ -292,6 +321,7 @@ impl Runner {
             self.forget(&id);
             return;
         };
+        self.remember_end(&job);
         // The object says it last: its status, then the finalizer goes.
         let recorded = match w.persist(&job).await {
             Ok(()) => w.release(&job).await,

@@ -161,6 +161,11 @@ impl JobStore for MemoryStore {
     fn upsert(&self, mut job: Job) {
         let mut g = self.inner.write();
         if let Some(old) = g.jobs.get(&job.id) {
+            // A migration never leaves a terminal phase: an older copy arriving
+            // late (a watch event behind this replica's own end) is ignored.
+            if old.status.is_terminal() && !job.status.is_terminal() {
+                return;
+            }
             if job.writes.is_empty() {
                 job.writes = old.writes.clone();
             }

@@ -59,6 +59,9 @@ fn error_policy(_: Arc<PodMigration>, e: &Error, _: Arc<Ctl>) -> Action {
     Action::requeue(Duration::from_secs(5))
 }
 
+/// How long the watch may take to show this replica's own final status write.
+const STALE_GRACE: Duration = Duration::from_secs(3);
+
 async fn reconcile(pm: Arc<PodMigration>, ctl: Arc<Ctl>) -> Result<Action, Error> {
     let runner = &ctl.migrations.runner;
     let id = pm.id();
@@ -66,6 +69,17 @@ async fn reconcile(pm: Arc<PodMigration>, ctl: Arc<Ctl>) -> Result<Action, Error
         if pm.cancel_requested() {
             runner.cancel(id);
         }
+        return Ok(Action::await_change());
+    }
+    if !pm.phase().is_terminal()
+        && let Some((job, at)) = runner.ended(id)
+    {
+        // This replica ended it, but the copy at hand predates the end.
+        if at.elapsed() < STALE_GRACE {
+            return Ok(Action::requeue(STALE_GRACE));
+        }
+        // Still not terminal after the grace: the end's write did not land.
+        runner.rewrite_end(&job).await?;
         return Ok(Action::await_change());
     }
     match pm.phase() {

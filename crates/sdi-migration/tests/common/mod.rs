@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod influxd;
 pub mod kubectl;
+pub mod replicas;
 pub mod side_by_side;
 
 use std::net::SocketAddr;
@@ -73,6 +74,13 @@ impl Env {
 
     /// A cluster from a whole scenario file's text.
     pub async fn start_scenario(text: &str, settings: Settings, speed: f64) -> Env {
+        let mut env = Self::start_cluster(text, speed).await;
+        env.start_service(settings).await;
+        env
+    }
+
+    /// The cluster alone (every pod Running, the CRD installed), its kubeconfig at `dir/kubeconfig`.
+    pub async fn start_cluster(text: &str, speed: f64) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .with_test_writer()
@@ -90,9 +98,8 @@ impl Env {
         let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
         sdi_migration::policy::init_tls();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let mut env = Env { sim, server, client, stats, service: None, http, dir };
+        let env = Env { sim, server, client, stats, service: None, http, dir };
         env.wait_all_running().await;
-        env.start_service(settings).await;
         env
     }
 
