@@ -1,7 +1,9 @@
 //! Per-move cost of each strategy against a simulated cluster whose pods start
-//! instantly: API writes against the minimum each strategy needs (anchor:
-//! recreate 2, evict 1, surge 3, pin 1), and the time the service adds on top of
-//! the cluster's own reaction.
+//! instantly: API writes to the workload against the minimum each strategy
+//! needs (anchor: recreate 2, evict 1, surge 3, pin 1), the PodMigration's own
+//! writes (its creation, its status once per step plus once at the end, the
+//! finalizer's removal), as kube-sim's request log counts them, and the time
+//! the service adds on top of the cluster's own reaction.
 //!
 //!     cargo bench -p sdi-migration --bench moves        (MOVES=N per strategy, default 20)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -10,13 +12,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
-use sdi_migration::cluster::{ApiStats, facts, wait};
+use sdi_migration::cluster::{facts, wait};
 use sdi_migration::config::Settings;
 use serde_json::{Value, json};
 
@@ -62,14 +63,58 @@ fn percentile(xs: &mut [f64], p: f64) -> f64 {
 struct Bench {
     http: reqwest::Client,
     url: String,
-    stats: Arc<ApiStats>,
+    api: Arc<kube_sim::ApiServer>,
+}
+
+/// The writes one move made, as the API server saw them.
+#[derive(Default, Clone, Copy)]
+struct Writes {
+    /// To pods, Deployments, evictions...: the move itself.
+    objects: u64,
+    /// The PodMigration's creation (the REST POST).
+    create: u64,
+    /// Its status (once per step and once at the end).
+    status: u64,
+    /// Its metadata (the undo finalizer's removal at the end).
+    finalizer: u64,
+    events: u64,
+}
+
+impl std::ops::AddAssign for Writes {
+    fn add_assign(&mut self, o: Writes) {
+        self.objects += o.objects;
+        self.create += o.create;
+        self.status += o.status;
+        self.finalizer += o.finalizer;
+        self.events += o.events;
+    }
 }
 
 impl Bench {
-    /// Run one migration through the API; (writes without events, event writes, seconds).
-    async fn migrate(&self, body: Value) -> (u64, u64, f64) {
-        let w0 = self.stats.writes.load(Ordering::Relaxed);
-        let e0 = self.stats.event_writes.load(Ordering::Relaxed);
+    /// Writes by the service since the last reset, the Lease's renewals apart.
+    fn writes(&self) -> Writes {
+        let mut w = Writes::default();
+        for (k, n) in self.api.requests.counts() {
+            if !k.agent.starts_with("sdi-migration/")
+                || !matches!(k.verb.as_str(), "create" | "update" | "patch" | "delete")
+            {
+                continue;
+            }
+            match (k.verb.as_str(), k.resource.as_str()) {
+                (_, "leases") => {}
+                (_, "events") => w.events += n,
+                ("create", "podmigrations") => w.create += n,
+                (_, "podmigrations/status") => w.status += n,
+                (_, "podmigrations") => w.finalizer += n,
+                _ => w.objects += n,
+            }
+        }
+        w
+    }
+
+    /// Run one migration through the API: its writes, its steps, seconds.
+    async fn migrate(&self, body: Value) -> (Writes, u64, f64) {
+        self.api.requests.reset();
         let r = self.http.post(format!("{}/api/v1/migrations", self.url)).json(&body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 202, "{}", r.text().await.unwrap());
         let id = r.json::<Value>().await.unwrap()["migration_id"].as_str().unwrap().to_string();
@@ -86,11 +131,10 @@ impl Bench {
             match job["status"].as_str().unwrap() {
                 "completed" => {
                     let secs = job["details"]["duration"].as_f64().unwrap() / 1e9;
-                    // Events are written after the job's record closes; let them land.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    let e = self.stats.event_writes.load(Ordering::Relaxed) - e0;
-                    let w = self.stats.writes.load(Ordering::Relaxed) - w0 - e;
-                    return (w, e, secs);
+                    let steps = job["details"]["steps"].as_array().map_or(0, Vec::len) as u64;
+                    // The finalizer goes after the record closes; let it land.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return (self.writes(), steps, secs);
                 }
                 "failed" | "cancelled" => panic!("{job:#}"),
                 _ => tokio::time::sleep(Duration::from_millis(2)).await,
@@ -106,7 +150,8 @@ async fn main() {
     // whose every pod is Ready first.
     let mut env = common::Env::start_scenario(&scenario(moves), engine_only(), 1.0).await;
     let pods_api: Api<Pod> = Api::namespaced(env.client.clone(), "default");
-    let bench = Bench { http: env.http.clone(), url: env.service().url(), stats: env.stats.clone() };
+    let bench = Bench { http: env.http.clone(), url: env.service().url(), api: env.sim.api().clone() };
+    env.sim.api().requests.enable();
 
     // The floor: the cluster's own reaction — create a pod on a node, watch it become Ready, delete it.
     let mut floor = Vec::new();
@@ -130,8 +175,21 @@ async fn main() {
     println!("cluster floor (create a pod, watch it Ready): p50 {:.1} ms over {moves}", floor_p50 * 1e3);
     println!();
     println!(
-        "{:<9} {:>6} {:>8} {:>7} {:>7} {:>8} {:>8} {:>9} {:>10}",
-        "strategy", "moves", "writes", "anchor", "ratio", "events", "p50 ms", "added ms", "p50/floor"
+        "{:<9} {:>5} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6} {:>6} {:>7} {:>6} {:>7} {:>8} {:>9}",
+        "strategy",
+        "moves",
+        "objects",
+        "anchor",
+        "ratio",
+        "create",
+        "status",
+        "steps",
+        "final",
+        "total",
+        "events",
+        "p50 ms",
+        "added ms",
+        "p50/floor"
     );
 
     let pods = pods_api.list(&Default::default()).await.unwrap().items;
@@ -169,25 +227,32 @@ async fn main() {
         vec![json!({"pod_name": name_of(pinned), "strategy": "pin", "source": facts::pod_node(pinned)})],
     ));
     for (strategy, anchor, bodies) in groups {
-        let (mut writes, mut events, mut secs) = (0, 0, Vec::new());
+        let (mut writes, mut steps, mut secs) = (Writes::default(), 0, Vec::new());
         for b in &bodies {
             let from = b["source"].as_str().unwrap_or("w1").to_string();
             let to = if from == "w1" { "w2" } else { "w1" };
             let body = json!({"pod_name": b["pod_name"], "pod_namespace": "default", "source_node": from,
                               "target_node": to, "strategy": b["strategy"]});
-            let (w, e, s) = bench.migrate(body).await;
+            let (w, n, s) = bench.migrate(body).await;
             writes += w;
-            events += e;
+            steps += n;
             secs.push(s);
         }
         let n = bodies.len() as f64;
-        let per = writes as f64 / n;
+        let per = |x: u64| x as f64 / n;
+        let total = writes.objects + writes.create + writes.status + writes.finalizer;
         let p50 = percentile(&mut secs, 0.5);
         println!(
-            "{strategy:<9} {:>6} {per:>8.2} {anchor:>7} {:>7.2} {:>8.2} {:>8.1} {:>9.1} {:>10.1}",
+            "{strategy:<9} {:>5} {:>7.2} {anchor:>6} {:>5.2} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>7.2} {:>6.2} {:>7.1} {:>8.1} {:>9.1}",
             bodies.len(),
-            per / anchor as f64,
-            events as f64 / n,
+            per(writes.objects),
+            per(writes.objects) / anchor as f64,
+            per(writes.create),
+            per(writes.status),
+            per(steps),
+            per(writes.finalizer),
+            per(total),
+            per(writes.events),
             p50 * 1e3,
             (p50 - floor_p50) * 1e3,
             p50 / floor_p50

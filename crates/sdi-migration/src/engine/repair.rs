@@ -1,12 +1,12 @@
 //! Restart repair: finish or undo what interrupted jobs left behind.
 //!
-//! Jobs live in memory, so after a restart every marker (see `marks`) belongs to
-//! a job that no longer runs. This module finds the marked objects and carries
-//! out what `sdi_core::repair::action` decides for each (the table is there).
-//! One object it cannot read or repair is reported — log, Event, metric — and
-//! the rest are repaired anyway: repair never stops the service from starting.
-//!
-//! Run one replica of the service: a second instance's live jobs would look interrupted.
+//! It runs when a replica becomes the leader, before it runs anything: the
+//! previous leader has stopped writing by then (fencing), so every marker (see
+//! `marks`) belongs to a job that no longer runs. This module finds the marked
+//! objects and carries out what `sdi_core::repair::action` decides for each (the
+//! table is there); the takeover of each running PodMigration then goes by what
+//! it did. One object it cannot read or repair is reported — log, Event, metric —
+//! and the rest are repaired anyway: repair never stops the service from starting.
 
 use std::collections::BTreeSet;
 
