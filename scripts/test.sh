@@ -43,6 +43,11 @@ if ! command -v schemathesis >/dev/null 2>&1 && [ ! -x "$tools/bin/schemathesis"
   python3 -m venv "$tools" && "$tools/bin/pip" install -q schemathesis \
     || { echo "error: could not install schemathesis from PyPI (needs python3 with venv)" >&2; exit 1; }
 fi
+# The Python `kubernetes` client (PyPI) is one of the clients kube-sim is tested with.
+if [ -x "$tools/bin/python3" ] && ! "$tools/bin/python3" -c "import kubernetes" >/dev/null 2>&1; then
+  echo "==> pip install kubernetes (into $tools)"
+  "$tools/bin/pip" install -q kubernetes || { echo "error: could not install the kubernetes client from PyPI" >&2; exit 1; }
+fi
 if [ -x "$tools/bin/schemathesis" ]; then export PATH="$tools/bin:$PATH"; fi
 
 need cargo "Install the Rust toolchain (https://rustup.rs)."

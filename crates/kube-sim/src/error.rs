@@ -2,7 +2,7 @@
 //!
 //! Clients (kube's `Error::Api`, kubectl's error printer) parse these bodies, so
 //! reasons, codes and message wording follow upstream
-//! (`k8s.io/apimachinery/pkg/api/errors`); `shared/k8s-reference/v1.32/status-*.json`
+//! (`k8s.io/apimachinery/pkg/api/errors`); `testdata/k8s-reference/v1.32/status-*.json`
 //! holds the recorded originals the tests compare against.
 
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! What the server serves: every resource with its group, version, kind, scope,
 //! verbs, short names and subresources — the data behind discovery, URL routing and
 //! per-resource behaviour. Built-in resources mirror a real v1.32 server's discovery
-//! (`shared/k8s-reference/v1.32/api-v1.json`, `apis-*.json`); custom resources are
+//! (`testdata/k8s-reference/v1.32/api-v1.json`, `apis-*.json`); custom resources are
 //! added and removed at runtime as their CustomResourceDefinitions come and go.
 
 use std::collections::BTreeMap;

@@ -1701,7 +1701,7 @@ mod tests {
             .collect()
     }
 
-    // Trimmed copies of /work/shared/k8s-reference/v1.32/*.json (fields printers read kept
+    // Trimmed copies of testdata/k8s-reference/v1.32/*.json (fields printers read kept
     // verbatim) so the tests do not depend on that directory existing where they run.
     fn pod_scheduled_running() -> Value {
         json!({

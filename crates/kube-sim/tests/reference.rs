@@ -1,5 +1,5 @@
 //! kube-sim's answers compared with answers recorded from a real v1.32 API server
-//! (`shared/k8s-reference/v1.32/`): discovery, Status bodies, defaults filled in
+//! (`testdata/k8s-reference/v1.32/`): discovery, Status bodies, defaults filled in
 //! on create, watch streams, pagination and evictions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
