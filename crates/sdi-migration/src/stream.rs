@@ -223,6 +223,19 @@ impl<S: JobStore> JobStore for Publishing<S> {
         self.inner.remove(id);
     }
 
+    fn own(&self, job: Job) {
+        let _order = self.order.lock();
+        let published = (self.hub.subscribers() > 0).then(|| job.clone());
+        self.inner.own(job);
+        if let Some(job) = published {
+            self.hub.job(&job);
+        }
+    }
+
+    fn disown(&self, id: &str) {
+        self.inner.disown(id);
+    }
+
     fn ids(&self) -> Vec<String> {
         self.inner.ids()
     }

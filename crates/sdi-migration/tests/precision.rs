@@ -108,24 +108,26 @@ async fn a_move_costs_its_writes_and_two_reads() {
     assert_eq!(r.migration_writes, 1 + steps, "{r:?} / {:?}", job.details.steps);
 }
 
-/// w1 at 97.5%: a Deployment's two pods (started while the other workers were
-/// cordoned) and a bare pod that the forced strategy (evict) cannot move.
+/// w1 at 97.5%: a Deployment's two pods (created once the other workers are
+/// cordoned, so both land on w1) and a bare pod that the forced strategy
+/// (evict) cannot move.
 const FORCED: &str = r#"
 name: forced
 defaults: {startupSeconds: 1, shutdownSeconds: 1, heartbeatSeconds: 10}
 nodes:
   - {name: cp, controlPlane: true, capacity: {cpu: "4", memory: 8Gi}}
   - {name: "w{i}", count: 3, capacity: {cpu: "4", memory: 16Gi, pods: 110}}
-workloads:
-  - kind: Deployment
-    name: api
-    replicas: 2
-    containers: [{name: api, requests: {cpu: 500m, memory: 256Mi}}]
 timeline:
   - {at: 0, cordon: w2}
   - {at: 0, cordon: w3}
-  - {at: 3s, uncordon: w2}
-  - {at: 3s, uncordon: w3}
+  - at: 1s
+    create:
+      - kind: Deployment
+        name: api
+        replicas: 2
+        containers: [{name: api, requests: {cpu: 500m, memory: 256Mi}}]
+  - {at: 4s, uncordon: w2}
+  - {at: 4s, uncordon: w3}
   - at: 4s
     create: [{kind: Pod, name: hog, nodeName: w1, containers: [{name: main, requests: {cpu: 2900m, memory: 1Gi}}]}]
 "#;

@@ -142,9 +142,21 @@ impl Writer {
     }
 
     /// Let a finished (or deleted) migration's object go: remove the undo finalizer.
+    /// Ours is almost always the first (the service creates objects with it, or
+    /// adds it to a kubectl one that had none), so that is tried without a read;
+    /// the patch tests the value first, and only when it is elsewhere is the
+    /// object read to find it.
     pub async fn release_migration(&self, namespace: &str, name: &str) -> Result<(), Error> {
         self.fence()?;
         let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let what = || format!("remove the finalizer of podmigration {namespace}/{name}");
+        match remove_finalizer_at(&api, name, 0).await {
+            Ok(_) => return Ok(()),
+            Err(e) if retry::is_not_found(&e) => return Ok(()),
+            // The test failed: it is not first, or already gone.
+            Err(e) if retry::code(&e) == Some(422) => {}
+            Err(e) => return Err(Error::api(what(), e)),
+        }
         let Some(m) = retry::transient(|| api.get_opt(name))
             .await
             .map_err(|e| Error::api(format!("read podmigration {namespace}/{name}"), e))?
@@ -152,21 +164,10 @@ impl Writer {
             return Ok(());
         };
         let Some(i) = m.metadata.finalizers.iter().flatten().position(|f| f == crd::FINALIZER) else { return Ok(()) };
-        // Test-and-remove at this position, so a finalizer added meanwhile is never lost.
-        let patch = json_patch::Patch(vec![
-            json_patch::PatchOperation::Test(json_patch::TestOperation {
-                path: format!("/metadata/finalizers/{i}").try_into().unwrap_or_default(),
-                value: serde_json::json!(crd::FINALIZER),
-            }),
-            json_patch::PatchOperation::Remove(json_patch::RemoveOperation {
-                path: format!("/metadata/finalizers/{i}").try_into().unwrap_or_default(),
-            }),
-        ]);
-        let (pp, patch) = (patch_params(), Patch::<()>::Json(patch));
-        match api.patch(name, &pp, &patch).await {
+        match remove_finalizer_at(&api, name, i).await {
             Ok(_) => Ok(()),
             Err(e) if retry::is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::api(format!("remove the finalizer of podmigration {namespace}/{name}"), e)),
+            Err(e) => Err(Error::api(what(), e)),
         }
     }
 
@@ -555,4 +556,17 @@ impl JobWriter {
 
 fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
+}
+
+/// Test-and-remove our finalizer at `i`, so a finalizer added meanwhile is never lost.
+async fn remove_finalizer_at(api: &Api<PodMigration>, name: &str, i: usize) -> kube::Result<PodMigration> {
+    let at = format!("/metadata/finalizers/{i}");
+    let patch = json_patch::Patch(vec![
+        json_patch::PatchOperation::Test(json_patch::TestOperation {
+            path: at.clone().try_into().unwrap_or_default(),
+            value: serde_json::json!(crd::FINALIZER),
+        }),
+        json_patch::PatchOperation::Remove(json_patch::RemoveOperation { path: at.try_into().unwrap_or_default() }),
+    ]);
+    api.patch(name, &patch_params(), &Patch::<()>::Json(patch)).await
 }

@@ -153,7 +153,7 @@ impl Runner {
         job.details.strategy = Some(plan.strategy);
         job.pod_uid = job.pod_uid.or_else(|| plan.pod_uid.clone());
         let id = job.id.clone();
-        self.store.upsert(job);
+        self.store.own(job);
         let token = CancellationToken::new();
         self.cancels.lock().insert(id.clone(), token.clone());
         self.moving.0.lock().insert(id.clone());
@@ -175,7 +175,9 @@ impl Runner {
         let w = self.engine.writer.job(&job.id);
         self.remember_end(&job);
         w.persist(&job).await?;
-        self.store.upsert(job.clone());
+        // Its end, over whatever the watch showed of it.
+        self.store.own(job.clone());
+        self.store.disown(&job.id);
         w.release(&job).await?;
         for f in self.on_finish.lock().iter() {
             f(&job);
@@ -224,6 +226,7 @@ impl Runner {
     fn forget(&self, id: &str) {
         self.cancels.lock().remove(id);
         self.moving.done(id);
+        self.store.disown(id);
     }
 
     async fn run(self: Arc<Self>, id: String, plan: Plan, token: CancellationToken) {
@@ -349,6 +352,7 @@ impl Runner {
         let ids: Vec<String> = self.cancels.lock().drain().map(|(k, _)| k).collect();
         for id in ids {
             self.moving.done(&id);
+            self.store.disown(&id);
         }
     }
 

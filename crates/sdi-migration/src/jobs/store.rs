@@ -1,7 +1,7 @@
 //! Where job records live. A trait, so a durable store can replace the
 //! in-memory one without touching the lifecycle code.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -35,10 +35,16 @@ pub trait JobStore: Send + Sync + 'static {
     fn list(&self, filter: &ListFilter) -> Vec<Job>;
     /// The active (non-terminal) job for a pod, if any.
     fn active_for(&self, namespace: &str, pod: &str) -> Option<String>;
-    /// Insert or replace a job as its PodMigration says (the watch of the objects).
+    /// Insert or replace a job as its PodMigration says (the watch of the
+    /// objects). Ignored for a job this replica runs (see [`JobStore::own`]).
     fn upsert(&self, job: Job);
-    /// Forget a job whose object is gone.
+    /// Forget a job whose object is gone, unless this replica runs it.
     fn remove(&self, id: &str);
+    /// Record a job this replica runs: from now on its record here is the
+    /// truth, and what the watch shows of it (older by nature) is ignored.
+    fn own(&self, job: Job);
+    /// The replica no longer runs the job: the watch may update it again.
+    fn disown(&self, id: &str);
     /// Every job id the store holds.
     fn ids(&self) -> Vec<String>;
     /// The job's `MigrationResponse` as JSON. Stores may keep it rendered: it is
@@ -67,6 +73,8 @@ struct Inner {
     /// Insertion order, oldest first.
     order: VecDeque<String>,
     active: HashMap<(String, String), String>,
+    /// Jobs this replica runs (see [`JobStore::own`]).
+    owned: HashSet<String>,
 }
 
 impl MemoryStore {
@@ -83,6 +91,43 @@ impl Default for MemoryStore {
 
 fn pod_key(job: &Job) -> (String, String) {
     (job.request.pod_namespace.clone(), job.request.pod_name.clone())
+}
+
+impl Inner {
+    /// A job as its object shows it. A migration never leaves a terminal
+    /// phase, so an older copy arriving late is ignored; what only this
+    /// replica knew of it (its write log, the pod's uid) is kept.
+    fn put(&mut self, mut job: Job) {
+        if let Some(old) = self.jobs.get(&job.id) {
+            if old.status.is_terminal() && !job.status.is_terminal() {
+                return;
+            }
+            if job.writes.is_empty() {
+                job.writes = old.writes.clone();
+            }
+            if job.pod_uid.is_none() {
+                job.pod_uid = old.pod_uid.clone();
+            }
+        }
+        self.set(job);
+    }
+
+    /// Insert or replace, as is.
+    fn set(&mut self, job: Job) {
+        let key = pod_key(&job);
+        let id = job.id.clone();
+        if job.status.is_terminal() {
+            if self.active.get(&key) == Some(&id) {
+                self.active.remove(&key);
+            }
+        } else {
+            self.active.entry(key).or_insert_with(|| id.clone());
+        }
+        self.rendered.insert(id.clone(), render(&job));
+        if self.jobs.insert(id.clone(), job).is_none() {
+            self.order.push_back(id);
+        }
+    }
 }
 
 impl JobStore for MemoryStore {
@@ -158,38 +203,28 @@ impl JobStore for MemoryStore {
     }
 
     /// What only this replica knew of a job (its write log, the pod's uid) is kept.
-    fn upsert(&self, mut job: Job) {
+    fn upsert(&self, job: Job) {
         let mut g = self.inner.write();
-        if let Some(old) = g.jobs.get(&job.id) {
-            // A migration never leaves a terminal phase: an older copy arriving
-            // late (a watch event behind this replica's own end) is ignored.
-            if old.status.is_terminal() && !job.status.is_terminal() {
-                return;
-            }
-            if job.writes.is_empty() {
-                job.writes = old.writes.clone();
-            }
-            if job.pod_uid.is_none() {
-                job.pod_uid = old.pod_uid.clone();
-            }
+        if !g.owned.contains(&job.id) {
+            g.put(job);
         }
-        let key = pod_key(&job);
-        let id = job.id.clone();
-        if job.status.is_terminal() {
-            if g.active.get(&key) == Some(&id) {
-                g.active.remove(&key);
-            }
-        } else {
-            g.active.entry(key).or_insert_with(|| id.clone());
-        }
-        g.rendered.insert(id.clone(), render(&job));
-        if g.jobs.insert(id.clone(), job).is_none() {
-            g.order.push_back(id);
-        }
+    }
+
+    fn own(&self, job: Job) {
+        let mut g = self.inner.write();
+        g.owned.insert(job.id.clone());
+        g.set(job);
+    }
+
+    fn disown(&self, id: &str) {
+        self.inner.write().owned.remove(id);
     }
 
     fn remove(&self, id: &str) {
         let mut g = self.inner.write();
+        if g.owned.contains(id) {
+            return;
+        }
         if let Some(job) = g.jobs.remove(id) {
             let key = pod_key(&job);
             if g.active.get(&key).map(String::as_str) == Some(id) {
@@ -270,5 +305,25 @@ mod tests {
         }
         let ids: Vec<_> = s.list(&ListFilter::default()).into_iter().map(|j| j.id).collect();
         assert_eq!(ids, ["d3", "d2", "active"]);
+    }
+
+    /// What the watch shows of a job this replica runs is older than its own
+    /// record; a finished job is never reopened by a late event.
+    #[test]
+    fn the_watch_never_overwrites_a_running_job_nor_reopens_a_finished_one() {
+        let s = MemoryStore::default();
+        let mut mine = job("m1", "p", JobStatus::Running);
+        mine.details.new_pod_name = "copy".into();
+        s.own(mine);
+        s.upsert(job("m1", "p", JobStatus::Pending));
+        s.remove("m1");
+        assert_eq!(s.get("m1").map(|j| (j.status, j.details.new_pod_name)), Some((JobStatus::Running, "copy".into())));
+        s.update("m1", &mut |j| j.status = JobStatus::Completed);
+        s.disown("m1");
+        s.upsert(job("m1", "p", JobStatus::Running));
+        assert_eq!(s.get("m1").unwrap().status, JobStatus::Completed);
+        assert_eq!(s.active_for("default", "p"), None, "a finished job holds no pod");
+        s.remove("m1");
+        assert!(s.get("m1").is_none(), "once disowned, a deleted object's job goes");
     }
 }

@@ -131,6 +131,13 @@ pub fn service_requests(env: &Env) -> Requests {
 /// and at least `cycles` cycles ran; then `idle_cycles` more.
 pub async fn run(slow: bool, settings: Settings, cycles: u64, idle_cycles: u64) -> (Env, Outcome) {
     let env = Env::start_scenario(&scenario(slow), settings, 10.0).await;
+    // `web` is created a simulated second in: every replica Ready before anything is measured.
+    wait_for(Duration::from_secs(120), "web's three replicas to be Ready", || {
+        let web = env.sim.dynamic("v1", "pods", Some("default")).unwrap().list("app=web", "").unwrap_or_default();
+        let n = web.iter().filter(|p| ready(p)).count();
+        async move { if n == 3 { Ok(()) } else { Err(format!("{n} Ready")) } }
+    })
+    .await;
     let log = &env.sim.api().requests;
     log.enable();
     let rebalancer = env.service().rebalancer.clone();
