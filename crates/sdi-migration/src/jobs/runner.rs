@@ -147,7 +147,10 @@ impl Runner {
         if tasks.is_closed() || self.is_live(&job.id) {
             return;
         }
-        if job.details.start_time.is_empty() {
+        // A fresh start begins now (the object's creation time is the API
+        // server's clock, not ours, and the end is measured on ours); a
+        // takeover keeps the time its first leader started.
+        if job.details.start_time.is_empty() || job.details.steps.is_empty() {
             job.details.start_time = now_rfc3339();
         }
         job.details.strategy = Some(plan.strategy);
