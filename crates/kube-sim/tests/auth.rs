@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::{Sim, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -795,23 +792,7 @@ async fn the_simulated_control_plane_runs_under_rbac() {
 // ----- kubectl ---------------------------------------------------------------------
 
 async fn kubectl(bin: &str, kubeconfig: &std::path::Path, cache: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.arg("--kubeconfig")
-        .arg(kubeconfig)
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("{bin}: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{bin} {args:?} hung"))
-        .unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    common::run_kubectl(bin, kubeconfig, cache, args, 60).await
 }
 
 fn kubectl_bin(version: &str) -> Option<String> {

@@ -14,8 +14,6 @@ mod common;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Stdio;
-use std::time::Duration;
 
 use common::{Sim, eventually};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -364,24 +362,7 @@ fn steps() -> Vec<Step> {
 }
 
 async fn kubectl(bin: &str, sim: &Sim, args: &[&str]) -> (bool, String) {
-    let mut cmd = tokio::process::Command::new(bin);
-    cmd.arg("--kubeconfig")
-        .arg(sim.kubeconfig_path())
-        .arg("--cache-dir")
-        .arg(sim.dir.path().join("cache"))
-        .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("{bin}: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{bin} {args:?} hung"))
-        .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    common::run_kubectl(bin, &sim.kubeconfig_path(), &sim.dir.path().join("cache"), args, 90).await
 }
 
 async fn node(c: &Client, name: &str) {
