@@ -33,6 +33,8 @@ async fn schemathesis_finds_no_failure() {
     let hooks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis");
     let url = env.url("/openapi.json");
     let report = env.dir.path().join("schemathesis");
+    // Its cache (`.schemathesis/`) goes in the test's own directory, not the source tree.
+    let workdir = env.dir.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("schemathesis")
             .args(["run", "--checks", "all", "--max-examples", "60", "--seed", "20261202", "--no-color"])
@@ -43,6 +45,7 @@ async fn schemathesis_finds_no_failure() {
             .arg(&url)
             .env("SCHEMATHESIS_HOOKS", "hooks")
             .env("PYTHONPATH", hooks)
+            .current_dir(&workdir)
             .output()
             .unwrap()
     })
