@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, AuthMode};
 use crate::api::{AppState, router};
 use crate::cluster::ApiStats;
 use crate::cluster::cache::ClusterCache;
@@ -287,6 +288,16 @@ impl Service {
         let first = Some(report.clone()).filter(|_| leadership.is_leader());
         tokio::spawn(work.run(leadership.clone(), first, stop.clone()));
 
+        let access = match settings.auth_mode {
+            AuthMode::Kubernetes => Access::kubernetes(client.clone(), Duration::from_secs(settings.auth_cache_ttl)),
+            AuthMode::None => {
+                tracing::warn!(
+                    "AUTH_MODE=none: the API does not check who calls it; anyone who reaches {addr} can move and \
+                     cancel migrations of any namespace with this service's rights"
+                );
+                Access::open()
+            }
+        };
         let app = router(AppState {
             runner: runner.clone(),
             migrations: migrations.clone(),
@@ -294,6 +305,7 @@ impl Service {
             rebalancer: rebalancer.clone(),
             auto_migration: settings.enable_auto_migration,
             hub,
+            access: Arc::new(access),
         });
         let stopped = stop.clone();
         let server = tokio::spawn(async move {

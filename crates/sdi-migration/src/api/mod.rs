@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC §2): the original Migration Controller's endpoints, field
 //! for field, plus list, cancel and `/openapi.json`.
 
+pub(crate) mod auth;
 pub(crate) mod handlers;
 pub(crate) mod live;
 pub(crate) mod validate;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub auto_migration: bool,
     /// Live changes for `GET /api/v1/stream`.
     pub hub: Arc<crate::stream::Hub>,
+    /// Who may call what (`AUTH_MODE`).
+    pub access: Arc<crate::access::Access>,
 }
 
 #[derive(OpenApi)]
@@ -90,5 +93,6 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/app.js", get(crate::web::script))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }
