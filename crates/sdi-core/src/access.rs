@@ -4,10 +4,13 @@
 //!
 //! Migrations are checked against the PodMigration resource in the pod's
 //! namespace. The cluster-wide views (plan, nodes, stream, totals, the policy
-//! check, Prometheus metrics) are non-resource URLs — as kube-rbac-proxy guards
-//! `/metrics` — because they show every namespace at once and can only be
-//! granted by a ClusterRole. Probes, the OpenAPI document and the web page's
-//! static files are open: they hold no cluster data.
+//! check) are non-resource URLs, because they show every namespace at once and
+//! can only be granted by a ClusterRole. Their RBAC paths are the API's paths
+//! under `/sdi-migration`: the API server's bootstrap role `system:discovery`
+//! lets every authenticated user `get /api/*`, which would otherwise open
+//! `/api/v1/plan` to all. Prometheus metrics follow kube-rbac-proxy's
+//! convention, `get` on `/metrics`. Probes, the OpenAPI document and the web
+//! page's static files are open: they hold no cluster data.
 
 use std::fmt;
 
@@ -48,14 +51,14 @@ impl Permission {
     }
 }
 
-/// The paths whose permission is a non-resource URL, by method.
-const NON_RESOURCE: &[(&str, &str, &str)] = &[
-    ("GET", "/api/v1/plan", "get"),
-    ("GET", "/api/v1/nodes", "get"),
-    ("GET", "/api/v1/stream", "get"),
-    ("GET", "/api/v1/metrics", "get"),
-    ("POST", "/api/v1/migration/policy", "post"),
-    ("GET", "/metrics", "get"),
+/// The routes whose permission is a non-resource URL: (method, path, verb, URL).
+const NON_RESOURCE: &[(&str, &str, &str, &str)] = &[
+    ("GET", "/api/v1/plan", "get", "/sdi-migration/api/v1/plan"),
+    ("GET", "/api/v1/nodes", "get", "/sdi-migration/api/v1/nodes"),
+    ("GET", "/api/v1/stream", "get", "/sdi-migration/api/v1/stream"),
+    ("GET", "/api/v1/metrics", "get", "/sdi-migration/api/v1/metrics"),
+    ("POST", "/api/v1/migration/policy", "create", "/sdi-migration/api/v1/migration/policy"),
+    ("GET", "/metrics", "get", "/metrics"),
 ];
 
 /// Paths anyone may read: liveness and readiness (the kubelet sends no
@@ -78,8 +81,8 @@ pub fn required(op: &Operation) -> Option<Permission> {
             if method == "GET" && OPEN.contains(&path.as_str()) {
                 return Some(Permission::Open);
             }
-            let (_, path, verb) = NON_RESOURCE.iter().find(|(m, p, _)| *m == method && p == path)?;
-            Permission::NonResource { verb, path }
+            let (_, _, verb, url) = NON_RESOURCE.iter().find(|(m, p, _, _)| *m == method && p == path)?;
+            Permission::NonResource { verb, path: url }
         }
     })
 }
@@ -93,7 +96,7 @@ pub fn is_migration_route(path: &str) -> bool {
 /// Every non-resource URL the API guards, with its verb: what the ClusterRoles
 /// in `deploy/` grant.
 pub fn non_resource_urls() -> impl Iterator<Item = (&'static str, &'static str)> {
-    NON_RESOURCE.iter().map(|(_, path, verb)| (*verb, *path))
+    NON_RESOURCE.iter().map(|(_, _, verb, url)| (*verb, *url))
 }
 
 /// How a caller's namespaces filter a list of migrations.
@@ -125,7 +128,11 @@ impl fmt::Display for Permission {
                 if !name.is_empty() {
                     write!(f, " {name:?}")?;
                 }
-                if namespace.is_empty() { f.write_str(" in all namespaces") } else { write!(f, " in namespace {namespace:?}") }
+                if namespace.is_empty() {
+                    f.write_str(" in all namespaces")
+                } else {
+                    write!(f, " in namespace {namespace:?}")
+                }
             }
             Permission::NonResource { verb, path } => write!(f, "{verb} on the non-resource URL {path}"),
         }
@@ -156,11 +163,18 @@ mod tests {
     #[test]
     fn views_are_non_resource_urls_and_probes_are_open() {
         assert_eq!(route("GET", "/metrics"), Some(Permission::NonResource { verb: "get", path: "/metrics" }));
-        assert_eq!(route("HEAD", "/api/v1/plan"), Some(Permission::NonResource { verb: "get", path: "/api/v1/plan" }));
+        assert_eq!(
+            route("HEAD", "/api/v1/plan"),
+            Some(Permission::NonResource { verb: "get", path: "/sdi-migration/api/v1/plan" })
+        );
         assert_eq!(
             route("POST", "/api/v1/migration/policy").unwrap().to_string(),
-            "post on the non-resource URL /api/v1/migration/policy"
+            "create on the non-resource URL /sdi-migration/api/v1/migration/policy"
         );
+        // Never under /api or /apis, which system:discovery opens to every authenticated user.
+        for (_, url) in non_resource_urls() {
+            assert!(!url.starts_with("/api"), "{url}");
+        }
         for open in ["/health", "/ready", "/", "/ui/app.js", "/openapi.json"] {
             assert_eq!(route("GET", open), Some(Permission::Open), "{open}");
         }

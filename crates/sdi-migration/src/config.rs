@@ -104,8 +104,14 @@ pub struct Settings {
 
     /// Who may call the API: kubernetes (bearer tokens checked with TokenReview, permissions with
     /// SubjectAccessReview) or none (anyone who reaches the port; a warning at start) (default kubernetes)
-    #[arg(long, env = "AUTH_MODE", value_enum, ignore_case = true, default_value = "kubernetes",
-          help_heading = "Access")]
+    #[arg(
+        long,
+        env = "AUTH_MODE",
+        value_enum,
+        ignore_case = true,
+        default_value = "kubernetes",
+        help_heading = "Access"
+    )]
     pub auth_mode: crate::access::AuthMode,
 
     /// Seconds a token's review and an access decision are remembered (0 to 300; default 10)

@@ -36,18 +36,20 @@ fn bearer(req: &Request) -> Option<&str> {
 pub fn refused(e: &AccessError) -> Response {
     let (status, title, challenge) = match e {
         AccessError::NoCredentials => (StatusCode::UNAUTHORIZED, "Unauthorized", r#"Bearer realm="sdi-migration""#),
-        AccessError::InvalidToken(_) => (
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            r#"Bearer realm="sdi-migration", error="invalid_token""#,
-        ),
+        AccessError::InvalidToken(_) => {
+            (StatusCode::UNAUTHORIZED, "Unauthorized", r#"Bearer realm="sdi-migration", error="invalid_token""#)
+        }
         AccessError::Unavailable(_) => {
             let body = ErrorBody {
                 error: "Kubernetes API unavailable".into(),
                 details: format!("{e}; access is refused until it answers, retry shortly"),
                 migration_id: None,
             };
-            return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, HeaderValue::from_static("5"))], Json(body))
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, HeaderValue::from_static("5"))],
+                Json(body),
+            )
                 .into_response();
         }
     };

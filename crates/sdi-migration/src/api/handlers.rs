@@ -12,11 +12,11 @@ use utoipa::{OpenApi, ToSchema};
 
 use super::auth::{self, Caller};
 use super::{ApiDoc, AppState, validate};
-use axum::Extension;
-use sdi_core::access::Operation;
 use crate::jobs::model::{MigrationRequest, MigrationResponse, MigrationStatus};
 use crate::jobs::runner::CancelError;
 use crate::jobs::store::ListFilter;
+use axum::Extension;
+use sdi_core::access::Operation;
 
 /// Every error: `{"error": what, "details": why}` as the original controller.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -83,7 +83,11 @@ pub struct HealthBody {
         (status = 422, description = "Target node unavailable or strategy not applicable", body = ErrorBody),
         (status = 503, description = "Kubernetes API unavailable or shutting down", body = ErrorBody),
     ))]
-pub async fn create_migration(State(state): State<AppState>, Extension(caller): Extension<Caller>, body: Bytes) -> Response {
+pub async fn create_migration(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     // A request is a JSON object; serde would also accept an array for a struct.
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) if !v.is_object() => {

@@ -131,7 +131,8 @@ impl Env {
             .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
         // RBAC enforced: the service runs as its ServiceAccount with exactly
         // deploy/'s permissions, and every request it makes is recorded.
-        let config = ServerConfig { auth: AuthConfig::rbac(), ..ServerConfig::default() };
+        // HTTPS, as kubectl sends credentials over HTTPS only.
+        let config = ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..ServerConfig::default() };
         let sim = Cluster::with(config, kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
         sdi_migration::demo::install_crd(&sim).unwrap();
@@ -252,10 +253,13 @@ impl Env {
         .await
     }
 
-    /// Inject API faults (kube-sim's `/_sim/faults`).
+    /// Inject API faults (kube-sim's `/_sim/faults` body).
     pub async fn faults(&self, config: Value) {
-        let r = self.http.put(format!("{}/_sim/faults", self.server.url())).json(&config).send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        self.sim.api().faults.set(serde_json::from_value(config).unwrap()).unwrap();
+    }
+
+    pub fn clear_faults(&self) {
+        self.sim.api().faults.clear();
     }
 
     pub async fn set_node_ready(&self, node: &str, ready: bool) {
