@@ -22,4 +22,5 @@ pub mod service;
 pub mod sinks;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod web;
