@@ -79,11 +79,21 @@ pub struct DemoArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true,
           value_parser = |s: &str| DEMO_DURATION.parse::<u64>(s), help_heading = "Demo")]
     pub duration: Option<u64>,
+    /// Access to the demo's API: none (anyone on this machine; it listens on 127.0.0.1 only) or
+    /// kubernetes (the simulated cluster enforces RBAC; a token is printed) (default none)
+    #[arg(long = "auth", value_enum, ignore_case = true, default_value = "none", help_heading = "Demo")]
+    pub auth: crate::access::AuthMode,
 }
 
 impl Default for DemoArgs {
     fn default() -> Self {
-        DemoArgs { settings: Settings::default(), scenario: None, speed: 10.0, duration: None }
+        DemoArgs {
+            settings: Settings::default(),
+            scenario: None,
+            speed: 10.0,
+            duration: None,
+            auth: crate::access::AuthMode::None,
+        }
     }
 }
 
