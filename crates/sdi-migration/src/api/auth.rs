@@ -85,10 +85,10 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             return refused(&e);
         }
     };
-    if let Some(p) = permission {
-        if let Err(r) = authorize(&state, &user, &p).await {
-            return r;
-        }
+    if let Some(p) = permission
+        && let Err(r) = authorize(&state, &user, &p).await
+    {
+        return r;
     }
     req.extensions_mut().insert(Caller::User(user));
     next.run(req).await
