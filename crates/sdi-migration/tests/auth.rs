@@ -209,15 +209,15 @@ async fn rbac_decides_per_namespace_and_refusals_name_the_permission() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_need_get_on_the_metrics_url() {
-    let env = Env::start(TEAMS).await;
+    let s = sdi_migration::config::Settings { auth_cache_ttl: 1, ..settings() };
+    let env = Env::start_with(TEAMS, s, 5.0).await;
     let token = env.sim.auth().new_token_user("prometheus", &[]);
     let prometheus = http_with(&token);
     let (code, body, _) = get(&env, &prometheus, "/metrics").await;
     assert_eq!(code, 403, "{body}");
     assert!(body["details"].as_str().unwrap().contains("get on the non-resource URL /metrics"), "{body}");
     grant_cluster(&env, "sdi-migration-metrics-reader", "prometheus");
-    // The refusal was cached for AUTH_CACHE_TTL: a fresh token of the same user is not
-    // enough, the decision is per user; wait for the cache to let the grant through.
+    // The refusal is remembered for AUTH_CACHE_TTL (1 s here): the grant takes effect after it.
     common::wait_for(Duration::from_secs(30), "the grant to take effect", || async {
         let r = prometheus.get(env.url("/metrics")).send().await.unwrap();
         match r.status().as_u16() {
