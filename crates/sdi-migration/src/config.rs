@@ -141,6 +141,12 @@ pub struct Settings {
           value_parser = parse_kubeconfig, help_heading = "Access")]
     pub tls_key_file: std::option::Option<PathBuf>,
 
+    /// PEM CA bundle; with TLS, a client certificate it signed authenticates its caller (CN = user,
+    /// O = groups) instead of a bearer token (default: unset = bearer tokens only)
+    #[arg(long, env = "TLS_CLIENT_CA_FILE", value_name = "FILE", default_value = "", hide_default_value = true,
+          value_parser = parse_kubeconfig, help_heading = "Access")]
+    pub tls_client_ca_file: std::option::Option<PathBuf>,
+
     /// Kubeconfig file (default: unset = in-cluster configuration; empty = in-cluster)
     #[arg(long, env = "KUBECONFIG", value_name = "FILE", default_value = "", hide_default_value = true,
           value_parser = parse_kubeconfig, help_heading = "Kubernetes")]
@@ -369,6 +375,7 @@ impl Default for Settings {
             auth_cache_ttl: 10,
             tls_cert_file: None,
             tls_key_file: None,
+            tls_client_ca_file: None,
             kubeconfig: None,
             influx_url: Some("http://influxdb.tbot-monitoring.svc.cluster.local:8086".to_owned()),
             influx_org: "keti".to_owned(),
@@ -417,6 +424,7 @@ impl fmt::Debug for Settings {
             auth_cache_ttl,
             tls_cert_file,
             tls_key_file,
+            tls_client_ca_file,
             kubeconfig,
             influx_url,
             influx_org,
@@ -459,6 +467,7 @@ impl fmt::Debug for Settings {
             .field("auth_cache_ttl", auth_cache_ttl)
             .field("tls_cert_file", tls_cert_file)
             .field("tls_key_file", tls_key_file)
+            .field("tls_client_ca_file", tls_client_ca_file)
             .field("kubeconfig", kubeconfig)
             .field("influx_url", influx_url)
             .field("influx_org", influx_org)
@@ -516,6 +525,9 @@ impl Settings {
         AUTH_CACHE_TTL.check("AUTH_CACHE_TTL", self.auth_cache_ttl)?;
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve HTTPS, or neither".into());
+        }
+        if self.tls_client_ca_file.is_some() && self.tls_cert_file.is_none() {
+            return Err("TLS_CLIENT_CA_FILE needs TLS: set TLS_CERT_FILE and TLS_KEY_FILE too".into());
         }
         for (name, url) in [
             ("INFLUX_URL", &self.influx_url),

@@ -28,7 +28,7 @@ use crate::migrations::controller::{self, Ctl};
 use crate::rebalancer::Rebalancer;
 use crate::sinks::influx::{self, InfluxConfig, InfluxHandle, MigrationPoint};
 use crate::telemetry::{SinkStats, Telemetry};
-use crate::tls::{TlsFiles, TlsListener};
+use crate::tls::{Peer, TlsFiles, TlsListener};
 
 /// The `pod_migration` point of a finished job (SPEC §7). Its time is the
 /// migration's end: writing it again (a new leader re-records what it finds)
@@ -188,12 +188,14 @@ impl Service {
         clock: Option<crate::rebalancer::Clock>,
     ) -> Result<Service, StartError> {
         let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
-            (Some(cert), Some(key)) => Some(TlsFiles { cert: cert.clone(), key: key.clone() }),
+            (Some(cert), Some(key)) => {
+                Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: settings.tls_client_ca_file.clone() })
+            }
             _ => None,
         };
         // A certificate that cannot be served stops start-up before anything is led or written.
         if let Some(files) = &tls {
-            files.load()?;
+            TlsListener::check(files)?;
         }
         Migrations::check_installed(&client).await?;
         let identity = settings.identity.clone().unwrap_or_else(lease::identity);
@@ -324,6 +326,7 @@ impl Service {
             Some(files) => {
                 let listener = TlsListener::new(listener, files, stop.clone())?;
                 tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<Peer>();
                     let serve =
                         axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
                     if let Err(e) = serve.await {
@@ -332,6 +335,7 @@ impl Service {
                 })
             }
             None => tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<Peer>();
                 let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "HTTP server failed");

@@ -3,6 +3,12 @@
 //! file changes, so a renewed certificate (cert-manager rewriting the mounted
 //! Secret) is served without a restart. A renewal that cannot be read is
 //! logged and the previous certificate kept.
+//!
+//! With a client CA (`TLS_CLIENT_CA_FILE`), a client may present a certificate
+//! that CA signed instead of a bearer token: its subject's CN is the user and
+//! its O entries the groups, as the Kubernetes API server reads them. A
+//! certificate from another CA fails the handshake; none at all is allowed
+//! (the caller then needs a token).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,13 +41,16 @@ pub enum TlsError {
     Key { path: PathBuf, why: String },
     #[error("cannot build the TLS configuration: {0}")]
     Config(String),
+    #[error("{path}: no usable CA certificate for client certificates: {why}")]
+    ClientCa { path: PathBuf, why: String },
 }
 
-/// The certificate and key files.
+/// The certificate and key files, and the CA of client certificates.
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -62,6 +71,28 @@ impl TlsFiles {
         let signer = ring::sign::any_supported_type(&key)
             .map_err(|e| TlsError::Key { path: self.key.clone(), why: e.to_string() })?;
         Ok(Arc::new(CertifiedKey::new(chain, signer)))
+    }
+
+    /// The verifier of client certificates: optional ones, signed by the client CA.
+    fn client_verifier(&self) -> Result<Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>, TlsError> {
+        let Some(path) = &self.client_ca else { return Ok(None) };
+        let bad = |why: String| TlsError::ClientCa { path: path.clone(), why };
+        let pem = read(path)?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            roots.add(cert.map_err(|e| bad(e.to_string()))?).map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("the file holds no PEM certificate".into()));
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(ring::default_provider()),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+        Ok(Some(verifier))
     }
 
     /// What identifies the files' current contents cheaply: modification times and sizes.
@@ -96,15 +127,25 @@ impl std::fmt::Debug for TlsListener {
 }
 
 impl TlsListener {
+    /// Can `files` be served (certificate, key, client CA)?
+    pub fn check(files: &TlsFiles) -> Result<(), TlsError> {
+        files.load()?;
+        files.client_verifier()?;
+        Ok(())
+    }
+
     /// Serve `files` on `tcp` until `stop`, following changes of the files.
     pub fn new(tcp: TcpListener, files: TlsFiles, stop: CancellationToken) -> Result<TlsListener, TlsError> {
         let local = tcp.local_addr().map_err(|e| TlsError::Config(e.to_string()))?;
         let current = Arc::new(Current(RwLock::new(files.load()?)));
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match files.client_verifier()? {
+            Some(verifier) => builder.with_client_cert_verifier(verifier),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(config));
         tokio::spawn(reload(files, current, stop.clone()));
@@ -180,5 +221,101 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+/// Who is at the other end of a connection: the user and groups of a verified
+/// client certificate, if one was presented (request extension `ConnectInfo<Peer>`).
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub certificate: Option<(String, Vec<String>)>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Peer {
+        let (_, conn) = stream.io().get_ref();
+        let certificate = conn.peer_certificates().and_then(|c| c.first()).and_then(|c| subject(c.as_ref()));
+        Peer { certificate }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Peer {
+        Peer::default()
+    }
+}
+
+/// One DER element: (tag, contents, the rest).
+fn element(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = der.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+const OID_CN: &[u8] = &[0x55, 0x04, 0x03];
+const OID_O: &[u8] = &[0x55, 0x04, 0x0a];
+
+/// The subject's common name and organizations of an X.509 certificate (DER),
+/// as the API server maps them to a user and groups. `None` without a CN.
+pub fn subject(cert: &[u8]) -> Option<(String, Vec<String>)> {
+    let (_, certificate, _) = element(cert)?;
+    let (_, tbs, _) = element(certificate)?;
+    let mut rest = tbs;
+    // [0] version (optional), serial, signature algorithm, issuer, validity, subject.
+    let (tag, _, r) = element(rest)?;
+    if tag == 0xa0 {
+        rest = r;
+    }
+    for _ in 0..4 {
+        rest = element(rest)?.2;
+    }
+    let (_, mut names, _) = element(rest)?;
+    let (mut cn, mut orgs) = (None, Vec::new());
+    while !names.is_empty() {
+        let (_, set, r) = element(names)?;
+        names = r;
+        let mut attrs = set;
+        while !attrs.is_empty() {
+            let (_, attr, r) = element(attrs)?;
+            attrs = r;
+            let (_, oid, value) = element(attr)?;
+            let (_, text, _) = element(value)?;
+            let text = std::str::from_utf8(text).ok()?.to_string();
+            match oid {
+                OID_CN => cn = Some(text),
+                OID_O => orgs.push(text),
+                _ => {}
+            }
+        }
+    }
+    Some((cn?, orgs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_certificate_subject_is_a_user_and_groups() {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "alice");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "team-a");
+        params.distinguished_name.push(rcgen::DnType::CountryName, "KR");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let (cn, orgs) = subject(cert.der()).unwrap();
+        assert_eq!((cn.as_str(), orgs), ("alice", vec!["team-a".to_string()]));
+        assert_eq!(subject(&cert.der()[..20]), None, "truncated");
+        assert_eq!(subject(b"junk"), None);
     }
 }

@@ -104,3 +104,70 @@ async fn a_certificate_that_cannot_be_read_stops_start_up() {
     .expect("a bad key must stop start-up");
     assert!(e.to_string().contains("key.pem"), "{e}");
 }
+
+/// A CA and a client certificate it signed for `user` in `groups`: (CA PEM, client cert + key PEM).
+fn client_cert(user: &str, groups: &[&str]) -> (String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "clients");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(rcgen::DnType::CommonName, user);
+    for g in groups {
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, *g);
+    }
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_signed_by_the_client_ca_authenticates_its_caller() {
+    let certs = tempfile::tempdir().unwrap();
+    let server = write_cert(certs.path());
+    let (ca, identity) = client_cert("carol", &["ops"]);
+    std::fs::write(certs.path().join("clients.pem"), &ca).unwrap();
+    let s = Settings {
+        tls_cert_file: Some(certs.path().join("cert.pem")),
+        tls_key_file: Some(certs.path().join("key.pem")),
+        tls_client_ca_file: Some(certs.path().join("clients.pem")),
+        auth_cache_ttl: 1,
+        ..settings()
+    };
+    let env = Env::start_with(PODS, s, 5.0).await;
+    let with_cert = |identity: &str| {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(server.as_bytes()).unwrap()])
+            .identity(reqwest::Identity::from_pem(identity.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    // Authenticated as carol in ops: RBAC decides, and names her.
+    let r = with_cert(&identity).get(env.url("/api/v1/plan")).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["details"].as_str().unwrap().contains(r#"user "carol""#), "{body}");
+    env.sim
+        .dynamic("rbac.authorization.k8s.io/v1", "clusterrolebindings", None)
+        .unwrap()
+        .create(serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "ops-operator"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "sdi-migration-operator"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "ops"}]}))
+        .unwrap();
+    common::wait_for(Duration::from_secs(20), "the group's grant to apply", || async {
+        match with_cert(&identity).get(env.url("/api/v1/plan")).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            Ok(r) => Err(r.status().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await;
+    // Without a certificate (and without a token): 401. With one from another CA: no handshake.
+    assert_eq!(client(&server, "").get(env.url("/api/v1/plan")).send().await.unwrap().status(), 401);
+    let (_, stranger) = client_cert("mallory", &["system:masters"]);
+    assert!(with_cert(&stranger).get(env.url("/api/v1/plan")).send().await.is_err());
+}

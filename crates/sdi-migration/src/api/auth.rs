@@ -77,7 +77,17 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if permission == Some(Permission::Open) {
         return next.run(req).await;
     }
-    let user = match state.access.authenticate(bearer(&req).unwrap_or("")).await {
+    // As the API server does: a verified client certificate first, then a bearer token.
+    let certificate =
+        req.extensions().get::<axum::extract::ConnectInfo<crate::tls::Peer>>().and_then(|c| c.0.certificate.clone());
+    let authenticated = match certificate {
+        Some((name, mut groups)) => {
+            groups.push("system:authenticated".into());
+            Ok(User { name, uid: String::new(), groups, extra: Default::default() })
+        }
+        None => state.access.authenticate(bearer(&req).unwrap_or("")).await,
+    };
+    let user = match authenticated {
         Ok(user) => user,
         Err(e) => {
             // Who failed, never with what: the token is not logged.
