@@ -418,6 +418,11 @@ pub fn builtin() -> Vec<ResourceInfo> {
         B::new("batch", "v1", "jobs", "Job", true).all().hash("mudhfqk/qZY=").status().generation().done(),
         B::new("coordination.k8s.io", "v1", "leases", "Lease", true).hash("gqkMMb/YqFM=").done(),
         events_v1,
+        // Stored, not enforced (the simulation has no network): manifests that carry one apply.
+        B::new("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true)
+            .short(&["netpol"])
+            .generation()
+            .done(),
         B::new("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true)
             .short(&["pdb"])
             .hash("EVWiDmWqyJw=")

@@ -3,6 +3,7 @@
 //! so the rules are unit-tested exhaustively and benchmarked without a network.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admission;
 pub mod containers;
 pub mod error;

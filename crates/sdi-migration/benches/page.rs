@@ -53,6 +53,8 @@ fn main() {
             dry_run: true,
             migration_check_interval: 5,
             policy_engine_url: None,
+            // The page's weight and speed are measured here, not access control.
+            auth_mode: sdi_migration::access::AuthMode::None,
             ..common::settings()
         };
         let addr = "127.0.0.1:0".parse().unwrap();

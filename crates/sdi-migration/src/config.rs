@@ -79,11 +79,21 @@ pub struct DemoArgs {
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true,
           value_parser = |s: &str| DEMO_DURATION.parse::<u64>(s), help_heading = "Demo")]
     pub duration: Option<u64>,
+    /// Access to the demo's API: none (anyone on this machine; it listens on 127.0.0.1 only) or
+    /// kubernetes (the simulated cluster enforces RBAC; a token is printed) (default none)
+    #[arg(long = "auth", value_enum, ignore_case = true, default_value = "none", help_heading = "Demo")]
+    pub auth: crate::access::AuthMode,
 }
 
 impl Default for DemoArgs {
     fn default() -> Self {
-        DemoArgs { settings: Settings::default(), scenario: None, speed: 10.0, duration: None }
+        DemoArgs {
+            settings: Settings::default(),
+            scenario: None,
+            speed: 10.0,
+            duration: None,
+            auth: crate::access::AuthMode::None,
+        }
     }
 }
 
@@ -96,6 +106,46 @@ pub struct Settings {
           value_parser = |s: &str| PORT.parse::<u16>(s),
           help_heading = "Service")]
     pub port: u16,
+
+    /// Address the API listens on: an IPv4 or IPv6 address, 0.0.0.0 or :: for every interface (default 0.0.0.0)
+    #[arg(long = "listen", env = "LISTEN_ADDR", value_name = "ADDRESS", default_value = "0.0.0.0",
+          value_parser = parse_listen, help_heading = "Service")]
+    pub listen: std::net::IpAddr,
+
+    /// Who may call the API: kubernetes (bearer tokens checked with TokenReview, permissions with
+    /// SubjectAccessReview) or none (anyone who reaches the port; a warning at start) (default kubernetes)
+    #[arg(
+        long,
+        env = "AUTH_MODE",
+        value_enum,
+        ignore_case = true,
+        default_value = "kubernetes",
+        help_heading = "Access"
+    )]
+    pub auth_mode: crate::access::AuthMode,
+
+    /// Seconds a token's review and an access decision are remembered (0 to 300; default 10)
+    #[arg(long, env = "AUTH_CACHE_TTL", value_name = "SECONDS", default_value = "10",
+          allow_negative_numbers = true,
+          value_parser = |s: &str| AUTH_CACHE_TTL.parse::<u64>(s), help_heading = "Access")]
+    pub auth_cache_ttl: u64,
+
+    /// PEM certificate chain of the API; with TLS_KEY_FILE it serves HTTPS and reloads both when they
+    /// change (default: unset = plain HTTP)
+    #[arg(long, env = "TLS_CERT_FILE", value_name = "FILE", default_value = "", hide_default_value = true,
+          value_parser = parse_kubeconfig, help_heading = "Access")]
+    pub tls_cert_file: std::option::Option<PathBuf>,
+
+    /// PEM private key of TLS_CERT_FILE (default: unset)
+    #[arg(long, env = "TLS_KEY_FILE", value_name = "FILE", default_value = "", hide_default_value = true,
+          value_parser = parse_kubeconfig, help_heading = "Access")]
+    pub tls_key_file: std::option::Option<PathBuf>,
+
+    /// PEM CA bundle; with TLS, a client certificate it signed authenticates its caller (CN = user,
+    /// O = groups) instead of a bearer token (default: unset = bearer tokens only)
+    #[arg(long, env = "TLS_CLIENT_CA_FILE", value_name = "FILE", default_value = "", hide_default_value = true,
+          value_parser = parse_kubeconfig, help_heading = "Access")]
+    pub tls_client_ca_file: std::option::Option<PathBuf>,
 
     /// Kubeconfig file (default: unset = in-cluster configuration; empty = in-cluster)
     #[arg(long, env = "KUBECONFIG", value_name = "FILE", default_value = "", hide_default_value = true,
@@ -320,6 +370,12 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             port: 8080,
+            listen: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            auth_mode: crate::access::AuthMode::Kubernetes,
+            auth_cache_ttl: 10,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
             kubeconfig: None,
             influx_url: Some("http://influxdb.tbot-monitoring.svc.cluster.local:8086".to_owned()),
             influx_org: "keti".to_owned(),
@@ -363,6 +419,12 @@ impl fmt::Debug for Settings {
         // Destructured so that a new field cannot be forgotten here.
         let Settings {
             port,
+            listen,
+            auth_mode,
+            auth_cache_ttl,
+            tls_cert_file,
+            tls_key_file,
+            tls_client_ca_file,
             kubeconfig,
             influx_url,
             influx_org,
@@ -400,6 +462,12 @@ impl fmt::Debug for Settings {
         } = self;
         f.debug_struct("Settings")
             .field("port", port)
+            .field("listen", listen)
+            .field("auth_mode", auth_mode)
+            .field("auth_cache_ttl", auth_cache_ttl)
+            .field("tls_cert_file", tls_cert_file)
+            .field("tls_key_file", tls_key_file)
+            .field("tls_client_ca_file", tls_client_ca_file)
             .field("kubeconfig", kubeconfig)
             .field("influx_url", influx_url)
             .field("influx_org", influx_org)
@@ -454,6 +522,13 @@ impl Settings {
     /// line naming the variable(s).
     pub fn validate(&self) -> Result<(), String> {
         PORT.check("PORT", self.port.into())?;
+        AUTH_CACHE_TTL.check("AUTH_CACHE_TTL", self.auth_cache_ttl)?;
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err("TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve HTTPS, or neither".into());
+        }
+        if self.tls_client_ca_file.is_some() && self.tls_cert_file.is_none() {
+            return Err("TLS_CLIENT_CA_FILE needs TLS: set TLS_CERT_FILE and TLS_KEY_FILE too".into());
+        }
         for (name, url) in [
             ("INFLUX_URL", &self.influx_url),
             ("POLICY_ENGINE_URL", &self.policy_engine_url),
@@ -864,6 +939,7 @@ const RENEW_DEADLINE: WholeRange = WholeRange { min: 1, max: 3600, noun: SECONDS
 const RETRY_PERIOD: WholeRange = WholeRange { min: 1, max: 3600, noun: SECONDS, note: "" };
 const MIGRATION_HISTORY_TTL: WholeRange = WholeRange { min: 60, max: 31_536_000, noun: SECONDS, note: "" };
 const MIGRATION_HISTORY_MAX: WholeRange = WholeRange { min: 1, max: 100_000, noun: WHOLE, note: "" };
+const AUTH_CACHE_TTL: WholeRange = WholeRange { min: 0, max: 300, noun: SECONDS, note: "" };
 const DEMO_DURATION: WholeRange = WholeRange { min: 1, max: 31_536_000, noun: SECONDS, note: "" };
 
 const RESOURCE_PRESSURE_THRESHOLD: RealRange = RealRange { min: 0.0, min_inclusive: false, max: 100.0 };
@@ -891,6 +967,15 @@ fn parse_bool(text: &str) -> Result<bool, String> {
 /// Empty (or blank) = `None`; anything else is kept as given.
 fn parse_optional_text(text: &str) -> Result<Option<String>, String> {
     Ok(if text.trim().is_empty() { None } else { Some(text.to_owned()) })
+}
+
+/// An IP address to listen on (`0.0.0.0`, `127.0.0.1`, `::`, `[::1]`).
+fn parse_listen(text: &str) -> Result<std::net::IpAddr, String> {
+    let t = text.trim();
+    let t = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')).unwrap_or(t);
+    t.parse().map_err(|_| {
+        "expected an IP address such as 0.0.0.0 (every interface), 127.0.0.1 (this host only) or ::".to_owned()
+    })
 }
 
 /// Empty (or blank) = in-cluster configuration.

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_sim::{Cluster, ServerConfig};
+use kube_sim::auth::TokenOptions;
+use kube_sim::{AuthConfig, Cluster, Credentials, ServerConfig};
+
+use crate::access::AuthMode;
 
 use crate::cluster::{self, ApiStats};
 use crate::config::DemoArgs;
@@ -51,9 +54,19 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
             errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
         ))
     })?;
-    let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(args.speed));
+    let enforced = args.auth == AuthMode::Kubernetes;
+    // With --auth kubernetes the simulated cluster is a real one's equal: HTTPS
+    // (kubectl sends credentials only over HTTPS) and RBAC, the service as its
+    // ServiceAccount with exactly deploy/'s permissions.
+    let config = if enforced {
+        ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..ServerConfig::default() }
+    } else {
+        ServerConfig::default()
+    };
+    let sim = Cluster::with(config, kube_sim::Clock::new(args.speed));
     sim.load_scenario(&scenario).map_err(|e| StartError::Scenario(e.to_string()))?;
     install_crd(&sim)?;
+    install_rbac(&sim)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = sim.serve(loopback).await.map_err(|source| StartError::Listen { addr: loopback, source })?;
     let dir = std::env::temp_dir().join("sdi-migration-demo");
@@ -61,9 +74,19 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     let kubeconfig_path = dir.join("kubeconfig");
     std::fs::write(&kubeconfig_path, server.kubeconfig())
         .map_err(io(format!("cannot write {}", kubeconfig_path.display())))?;
+    let service_kubeconfig = if enforced {
+        let token = long_token(&sim, SERVICE_ACCOUNT.0, SERVICE_ACCOUNT.1)?;
+        let path = dir.join("service-kubeconfig");
+        std::fs::write(&path, server.kubeconfig_for(&Credentials::Token(token)))
+            .map_err(io(format!("cannot write {}", path.display())))?;
+        path
+    } else {
+        kubeconfig_path.clone()
+    };
 
     let stats = Arc::new(ApiStats::default());
-    let client = cluster::connect(Some(&kubeconfig_path), stats.clone()).await?;
+    let client = cluster::connect(Some(&service_kubeconfig), stats.clone()).await?;
+    // Loopback only, whatever LISTEN_ADDR says: with AUTH_MODE=none it must not be reachable from elsewhere.
     let addr = SocketAddr::from(([127, 0, 0, 1], args.settings.port));
     let settings = demo_settings(&args);
     let clock = sim.clock().clone();
@@ -74,10 +97,32 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     println!("  simulated cluster: kubectl --kubeconfig {} get pods -A -o wide", kubeconfig_path.display());
     println!("  web view:          {api}/   (node pressure, plans with reasons, migrations step by step)");
     println!("  migration API:     {api}");
-    println!("    curl {api}/api/v1/plan            # what the rebalancer would do now, with every reason");
-    println!("    curl {api}/api/v1/migrations      # jobs, newest first, step by step");
+    let auth = if enforced {
+        let token = long_token(&sim, DEMO_USER.0, DEMO_USER.1)?;
+        let path = dir.join("token");
+        std::fs::write(&path, &token).map_err(io(format!("cannot write {}", path.display())))?;
+        println!(
+            "  access:            AUTH_MODE=kubernetes — tokens checked with TokenReview, rights with \
+             SubjectAccessReview (RBAC)"
+        );
+        println!(
+            "    a token of ServiceAccount {}/{} (edit + sdi-migration-operator), also in {}:",
+            DEMO_USER.0,
+            DEMO_USER.1,
+            path.display()
+        );
+        println!("    TOKEN={token}");
+        println!("    (paste it into the web view's API token field; without one every call is 401)");
+        " -H \"Authorization: Bearer $TOKEN\""
+    } else {
+        println!("  access:            AUTH_MODE=none — no token needed; listening on 127.0.0.1 only");
+        println!("    (demo --auth kubernetes shows the real thing: RBAC enforced, a token printed)");
+        ""
+    };
+    println!("    curl{auth} {api}/api/v1/plan            # what the rebalancer would do now, with every reason");
+    println!("    curl{auth} {api}/api/v1/migrations      # jobs, newest first, step by step");
     println!(
-        "    curl -X POST {api}/api/v1/migrations -H 'content-type: application/json' \\\n      -d '{{\"pod_name\":\"POD\",\"pod_namespace\":\"NS\",\"source_node\":\"FROM\",\"target_node\":\"TO\"}}'"
+        "    curl{auth} -X POST {api}/api/v1/migrations -H 'content-type: application/json' \\\n      -d '{{\"pod_name\":\"POD\",\"pod_namespace\":\"NS\",\"source_node\":\"FROM\",\"target_node\":\"TO\"}}'"
     );
     println!("  logs:              {} (warnings also here)", log_path().display());
     println!(
@@ -128,12 +173,78 @@ pub fn install_crd(sim: &Cluster) -> Result<(), StartError> {
     api.create(crd).map(|_| ()).map_err(|e| StartError::Scenario(format!("cannot install the PodMigration CRD: {e}")))
 }
 
+/// The service's ServiceAccount in `deploy/` (namespace, name).
+pub const SERVICE_ACCOUNT: (&str, &str) = ("kube-system", "sdi-migration");
+/// The demo's user with `--auth kubernetes`: may edit (move pods in) every
+/// namespace and see the cluster-wide views.
+pub const DEMO_USER: (&str, &str) = ("default", "demo-user");
+
+/// `deploy/`'s RBAC, embedded: the service's identity and permissions, and the users' roles.
+const RBAC_MANIFESTS: &[(&str, &str)] = &[
+    ("deploy/serviceaccount.yaml", include_str!("../../../deploy/serviceaccount.yaml")),
+    ("deploy/clusterrole.yaml", include_str!("../../../deploy/clusterrole.yaml")),
+    ("deploy/clusterrolebinding.yaml", include_str!("../../../deploy/clusterrolebinding.yaml")),
+    ("deploy/user-roles.yaml", include_str!("../../../deploy/user-roles.yaml")),
+];
+
+/// Apply `deploy/`'s ServiceAccount, ClusterRoles and bindings to the
+/// simulated cluster as an operator would, and the demo's user
+/// ([`DEMO_USER`]) bound to `edit` and `sdi-migration-operator`.
+pub fn install_rbac(sim: &Cluster) -> Result<(), StartError> {
+    let bad = |file: &str, e: String| StartError::Scenario(format!("{file}: {e}"));
+    let mut objects = Vec::new();
+    for (file, text) in RBAC_MANIFESTS {
+        for doc in serde_yaml_ng::Deserializer::from_str(text) {
+            let obj: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| bad(file, e.to_string()))?;
+            if !obj.is_null() {
+                objects.push((*file, obj));
+            }
+        }
+    }
+    let (ns, name) = DEMO_USER;
+    objects.push((
+        "demo",
+        serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        "metadata": {"name": name, "namespace": ns}}),
+    ));
+    for role in ["edit", "sdi-migration-operator"] {
+        objects.push((
+            "demo",
+            serde_json::json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding", "metadata": {"name": format!("{name}-{role}")},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        ));
+    }
+    for (file, obj) in objects {
+        let plural = match obj["kind"].as_str() {
+            Some("ServiceAccount") => "serviceaccounts",
+            Some("ClusterRole") => "clusterroles",
+            Some("ClusterRoleBinding") => "clusterrolebindings",
+            other => return Err(bad(file, format!("unexpected kind {other:?}"))),
+        };
+        let api_version = obj["apiVersion"].as_str().unwrap_or("v1").to_string();
+        let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let api = sim.dynamic(&api_version, plural, namespace.as_deref()).map_err(|e| bad(file, e.to_string()))?;
+        api.create(obj).map_err(|e| bad(file, e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A ServiceAccount token (TokenRequest) valid for a simulated month.
+fn long_token(sim: &Cluster, namespace: &str, name: &str) -> Result<String, StartError> {
+    let opts = TokenOptions { expiration_seconds: 30 * 86_400, ..TokenOptions::default() };
+    sim.service_account_token(namespace, name, &opts)
+        .map_err(|e| StartError::Kubernetes(format!("cannot issue a token for {namespace}/{name}: {e}")))
+}
+
 /// Demo defaults where the operator did not choose: the in-cluster policy engine
 /// and InfluxDB do not exist here, and a 30 s check interval or settle time is
 /// long for a demo at 10× (intervals are wall-clock; cooldowns follow the
 /// simulated clock).
 pub fn demo_settings(args: &DemoArgs) -> crate::config::Settings {
     let mut s = args.settings.clone();
+    s.auth_mode = args.auth;
     let unset = |var: &str| std::env::var_os(var).is_none();
     if unset("POLICY_ENGINE_URL") {
         s.policy_engine_url = None;

@@ -81,6 +81,9 @@ pub enum StartError {
     /// InfluxDB or the policy engine client cannot be set up.
     #[error("{0}")]
     Sink(String),
+    /// TLS_CERT_FILE / TLS_KEY_FILE cannot be served.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! inside an imperative shell (this crate: the Kubernetes API, HTTP, clocks).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod cluster;
 pub mod config;
@@ -21,4 +22,5 @@ pub mod service;
 pub mod sinks;
 pub mod stream;
 pub mod telemetry;
+pub mod tls;
 pub mod web;

@@ -36,35 +36,45 @@ fn init_logs(format: LogFormat, file: Option<std::fs::File>) {
     }
 }
 
-async fn signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGTERM and SIGINT handlers now — before anything is served,
+/// so a signal during start-up is a graceful stop, not the default action
+/// (death) — and returns what completes on the first of them.
+fn signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {},
+                        _ = int.recv() => {},
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn listen_addr(settings: &Settings) -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], settings.port))
+    SocketAddr::new(settings.listen, settings.port)
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    let stopped = signal();
     let stats = Arc::new(ApiStats::default());
     let client = cluster::connect(settings.kubeconfig.as_deref(), stats.clone()).await?;
     let service = Service::start(&settings, client, stats, listen_addr(&settings)).await?;
-    signal().await;
+    stopped.await;
     tracing::info!("shutting down: no new migrations; {} running", service.runner.active());
     service.shutdown(Duration::from_secs(settings.shutdown_grace)).await;
     Ok(())

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::access::{Access, AuthMode};
 use crate::api::{AppState, router};
 use crate::cluster::ApiStats;
 use crate::cluster::cache::ClusterCache;
@@ -27,6 +28,7 @@ use crate::migrations::controller::{self, Ctl};
 use crate::rebalancer::Rebalancer;
 use crate::sinks::influx::{self, InfluxConfig, InfluxHandle, MigrationPoint};
 use crate::telemetry::{SinkStats, Telemetry};
+use crate::tls::{Peer, TlsFiles, TlsListener};
 
 /// The `pod_migration` point of a finished job (SPEC §7). Its time is the
 /// migration's end: writing it again (a new leader re-records what it finds)
@@ -52,6 +54,8 @@ fn point(job: &crate::jobs::Job) -> MigrationPoint {
 /// A running service.
 pub struct Service {
     pub addr: SocketAddr,
+    /// The API is served over HTTPS (`TLS_CERT_FILE`).
+    pub tls: bool,
     pub runner: Arc<Runner>,
     pub migrations: Arc<Migrations>,
     pub stats: Arc<ApiStats>,
@@ -183,6 +187,16 @@ impl Service {
         addr: SocketAddr,
         clock: Option<crate::rebalancer::Clock>,
     ) -> Result<Service, StartError> {
+        let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                Some(TlsFiles { cert: cert.clone(), key: key.clone(), client_ca: settings.tls_client_ca_file.clone() })
+            }
+            _ => None,
+        };
+        // A certificate that cannot be served stops start-up before anything is led or written.
+        if let Some(files) = &tls {
+            TlsListener::check(files)?;
+        }
         Migrations::check_installed(&client).await?;
         let identity = settings.identity.clone().unwrap_or_else(lease::identity);
         let leadership =
@@ -287,6 +301,16 @@ impl Service {
         let first = Some(report.clone()).filter(|_| leadership.is_leader());
         tokio::spawn(work.run(leadership.clone(), first, stop.clone()));
 
+        let access = match settings.auth_mode {
+            AuthMode::Kubernetes => Access::kubernetes(client.clone(), Duration::from_secs(settings.auth_cache_ttl)),
+            AuthMode::None => {
+                tracing::warn!(
+                    "AUTH_MODE=none: the API does not check who calls it; anyone who reaches {addr} can move and \
+                     cancel migrations of any namespace with this service's rights"
+                );
+                Access::open()
+            }
+        };
         let app = router(AppState {
             runner: runner.clone(),
             migrations: migrations.clone(),
@@ -294,17 +318,34 @@ impl Service {
             rebalancer: rebalancer.clone(),
             auto_migration: settings.enable_auto_migration,
             hub,
+            access: Arc::new(access),
         });
         let stopped = stop.clone();
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "HTTP server failed");
+        let https = tls.is_some();
+        let server = match tls {
+            Some(files) => {
+                let listener = TlsListener::new(listener, files, stop.clone())?;
+                tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<Peer>();
+                    let serve =
+                        axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "HTTPS server failed");
+                    }
+                })
             }
-        });
-        tracing::info!(%addr, leader = leadership.is_leader(), "sdi-migration API listening");
+            None => tokio::spawn(async move {
+                let app = app.into_make_service_with_connect_info::<Peer>();
+                let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.cancelled().await });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "HTTP server failed");
+                }
+            }),
+        };
+        tracing::info!(%addr, https, auth = ?settings.auth_mode, leader = leadership.is_leader(), "sdi-migration API listening");
         Ok(Service {
             addr,
+            tls: https,
             runner,
             migrations,
             stats,
@@ -321,7 +362,7 @@ impl Service {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// Stop accepting requests, give running jobs `grace` to finish, undo the

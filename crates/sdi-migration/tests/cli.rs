@@ -99,6 +99,9 @@ async fn run_serves_the_api_against_a_cluster_and_stops_on_sigterm() {
     };
     let mut child = tokio::process::Command::new(BIN)
         .args(["run", "--kubeconfig", kc.to_str().unwrap(), "--port", &port.to_string(), "--log-format", "json"])
+        .args(["--listen", "127.0.0.1"])
+        // Only when asked for, and never silently.
+        .env("AUTH_MODE", "none")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -120,6 +123,8 @@ async fn run_serves_the_api_against_a_cluster_and_stops_on_sigterm() {
     child.stderr.take().unwrap().read_to_string(&mut err).await.unwrap();
     assert!(err.lines().all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()), "LOG_FORMAT=json: {err}");
     assert!(err.contains("sdi-migration stopped"), "{err}");
+    assert!(err.contains("AUTH_MODE=none") && err.contains("WARN"), "a warning at start: {err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "LISTEN_ADDR: {err}");
 }
 
 /// Without the PodMigration CRD the service does not start, and says how to install it.

@@ -130,6 +130,57 @@ fn the_cluster_role_is_exactly_the_calls_the_service_makes() {
     assert_eq!(sa["metadata"]["namespace"], "kube-system");
 }
 
+/// The API's callers are checked through `system:auth-delegator`; users get
+/// aggregated roles for PodMigrations and a role for exactly the non-resource
+/// URLs the API guards (`sdi_core::access`); a NetworkPolicy fences the port.
+#[test]
+fn access_to_the_api_is_declared_for_users_and_the_network() {
+    let docs = documents();
+    let delegator = object(&docs, "ClusterRoleBinding", "sdi-migration-auth-delegator");
+    assert_eq!(
+        delegator["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+               "name": sdi_migration::cluster::rbac::DELEGATED_AUTH_ROLE})
+    );
+    assert_eq!(
+        delegator["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "sdi-migration", "namespace": "kube-system"}])
+    );
+
+    let edit = object(&docs, "ClusterRole", "sdi-migration-edit");
+    assert_eq!(edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"], "true");
+    let verbs: BTreeSet<String> = strings(&edit["rules"][0]["verbs"]).into_iter().collect();
+    assert!(verbs.contains("create") && verbs.contains("delete"), "{edit}");
+    assert_eq!(strings(&edit["rules"][0]["resources"]), ["podmigrations"]);
+    let view = object(&docs, "ClusterRole", "sdi-migration-view");
+    assert_eq!(view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"], "true");
+    let verbs: BTreeSet<String> = strings(&view["rules"][0]["verbs"]).into_iter().collect();
+    assert_eq!(verbs, ["get", "list", "watch"].map(String::from).into_iter().collect());
+
+    // (verb, URL) granted by the operator and metrics roles == what the API asks for.
+    let mut granted = BTreeSet::new();
+    for name in ["sdi-migration-operator", "sdi-migration-metrics-reader"] {
+        for rule in object(&docs, "ClusterRole", name)["rules"].as_array().unwrap() {
+            for url in strings(&rule["nonResourceURLs"]) {
+                for verb in strings(&rule["verbs"]) {
+                    granted.insert((verb, url.clone()));
+                }
+            }
+        }
+    }
+    let wanted: BTreeSet<(String, String)> =
+        sdi_core::access::non_resource_urls().map(|(v, u)| (v.to_string(), u.to_string())).collect();
+    assert_eq!(granted, wanted, "deploy/user-roles.yaml vs sdi_core::access");
+
+    let np = object(&docs, "NetworkPolicy", "sdi-migration-api");
+    assert_eq!(np["metadata"]["namespace"], "kube-system");
+    assert_eq!(np["spec"]["podSelector"], json!({"matchLabels": {"app": "sdi-migration"}}));
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    let ingress = &np["spec"]["ingress"][0];
+    assert_eq!(ingress["ports"], json!([{"protocol": "TCP", "port": 8080}]));
+    assert!(ingress["from"][0]["namespaceSelector"].is_object(), "admits chosen namespaces only: {np}");
+}
+
 #[test]
 fn the_deployment_runs_two_hardened_probed_replicas() {
     let docs = documents();
@@ -228,7 +279,9 @@ fn the_service_secret_and_kustomization_fit_together() {
     // Every namespaced object lives in kube-system.
     for (file, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap_or_default();
-        if ["ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget"].contains(&kind) {
+        if ["ServiceAccount", "ConfigMap", "Secret", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy"]
+            .contains(&kind)
+        {
             assert_eq!(doc["metadata"]["namespace"], "kube-system", "{file}: {kind}");
         }
     }

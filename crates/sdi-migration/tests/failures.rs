@@ -170,8 +170,7 @@ async fn api_server_faults_never_leave_a_job_hanging_or_the_cluster_dirty() {
     }
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let r = env.http.post(format!("{}/_sim/disconnect-watches", env.server.url())).send().await.unwrap();
-        assert!(r.status().is_success());
+        env.sim.api().disconnect_watches();
     }
     for id in &ids {
         let job = env.finished(id, 90).await;

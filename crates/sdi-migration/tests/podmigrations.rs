@@ -42,7 +42,7 @@ struct Kubectl {
 
 impl Kubectl {
     fn new(env: &Env, bin: PathBuf) -> Kubectl {
-        Kubectl { bin, kc: env.dir.path().join("kubeconfig"), cache: tempfile::tempdir().unwrap() }
+        Kubectl { bin, kc: env.dir.path().join("admin-kubeconfig"), cache: tempfile::tempdir().unwrap() }
     }
 
     async fn run(&self, args: &[&str]) -> (bool, String, String) {

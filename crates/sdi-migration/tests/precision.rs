@@ -142,8 +142,28 @@ async fn the_strategy_run_is_the_one_planned_and_approved() {
     let rebalancer = env.service().rebalancer.clone();
     let runner = env.service().runner.clone();
     common::wait_for(Duration::from_secs(60), "a move to end", || {
-        let ended = runner.store.list(&Default::default()).iter().filter(|j| j.status.is_terminal()).count();
-        async move { if ended >= 1 { Ok(()) } else { Err(format!("{ended} ended")) } }
+        let jobs = runner.store.list(&Default::default());
+        let ended = jobs.iter().filter(|j| j.status.is_terminal()).count();
+        let state: Vec<String> = jobs
+            .iter()
+            .map(|j| format!("{} {} {:?}", j.request.pod_name, j.status.as_str(), j.details.steps.last().map(|s| &s.name)))
+            .collect();
+        let decisions = rebalancer.recent().len();
+        let pods: Vec<String> = env
+            .pods("default")
+            .iter()
+            .map(|p| format!("{}@{}", p["metadata"]["name"].as_str().unwrap_or(""), common::node_of(p)))
+            .collect();
+        let (cycles, synced) = (rebalancer.cycles(), rebalancer.cache.synced());
+        async move {
+            if ended >= 1 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{ended} ended; jobs {state:?}; {decisions} decisions; pods {pods:?}; {cycles} cycles, synced {synced}"
+                ))
+            }
+        }
     })
     .await;
     let decisions = rebalancer.recent();

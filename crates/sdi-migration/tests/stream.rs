@@ -26,7 +26,7 @@ struct Sse {
 
 impl Sse {
     async fn open(env: &Env, path: &str) -> Sse {
-        let response = reqwest::Client::new().get(env.url(path)).send().await.unwrap();
+        let response = env.http.get(env.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let ct = response.headers()["content-type"].to_str().unwrap().to_string();
         assert_eq!(ct, "text/event-stream", "{path}");

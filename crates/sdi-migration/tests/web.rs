@@ -40,6 +40,9 @@ fn the_page_follows_a_migration_live_and_is_usable_from_the_keyboard() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let env = rt.block_on(Env::start(PODS));
     let mut b = Browser::launch(&bin, 1280, 1400);
+    // The API wants a token: the page keeps the one it is given for the tab's session.
+    b.navigate(&env.url("/"));
+    b.eval(&format!("sessionStorage.setItem('sdi-migration-token', {}); true", js_str(&env.api_token)));
     b.navigate(&env.url("/"));
     b.wait_for(WAIT, "the stream to be live", "document.querySelector('#conn').textContent.startsWith('Live')");
     let nodes = b.wait_for(
@@ -94,10 +97,12 @@ fn the_page_follows_a_migration_live_and_is_usable_from_the_keyboard() {
 
     // Cancel a running migration from the page, with a token configured: the
     // DELETE carries it as the Authorization header.
-    b.eval(
-        "document.querySelector('#token').value = 'tok-123';
+    let operator = env.sim.auth().new_token_user("operator", &["system:masters"]);
+    b.eval(&format!(
+        "document.querySelector('#token').value = {};
          document.querySelector('#token-form').requestSubmit(); true",
-    );
+        js_str(&operator)
+    ));
     b.wait_for(WAIT, "the stream to reconnect", "document.querySelector('#conn').textContent.startsWith('Live')");
     let (code, body) = rt.block_on(env.migrate(request("slow", "default", "w1", "w3")));
     assert_eq!(code, 202, "{body}");
@@ -133,7 +138,7 @@ fn the_page_follows_a_migration_live_and_is_usable_from_the_keyboard() {
         .expect("the page sent a DELETE");
     let request = &delete["params"]["request"];
     assert!(request["url"].as_str().unwrap().ends_with(&format!("/api/v1/migrations/{slow}")), "{request}");
-    assert_eq!(request["headers"]["Authorization"], "Bearer tok-123", "{request}");
+    assert_eq!(request["headers"]["Authorization"], format!("Bearer {operator}"), "{request}");
     let (_, job) = rt.block_on(env.get(&format!("/api/v1/migrations/{slow}")));
     assert_eq!(job["status"], "cancelled", "{job}");
 

@@ -10,10 +10,13 @@ use sdi_core::job::JobStatus;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
+use super::auth::{self, Caller};
 use super::{ApiDoc, AppState, validate};
 use crate::jobs::model::{MigrationRequest, MigrationResponse, MigrationStatus};
 use crate::jobs::runner::CancelError;
 use crate::jobs::store::ListFilter;
+use axum::Extension;
+use sdi_core::access::Operation;
 
 /// Every error: `{"error": what, "details": why}` as the original controller.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -80,7 +83,11 @@ pub struct HealthBody {
         (status = 422, description = "Target node unavailable or strategy not applicable", body = ErrorBody),
         (status = 503, description = "Kubernetes API unavailable or shutting down", body = ErrorBody),
     ))]
-pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn create_migration(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
     // A request is a JSON object; serde would also accept an array for a struct.
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) if !v.is_object() => {
@@ -103,6 +110,13 @@ pub async fn create_migration(State(state): State<AppState>, body: Bytes) -> Res
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid request format", e.to_string()),
     };
+    // Authorized in the pod's namespace as soon as it is known, before anything about the pod is revealed.
+    if !request.pod_namespace.is_empty() {
+        let op = Operation::CreateMigration { namespace: request.pod_namespace.clone() };
+        if let Err(r) = auth::check(&state, &caller, op).await {
+            return r;
+        }
+    }
     if let Err(details) = validate::migration_request(&request) {
         return error(StatusCode::BAD_REQUEST, "Validation failed", details);
     }
@@ -134,7 +148,11 @@ struct ListQuery {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "1–1000, default 100"),
     ),
     responses((status = 200, body = [MigrationResponse]), (status = 400, body = ErrorBody)))]
-pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+pub async fn list_migrations(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let q: ListQuery = match serde_urlencoded_lite(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid query", e),
@@ -165,13 +183,25 @@ pub async fn list_migrations(State(state): State<AppState>, RawQuery(query): Raw
             }
         },
     };
-    let filter = ListFilter {
-        status,
-        namespace: q.namespace.filter(|s| !s.is_empty()),
-        node: q.node.filter(|s| !s.is_empty()),
-        limit,
+    let namespace = q.namespace.filter(|s| !s.is_empty());
+    let filter = ListFilter { status, namespace: namespace.clone(), node: q.node.filter(|s| !s.is_empty()), limit };
+    // One namespace asked: its permission decides. Otherwise the caller sees
+    // the namespaces where they may list (all when allowed cluster-wide).
+    if namespace.is_some() {
+        if let Err(r) = auth::check(&state, &caller, Operation::ListMigrations { namespace }).await {
+            return r;
+        }
+        let items: Vec<MigrationResponse> = state.runner.store.list(&filter).iter().map(|j| j.response()).collect();
+        return Json(items).into_response();
+    }
+    let all = state.runner.store.list(&ListFilter { limit: usize::MAX, ..filter });
+    let namespaces: std::collections::BTreeSet<String> = all.iter().map(|j| j.request.pod_namespace.clone()).collect();
+    let scope = match auth::list_scope(&state, &caller, namespaces).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    let items: Vec<MigrationResponse> = state.runner.store.list(&filter).iter().map(|j| j.response()).collect();
+    let items: Vec<MigrationResponse> =
+        all.iter().filter(|j| scope.admits(&j.request.pod_namespace)).take(limit).map(|j| j.response()).collect();
     Json(items).into_response()
 }
 
@@ -214,6 +244,18 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// `get` on the migration's PodMigration, in its pod's namespace. An unknown
+/// id is left to the handler's 404: there is nothing to protect.
+async fn may_read(state: &AppState, caller: &Caller, id: &str) -> Result<(), Response> {
+    match state.runner.store.get(id) {
+        Some(job) => {
+            let op = Operation::GetMigration { namespace: job.request.pod_namespace.clone(), name: id.to_string() };
+            auth::check(state, caller, op).await
+        }
+        None => Ok(()),
+    }
+}
+
 fn not_found_job(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, "Migration not found", format!("no migration with id {id}"))
 }
@@ -221,7 +263,14 @@ fn not_found_job(id: &str) -> Response {
 /// One migration, with every detail.
 #[utoipa::path(get, path = "/api/v1/migrations/{id}", params(("id" = String, Path, description = "migration id")),
     responses((status = 200, body = MigrationResponse), (status = 404, body = ErrorBody)))]
-pub async fn get_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn get_migration(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = may_read(&state, &caller, &id).await {
+        return r;
+    }
     match state.runner.store.rendered(&id) {
         Some(json) => ([(axum::http::header::CONTENT_TYPE, "application/json")], json).into_response(),
         None => not_found_job(&id),
@@ -231,7 +280,14 @@ pub async fn get_migration(State(state): State<AppState>, Path(id): Path<String>
 /// A migration's status only.
 #[utoipa::path(get, path = "/api/v1/migrations/{id}/status", params(("id" = String, Path, description = "migration id")),
     responses((status = 200, body = MigrationStatus), (status = 404, body = ErrorBody)))]
-pub async fn get_migration_status(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn get_migration_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = may_read(&state, &caller, &id).await {
+        return r;
+    }
     match state.runner.store.get(&id) {
         Some(job) => Json(job.status_view()).into_response(),
         None => not_found_job(&id),
@@ -244,7 +300,17 @@ pub async fn get_migration_status(State(state): State<AppState>, Path(id): Path<
         (status = 202, description = "Cancellation under way", body = MigrationResponse),
         (status = 404, body = ErrorBody),
         (status = 409, description = "Already finished", body = ErrorBody)))]
-pub async fn cancel_migration(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub async fn cancel_migration(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(job) = state.runner.store.get(&id) {
+        let op = Operation::CancelMigration { namespace: job.request.pod_namespace.clone(), name: id.clone() };
+        if let Err(r) = auth::check(&state, &caller, op).await {
+            return r;
+        }
+    }
     match state.migrations.cancel(&id).await {
         Ok(job) => {
             let mut r = job.response();

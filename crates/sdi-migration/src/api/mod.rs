@@ -1,6 +1,7 @@
 //! The HTTP API (SPEC §2): the original Migration Controller's endpoints, field
 //! for field, plus list, cancel and `/openapi.json`.
 
+pub(crate) mod auth;
 pub(crate) mod handlers;
 pub(crate) mod live;
 pub(crate) mod validate;
@@ -22,11 +23,64 @@ pub struct AppState {
     pub auto_migration: bool,
     /// Live changes for `GET /api/v1/stream`.
     pub hub: Arc<crate::stream::Hub>,
+    /// Who may call what (`AUTH_MODE`).
+    pub access: Arc<crate::access::Access>,
+}
+
+/// Bearer tokens on every operation but the probes, with the answers access
+/// control adds (401, 403, 503): declared once here rather than on each path.
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, header::Header};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.description = Some(
+            "A Kubernetes bearer token (e.g. `kubectl create token NAME`), checked with TokenReview; permissions \
+             with SubjectAccessReview (AUTH_MODE=kubernetes)"
+                .into(),
+        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+        let error = || ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+        let string = || utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String).build();
+        let unauthorized = ResponseBuilder::new()
+            .description("No bearer token, or one the cluster does not accept (expired, revoked, unknown)")
+            .header("WWW-Authenticate", Header::new(string()))
+            .content("application/json", error())
+            .build();
+        let forbidden = ResponseBuilder::new()
+            .description("The caller lacks the permission the error's details name (RBAC)")
+            .content("application/json", error())
+            .build();
+        let unavailable = ResponseBuilder::new()
+            .description("Kubernetes API unavailable: access cannot be checked, so it is refused")
+            .content("application/json", error())
+            .build();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let open = ["/health", "/ready"].contains(&path.as_str());
+            for op in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                if open {
+                    op.security = Some(vec![SecurityRequirement::default()]);
+                    continue;
+                }
+                let responses = &mut op.responses.responses;
+                responses.entry("401".into()).or_insert_with(|| RefOr::T(unauthorized.clone()));
+                responses.entry("403".into()).or_insert_with(|| RefOr::T(forbidden.clone()));
+                responses.entry("503".into()).or_insert_with(|| RefOr::T(unavailable.clone()));
+            }
+        }
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "sdi-migration", description = "Moves pods between Kubernetes nodes safely."),
+    modifiers(&Security),
     paths(
         handlers::create_migration,
         handlers::list_migrations,
@@ -90,5 +144,6 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/app.js", get(crate::web::script))
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::guard))
         .with_state(state)
 }

@@ -28,6 +28,9 @@ pub struct ApiStats {
     pub event_writes: AtomicU64,
     /// Answers with a 4xx/5xx status (conflicts and not-founds included).
     pub errors: AtomicU64,
+    /// TokenReviews and SubjectAccessReviews (checking the API's callers): questions,
+    /// counted apart from reads and writes.
+    pub reviews: AtomicU64,
 }
 
 impl ApiStats {
@@ -105,7 +108,15 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqB>) -> Self::Future {
-        let counter = if req.method() == http::Method::GET { &self.stats.reads } else { &self.stats.writes };
+        let path = req.uri().path();
+        let counter =
+            if path.starts_with("/apis/authentication.k8s.io/") || path.starts_with("/apis/authorization.k8s.io/") {
+                &self.stats.reviews
+            } else if req.method() == http::Method::GET {
+                &self.stats.reads
+            } else {
+                &self.stats.writes
+            };
         counter.fetch_add(1, Ordering::Relaxed);
         if req.method() != http::Method::GET && req.uri().path().contains("/events") {
             self.stats.event_writes.fetch_add(1, Ordering::Relaxed);

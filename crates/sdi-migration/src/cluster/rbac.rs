@@ -34,3 +34,13 @@ pub const RULES: &[(&str, &str, &[&str])] = &[
     // The snapshot's budgets.
     ("policy", "poddisruptionbudgets", &["list", "watch"]),
 ];
+
+/// What checking the API's callers needs (`AUTH_MODE=kubernetes`): exactly the
+/// built-in ClusterRole `system:auth-delegator`, which `deploy/` binds to the
+/// ServiceAccount rather than copying into the service's own role.
+pub const DELEGATED_AUTH_ROLE: &str = "system:auth-delegator";
+/// The rules of [`DELEGATED_AUTH_ROLE`], as the service uses them.
+pub const DELEGATED_AUTH_RULES: &[(&str, &str, &[&str])] = &[
+    ("authentication.k8s.io", "tokenreviews", &["create"]),
+    ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
+];

@@ -296,16 +296,28 @@ impl Engine {
     /// Wait until the Deployment, pinned to `node`, has rolled out there while
     /// `node` stays Ready. (The pin in the cached template tells that the cache
     /// has seen the change, not the Deployment as it was before.)
-    pub async fn wait_rollout(&self, namespace: &str, name: &str, node: &str) -> Result<(), Error> {
+    /// `known`: the cache had the Deployment when the move began; if not, it
+    /// is waited for (the job's timeout bounds it) rather than taken for deleted.
+    pub async fn wait_rollout(&self, namespace: &str, name: &str, node: &str, known: bool) -> Result<(), Error> {
+        let mut seen = known;
         self.cache
             .until(|v| {
                 if let Some(lost) = node_lost(v, node) {
                     return lost;
                 }
                 match v.deployment(namespace, name) {
-                    None => wait::Check::Fail(Error::new(Category::NotFound, format!("Deployment {name} was deleted"))),
-                    Some(d) if d.hostname.as_deref() == Some(node) && d.rolled_out() => wait::Check::Done(()),
-                    Some(_) => wait::Check::Wait,
+                    None if seen => {
+                        wait::Check::Fail(Error::new(Category::NotFound, format!("Deployment {name} was deleted")))
+                    }
+                    None => wait::Check::Wait,
+                    Some(d) => {
+                        seen = true;
+                        if d.hostname.as_deref() == Some(node) && d.rolled_out() {
+                            wait::Check::Done(())
+                        } else {
+                            wait::Check::Wait
+                        }
+                    }
                 }
             })
             .await

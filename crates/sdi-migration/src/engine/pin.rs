@@ -23,6 +23,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
     checkpoint::take(ctx, plan, &all).await?;
 
+    // Whether the cache knew the Deployment: if it did not, its absence there
+    // later means "not seen yet", not "deleted".
+    let cached = engine.cache.deployment(ns, dep_name).is_some();
     ctx.step("pin-node-selector", async {
         let previous = match engine.cache.deployment(ns, dep_name) {
             Some(d) => d.hostname,
@@ -54,7 +57,7 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     })
     .await?;
 
-    ctx.step("wait-rollout", engine.wait_rollout(ns, dep_name, target)).await?;
+    ctx.step("wait-rollout", engine.wait_rollout(ns, dep_name, target, cached)).await?;
     w.commit();
 
     ctx.step("unmark", async {

@@ -12,7 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube_sim::{Cluster, Server, ServerConfig};
+use kube_sim::auth::TokenOptions;
+use kube_sim::{AuthConfig, Cluster, Credentials, Server, ServerConfig};
 use sdi_migration::cluster::{self, ApiStats};
 use sdi_migration::config::Settings;
 use sdi_migration::service::Service;
@@ -21,11 +22,60 @@ use serde_json::{Value, json};
 pub struct Env {
     pub sim: Cluster,
     pub server: Server,
+    /// The service's client: the `sdi-migration` ServiceAccount, bound as in `deploy/`.
     pub client: kube::Client,
+    /// The cluster administrator's client, for what a test does to the cluster itself.
+    pub admin: kube::Client,
     pub stats: Arc<ApiStats>,
     pub service: Option<Service>,
+    /// Sends [`Env::api_token`] with every request.
     pub http: reqwest::Client,
+    /// A token of the service's API allowed everything (a `system:masters` user).
+    pub api_token: String,
     pub dir: tempfile::TempDir,
+}
+
+/// The ServiceAccount of `deploy/` (namespace, name) and its user name.
+pub const SERVICE_ACCOUNT: (&str, &str) = ("kube-system", "sdi-migration");
+pub const SERVICE_USER: &str = "system:serviceaccount:kube-system:sdi-migration";
+
+/// `deploy/`'s identity and permissions for the service (its ServiceAccount,
+/// ClusterRole and bindings) and the users' ClusterRoles, as an operator applies them.
+pub fn install_rbac(sim: &Cluster) {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    for file in ["serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml", "user-roles.yaml"] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        for doc in serde_yaml_ng::Deserializer::from_str(&text) {
+            let obj: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if obj.is_null() {
+                continue;
+            }
+            let plural = match obj["kind"].as_str().unwrap() {
+                "ServiceAccount" => "serviceaccounts",
+                "ClusterRole" => "clusterroles",
+                "ClusterRoleBinding" => "clusterrolebindings",
+                other => panic!("{file}: unexpected {other}"),
+            };
+            let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+            sim.dynamic(obj["apiVersion"].as_str().unwrap(), plural, ns.as_deref()).unwrap().create(obj).unwrap();
+        }
+    }
+}
+
+/// A token of the service's ServiceAccount, as `kubectl create token` issues
+/// it, valid for longer than any test (on the simulated clock).
+pub fn service_token(sim: &Cluster) -> String {
+    let opts = TokenOptions { expiration_seconds: 30 * 86_400, ..TokenOptions::default() };
+    sim.service_account_token(SERVICE_ACCOUNT.0, SERVICE_ACCOUNT.1, &opts).unwrap()
+}
+
+/// An HTTP client sending `token` as a bearer token.
+pub fn http_with(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if !token.is_empty() {
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    }
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).default_headers(headers).build().unwrap()
 }
 
 /// Settings for tests: any free port, no settle wait, short timeouts.
@@ -87,18 +137,28 @@ impl Env {
             .try_init();
         let scenario = kube_sim::scenario::parse("test.yaml", text)
             .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
-        let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(speed));
+        // RBAC enforced: the service runs as its ServiceAccount with exactly
+        // deploy/'s permissions, and every request it makes is recorded.
+        // HTTPS, as kubectl sends credentials over HTTPS only.
+        let config = ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..ServerConfig::default() };
+        let sim = Cluster::with(config, kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
         sdi_migration::demo::install_crd(&sim).unwrap();
+        install_rbac(&sim);
+        sim.api().requests.enable();
         let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kc = dir.path().join("kubeconfig");
-        std::fs::write(&kc, server.kubeconfig()).unwrap();
+        std::fs::write(&kc, server.kubeconfig_for(&Credentials::Token(service_token(&sim)))).unwrap();
+        let admin_kc = dir.path().join("admin-kubeconfig");
+        std::fs::write(&admin_kc, server.kubeconfig()).unwrap();
         let stats = Arc::new(ApiStats::default());
         let client = cluster::connect(Some(&kc), stats.clone()).await.unwrap();
+        let admin = cluster::connect(Some(&admin_kc), Arc::new(ApiStats::default())).await.unwrap();
         sdi_migration::policy::init_tls();
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        let env = Env { sim, server, client, stats, service: None, http, dir };
+        let api_token = sim.auth().new_token_user("tester", &["system:masters"]);
+        let http = http_with(&api_token);
+        let env = Env { sim, server, client, admin, stats, service: None, http, api_token, dir };
         env.wait_all_running().await;
         env
     }
@@ -200,10 +260,13 @@ impl Env {
         .await
     }
 
-    /// Inject API faults (kube-sim's `/_sim/faults`).
+    /// Inject API faults (kube-sim's `/_sim/faults` body).
     pub async fn faults(&self, config: Value) {
-        let r = self.http.put(format!("{}/_sim/faults", self.server.url())).json(&config).send().await.unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        self.sim.api().faults.set(serde_json::from_value(config).unwrap()).unwrap();
+    }
+
+    pub fn clear_faults(&self) {
+        self.sim.api().faults.clear();
     }
 
     pub async fn set_node_ready(&self, node: &str, ready: bool) {

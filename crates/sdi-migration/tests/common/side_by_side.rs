@@ -101,6 +101,8 @@ pub struct Requests {
     pub migration_writes: u64,
     /// Leader election (reads and writes of its Lease).
     pub lease: u64,
+    /// TokenReviews and SubjectAccessReviews: checking the API's callers.
+    pub reviews: u64,
 }
 
 impl Requests {
@@ -114,7 +116,10 @@ pub fn service_requests(env: &Env) -> Requests {
     let agent = sdi_migration::cluster::USER_AGENT;
     let mut r = Requests::default();
     for (k, n) in env.sim.api().requests.counts().into_iter().filter(|(k, _)| k.agent == agent) {
-        if k.resource.starts_with("leases") {
+        if ["authentication.k8s.io", "authorization.k8s.io"].contains(&k.group.as_str()) {
+            // Checking the API's callers: per caller and cache period, not per move.
+            r.reviews += n;
+        } else if k.resource.starts_with("leases") {
             r.lease += n;
         } else if ["get", "list", "watch"].contains(&k.verb.as_str()) {
             r.reads += n;
