@@ -164,6 +164,26 @@ async fn the_service_uses_exactly_its_cluster_role() {
     assert_eq!(code, 202, "{body}");
     assert_eq!(env.finished(&id, 60).await["status"], "cancelled");
 
+    // Made with kubectl, with someone else's finalizer first: ours is found
+    // (read) and removed at the end, theirs is kept.
+    let body = move_one(&env, "web-");
+    let pmigs = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
+    pmigs
+        .create(json!({"apiVersion": "migration.sdi.keti.dev/v1alpha1", "kind": "PodMigration",
+            "metadata": {"name": "held", "finalizers": ["example.com/hold"]},
+            "spec": {"podName": body["pod_name"], "sourceNode": body["source_node"], "targetNode": body["target_node"]}}))
+        .unwrap();
+    common::wait_for(Duration::from_secs(90), "completed, ours released, theirs kept", || {
+        let o = pmigs.get("held").unwrap();
+        async move {
+            let done =
+                o["status"]["phase"] == "completed" && o["metadata"]["finalizers"] == json!(["example.com/hold"]);
+            if done { Ok(()) } else { Err(format!("{:#}", o)) }
+        }
+    })
+    .await;
+    pmigs.patch("held", None, kube_sim::PatchType::Merge, &json!({"metadata": {"finalizers": null}})).unwrap();
+
     // A crash, and the next leader: takeover, repair, history collection.
     env.service.take().unwrap().abort();
     env.start_service(s).await;
