@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admission;
+pub mod checkpoint;
 pub mod containers;
 pub mod error;
 pub mod fit;

@@ -314,6 +314,9 @@ pub struct Settings {
     /// Log format (text or json; default text)
     #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true, default_value = "text", help_heading = "Service")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub checkpoint: crate::checkpoint::settings::CheckpointSettings,
 }
 
 impl Default for Settings {
@@ -354,6 +357,7 @@ impl Default for Settings {
             migration_history_ttl: 604_800,
             migration_history_max: 1000,
             log_format: LogFormat::Text,
+            checkpoint: Default::default(),
         }
     }
 }
@@ -397,6 +401,7 @@ impl fmt::Debug for Settings {
             migration_history_ttl,
             migration_history_max,
             log_format,
+            checkpoint,
         } = self;
         f.debug_struct("Settings")
             .field("port", port)
@@ -434,6 +439,7 @@ impl fmt::Debug for Settings {
             .field("migration_history_ttl", migration_history_ttl)
             .field("migration_history_max", migration_history_max)
             .field("log_format", log_format)
+            .field("checkpoint", checkpoint)
             .finish()
     }
 }
@@ -454,6 +460,7 @@ impl Settings {
     /// line naming the variable(s).
     pub fn validate(&self) -> Result<(), String> {
         PORT.check("PORT", self.port.into())?;
+        self.checkpoint.registry()?;
         for (name, url) in [
             ("INFLUX_URL", &self.influx_url),
             ("POLICY_ENGINE_URL", &self.policy_engine_url),

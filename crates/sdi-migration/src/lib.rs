@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 #[cfg(feature = "demo")]

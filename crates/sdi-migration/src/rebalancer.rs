@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use crate::cluster::cache::ClusterCache;
 use crate::config::{PressureBasis, Settings, StrategyChoice};
 use crate::error::StartError;
-use crate::jobs::runner::Runner;
 use crate::jobs::MigrationRequest;
+use crate::jobs::runner::Runner;
 use crate::policy::{Policy, PolicyAnswer, PolicyPod, PolicyRequest, Verdict};
 use crate::telemetry::{NodeLabels, PolicyLabels, Telemetry};
 

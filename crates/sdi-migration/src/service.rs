@@ -76,6 +76,7 @@ pub fn engine_settings(s: &Settings) -> EngineSettings {
         checkpoint_pvc_size: s.checkpoint_pvc_size.clone(),
         post_migration_settle: Duration::from_secs(s.post_migration_settle),
         default_timeout: Duration::from_secs(s.migration_timeout),
+        images: s.checkpoint.clone(),
     }
 }
 
@@ -187,7 +188,8 @@ impl Service {
         let identity = settings.identity.clone().unwrap_or_else(lease::identity);
         let leadership =
             if settings.leader_election { Leadership::candidate(&identity) } else { Leadership::always(&identity) };
-        let writer = Writer::new(client.clone(), leadership.clone());
+        let registry = settings.checkpoint.registry().map_err(|e| StartError::Config(e))?;
+        let writer = Writer::new(client.clone(), leadership.clone()).with_registry(registry);
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
         let engine = Arc::new(Engine::new(client.clone(), cache.clone(), writer.clone(), engine_settings(settings)));
         let stop = CancellationToken::new();

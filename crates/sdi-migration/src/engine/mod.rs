@@ -45,6 +45,8 @@ pub struct EngineSettings {
     pub checkpoint_pvc_size: String,
     pub post_migration_settle: Duration,
     pub default_timeout: Duration,
+    /// Checkpoint images: registry, size limit, agent timeout, pull secret.
+    pub images: crate::checkpoint::settings::CheckpointSettings,
 }
 
 pub struct Engine {
