@@ -17,6 +17,8 @@
 //! stops the agent's push, and whatever it pushed is deleted.
 
 pub mod agent;
+#[cfg(feature = "demo")]
+pub mod local;
 pub mod oci;
 pub mod registry;
 pub mod settings;

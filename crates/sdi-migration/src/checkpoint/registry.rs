@@ -98,6 +98,7 @@ pub struct Pushed {
 
 impl Registry {
     pub fn new(config: RegistryConfig) -> Result<Registry, String> {
+        crate::policy::init_tls();
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
             .build()

@@ -73,13 +73,18 @@ impl Env {
 
     /// A cluster from a whole scenario file's text.
     pub async fn start_scenario(text: &str, settings: Settings, speed: f64) -> Env {
+        Self::start_scenario_config(text, settings, speed, ServerConfig::default()).await
+    }
+
+    /// A cluster from a whole scenario file's text, served with `config`.
+    pub async fn start_scenario_config(text: &str, settings: Settings, speed: f64, config: ServerConfig) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .with_test_writer()
             .try_init();
         let scenario = kube_sim::scenario::parse("test.yaml", text)
             .unwrap_or_else(|e| panic!("scenario: {}", e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n")));
-        let sim = Cluster::with(ServerConfig::default(), kube_sim::Clock::new(speed));
+        let sim = Cluster::with(config, kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
         sdi_migration::demo::install_crd(&sim).unwrap();
         let server = sim.serve("127.0.0.1:0".parse().unwrap()).await.unwrap();
