@@ -14,6 +14,8 @@ pub struct Capability<'a> {
     /// `containerRuntimeVersion` of the source and the target node.
     pub source_runtime: &'a str,
     pub target_runtime: &'a str,
+    /// The source node's agent is alive (its Lease is fresh); `None`: not looked at.
+    pub agent: Option<Result<(), &'a str>>,
     /// The kubelet checkpoint API's answer (`None`: not asked yet).
     pub checkpoint_api: Option<Result<(), &'a str>>,
     /// Size of the largest archive and the limit (`None`: no archive yet).
@@ -88,6 +90,9 @@ pub fn verdict(c: &Capability<'_>) -> Verdict {
     if let Err(e) = can_restore(c.target_runtime) {
         return no(format!("target node: {e}"));
     }
+    if let Some(Err(e)) = c.agent {
+        return no(format!("source node: {e}"));
+    }
     if let Some(Err(e)) = c.checkpoint_api {
         return no(format!("the kubelet checkpoint API refused: {e}"));
     }
@@ -112,6 +117,7 @@ mod tests {
             registry_reachable: Some(Ok(())),
             source_runtime: "cri-o://1.31.0",
             target_runtime: "containerd://2.1.0",
+            agent: Some(Ok(())),
             checkpoint_api: Some(Ok(())),
             archive_bytes: Some(10),
             max_bytes: 100,
@@ -133,7 +139,8 @@ mod tests {
     #[test]
     fn everything_in_place_restores() {
         assert_eq!(verdict(&ok()), Verdict::Restore);
-        let unknown_yet = Capability { registry_reachable: None, checkpoint_api: None, archive_bytes: None, ..ok() };
+        let unknown_yet =
+            Capability { registry_reachable: None, agent: None, checkpoint_api: None, archive_bytes: None, ..ok() };
         assert_eq!(verdict(&unknown_yet), Verdict::Restore);
     }
 

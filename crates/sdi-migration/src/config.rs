@@ -52,7 +52,12 @@ pub enum Command {
     Run(Settings),
     /// Starts the simulated cluster in-process with an SDI edge scenario and runs the service against it.
     Demo(DemoArgs),
+    /// The node agent (a DaemonSet): turns checkpoint archives into OCI checkpoint images in CHECKPOINT_REGISTRY.
+    Agent(crate::checkpoint::settings::AgentArgs),
 }
+
+/// What `Command::settings` answers for the agent, which has its own (the service's defaults).
+static DEFAULT_SETTINGS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::default);
 
 impl Command {
     /// The settings of this command.
@@ -60,6 +65,7 @@ impl Command {
         match self {
             Command::Run(settings) => settings,
             Command::Demo(demo) => &demo.settings,
+            Command::Agent(_) => &DEFAULT_SETTINGS,
         }
     }
 }
@@ -691,6 +697,9 @@ where
 {
     let cli = Cli::try_parse_from(args).map_err(outcome_of)?;
     cli.settings().validate().map_err(ParseOutcome::Invalid)?;
+    if let Command::Agent(agent) = &cli.command {
+        agent.validate().map_err(ParseOutcome::Invalid)?;
+    }
     Ok(cli)
 }
 

@@ -93,8 +93,13 @@ async fn start(pages: u64, tune: impl FnOnce(&mut CheckpointSettings), agent_nod
     for node in agent_nodes {
         let dir = root.path().join(node);
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = AgentConfig { node: node.to_string(), dir, registry: reg.clone() };
+        let cfg = AgentConfig { node: node.to_string(), dir, registry: reg.clone(), namespace: "kube-system".into() };
         tokio::spawn(agent::run(env.client.clone(), cfg, agents.clone()));
+    }
+    let leases = env.sim.dynamic("coordination.k8s.io/v1", "leases", Some("kube-system")).unwrap();
+    for node in agent_nodes {
+        let name = agent::lease_name(node);
+        eventually(20, &format!("agent Lease {name}"), || async { leases.get(&name).is_ok() }).await;
     }
     Ckpt { env, registry, root, agents }
 }
@@ -275,17 +280,36 @@ async fn an_archive_over_the_limit_is_refused_deleted_and_the_job_undone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_agent_on_the_source_node_fails_with_the_reason() {
-    let c = start(4096, |s| s.checkpoint_agent_timeout = 3, &["w2", "w3"]).await;
+async fn no_agent_on_the_source_node_fails_before_the_checkpoint() {
+    let c = start(4096, |_| {}, &["w2", "w3"]).await;
     let env = &c.env;
     let (_, created) = env.migrate(checkpointed("w2")).await;
     let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
     assert_eq!(job["status"], "failed", "{job:#}");
     let msg = job["message"].as_str().unwrap();
-    assert!(msg.contains("agent") && msg.contains("w1"), "{msg}");
+    assert!(msg.contains("no checkpoint agent is running there") && msg.contains("sdi-migration-agent-w1"), "{msg}");
+    original_untouched(env);
+    assert!(c.env.sim.checkpoints().is_empty(), "no archive taken that nobody would clean up");
+    assert!(tags(&c).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_never_answers_fails_the_job_and_the_request_is_withdrawn() {
+    let c = start(4096, |s| s.checkpoint_agent_timeout = 2, &["w2", "w3"]).await;
+    // A Lease as if an agent ran on w1, but nobody serves requests there.
+    let client = c.env.client.clone();
+    sdi_migration::cluster::writer::agent_heartbeat(&client, "kube-system", &agent::lease_name("w1"), "w1", 30)
+        .await
+        .unwrap();
+    let env = &c.env;
+    let (_, created) = env.migrate(checkpointed("w2")).await;
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    let msg = job["message"].as_str().unwrap();
+    assert!(msg.contains("no checkpoint agent on w1 answered within 2s"), "{msg}");
     original_untouched(env);
     assert!(tags(&c).await.is_empty());
-    // The request was withdrawn by the undo.
+    // The undo withdrew the request.
     let pm = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
     let obj = pm.get(created["migration_id"].as_str().unwrap()).unwrap();
     assert!(obj["metadata"]["annotations"].get(sdi_migration::checkpoint::REQUEST).is_none(), "{obj:#}");

@@ -21,6 +21,59 @@ use super::registry::{Pushed, Registry};
 use super::{ANSWER, Archive, CheckpointImage, ImageAnswer, ImageRequest, KUBELET_CHECKPOINT_DIR, REQUEST, oci};
 use crate::migrations::crd::PodMigration;
 
+/// How often the agent renews its Lease (its presence, which the engine's pre-check reads).
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(10);
+/// A Lease not renewed for this long means no agent.
+pub const LEASE_SECONDS: i32 = 30;
+
+/// The name of a node's agent Lease.
+pub fn lease_name(node: &str) -> String {
+    let name = format!("sdi-migration-agent-{node}");
+    name.chars().take(253).collect()
+}
+
+/// `sdi-migration agent`: connect, serve until `shutdown`.
+pub async fn main(
+    args: super::settings::AgentArgs,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), crate::error::StartError> {
+    let kubeconfig = Some(PathBuf::from(&args.kubeconfig)).filter(|p| !p.as_os_str().is_empty());
+    let stats = std::sync::Arc::new(crate::cluster::ApiStats::default());
+    let client = crate::cluster::connect(kubeconfig.as_deref(), stats).await?;
+    let registry = args
+        .checkpoint
+        .registry()
+        .map_err(crate::error::StartError::Config)?
+        .ok_or_else(|| crate::error::StartError::Config("CHECKPOINT_REGISTRY is required".into()))?;
+    let config = AgentConfig {
+        node: args.node_name.clone(),
+        dir: args.checkpoint_dir.clone(),
+        registry,
+        namespace: args.checkpoint.checkpoint_agent_namespace.clone(),
+    };
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run(client, config, stop.clone()));
+    shutdown.await;
+    stop.cancel();
+    let _ = task.await;
+    Ok(())
+}
+
+/// Renew this node's agent Lease until `stop`.
+async fn heartbeat(client: kube::Client, namespace: String, node: String, stop: CancellationToken) {
+    loop {
+        if let Err(e) =
+            crate::cluster::writer::agent_heartbeat(&client, &namespace, &lease_name(&node), &node, LEASE_SECONDS).await
+        {
+            tracing::warn!(error = %e, "could not renew the agent's Lease");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     /// The node this agent serves (`NODE_NAME`, from the downward API).
@@ -28,6 +81,8 @@ pub struct AgentConfig {
     /// The kubelet's checkpoint directory as mounted here.
     pub dir: PathBuf,
     pub registry: Registry,
+    /// Where its Lease lives (`CHECKPOINT_AGENT_NAMESPACE`).
+    pub namespace: String,
 }
 
 /// Run until `stop` is cancelled.
@@ -36,6 +91,7 @@ pub async fn run(client: kube::Client, config: AgentConfig, stop: CancellationTo
     let mut events = std::pin::pin!(watcher(api, watcher::Config::default()));
     // request id → its worker's cancellation.
     let mut working: HashMap<String, CancellationToken> = HashMap::new();
+    tokio::spawn(heartbeat(client.clone(), config.namespace.clone(), config.node.clone(), stop.clone()));
     tracing::info!(node = %config.node, dir = %config.dir.display(), registry = %config.registry.config().host, "checkpoint agent started");
     loop {
         let ev = tokio::select! {

@@ -1,6 +1,7 @@
 //! The settings of checkpoint images (engine and agent alike).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::registry::{Registry, RegistryConfig};
 
@@ -61,6 +62,16 @@ pub struct CheckpointSettings {
     )]
     pub checkpoint_agent_timeout: u64,
 
+    /// Namespace of the node agents' Leases (their presence; default kube-system)
+    #[arg(
+        long,
+        env = "CHECKPOINT_AGENT_NAMESPACE",
+        value_name = "NAMESPACE",
+        default_value = "kube-system",
+        help_heading = "Checkpoint images"
+    )]
+    pub checkpoint_agent_namespace: String,
+
     /// imagePullSecret the new pod gets to pull its checkpoint images (default: none)
     #[arg(long, env = "CHECKPOINT_PULL_SECRET", value_name = "SECRET", help_heading = "Checkpoint images")]
     pub checkpoint_pull_secret: Option<String>,
@@ -76,6 +87,7 @@ impl Default for CheckpointSettings {
             checkpoint_max_bytes: 4 << 30,
             checkpoint_retention: 3600,
             checkpoint_agent_timeout: 300,
+            checkpoint_agent_namespace: "kube-system".into(),
             checkpoint_pull_secret: None,
         }
     }
@@ -91,6 +103,7 @@ impl fmt::Debug for CheckpointSettings {
             .field("checkpoint_max_bytes", &self.checkpoint_max_bytes)
             .field("checkpoint_retention", &self.checkpoint_retention)
             .field("checkpoint_agent_timeout", &self.checkpoint_agent_timeout)
+            .field("checkpoint_agent_namespace", &self.checkpoint_agent_namespace)
             .field("checkpoint_pull_secret", &self.checkpoint_pull_secret)
             .finish()
     }
@@ -105,5 +118,41 @@ impl CheckpointSettings {
         config.username = self.checkpoint_registry_username.clone();
         config.password = self.checkpoint_registry_password.clone();
         Registry::new(config).map(Some)
+    }
+}
+
+/// `sdi-migration agent`: the node agent's settings.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct AgentArgs {
+    /// The node this agent serves (from the downward API: spec.nodeName)
+    #[arg(long, env = "NODE_NAME", value_name = "NODE")]
+    pub node_name: String,
+
+    /// The kubelet's checkpoint directory as mounted in the agent (read-only is enough to read; the
+    /// agent deletes archives once pushed, so mount it writable for cleanup)
+    #[arg(long, env = "CHECKPOINT_DIR", value_name = "DIR", default_value = "/var/lib/kubelet/checkpoints")]
+    pub checkpoint_dir: PathBuf,
+
+    /// Kubeconfig file (default: unset = in-cluster configuration)
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", default_value = "", hide_default_value = true)]
+    pub kubeconfig: String,
+
+    /// Log format (text or json; default text)
+    #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true, default_value = "text")]
+    pub log_format: crate::config::LogFormat,
+
+    #[command(flatten)]
+    pub checkpoint: CheckpointSettings,
+}
+
+impl AgentArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.node_name.trim().is_empty() {
+            return Err("NODE_NAME is required: the node this agent serves".into());
+        }
+        match self.checkpoint.registry()? {
+            Some(_) => Ok(()),
+            None => Err("CHECKPOINT_REGISTRY is required: where the agent pushes checkpoint images".into()),
+        }
     }
 }

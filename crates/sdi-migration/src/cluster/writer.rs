@@ -644,6 +644,45 @@ pub async fn answer_checkpoint_request(
         .map_err(|e| Error::api(format!("answer the checkpoint request on {namespace}/{name}"), e))
 }
 
+/// The node agent's presence: create or renew its Lease.
+pub async fn agent_heartbeat(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    seconds: i32,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let pp = PostParams { field_manager: Some(crate::checkpoint::AGENT_MANAGER.into()), ..Default::default() };
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let spec = LeaseSpec {
+        holder_identity: Some(node.into()),
+        lease_duration_seconds: Some(seconds),
+        renew_time: Some(now),
+        ..Default::default()
+    };
+    match api.get_opt(name).await? {
+        Some(mut lease) => {
+            lease.spec = Some(spec);
+            api.replace(name, &pp, &lease).await.map(|_| ())
+        }
+        None => {
+            let lease = Lease {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(namespace.into()),
+                    labels: Some([("app".to_string(), "sdi-migration-agent".to_string())].into()),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+            };
+            api.create(&pp, &lease).await.map(|_| ())
+        }
+    }
+}
+
 fn names(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> (String, String) {
     (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
 }

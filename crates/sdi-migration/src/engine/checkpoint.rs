@@ -107,6 +107,29 @@ async fn runtime_of(engine: &Engine, node: &str) -> String {
     }
 }
 
+/// Whether the node's agent renewed its Lease recently.
+async fn agent_alive(engine: &Engine, node: &str) -> Result<(), String> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let ns = &engine.settings.images.checkpoint_agent_namespace;
+    let name = crate::checkpoint::agent::lease_name(node);
+    let api: Api<Lease> = Api::namespaced(engine.client.clone(), ns);
+    let missing = |why: String| {
+        Err(format!("no checkpoint agent is running there ({why}; deploy the sdi-migration-agent DaemonSet)"))
+    };
+    let lease = match retry::transient(|| api.get_opt(&name)).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return missing(format!("no Lease {ns}/{name}")),
+        Err(e) => return missing(format!("cannot read Lease {ns}/{name}: {e}")),
+    };
+    let spec = lease.spec.unwrap_or_default();
+    let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(crate::checkpoint::agent::LEASE_SECONDS));
+    match spec.renew_time {
+        Some(t) if jiff::Timestamp::now().duration_since(t.0) <= jiff::SignedDuration::from_secs(seconds) => Ok(()),
+        Some(t) => missing(format!("Lease {ns}/{name} last renewed at {}", t.0)),
+        None => missing(format!("Lease {ns}/{name} never renewed")),
+    }
+}
+
 /// The capability pre-check before a checkpoint is taken (runtimes, registry).
 pub async fn verdict(engine: &Engine, source: &str, target: &str) -> Verdict {
     let registry = engine.writer.registry();
@@ -115,11 +138,13 @@ pub async fn verdict(engine: &Engine, source: &str, target: &str) -> Verdict {
         None => None,
     };
     let (source_runtime, target_runtime) = (runtime_of(engine, source).await, runtime_of(engine, target).await);
+    let agent = agent_alive(engine, source).await;
     sdi_core::checkpoint::verdict(&Capability {
         registry_configured: registry.is_some(),
         registry_reachable: reachable.as_ref().map(|r| r.as_ref().map(|_| ()).map_err(String::as_str)),
         source_runtime: &source_runtime,
         target_runtime: &target_runtime,
+        agent: Some(agent.as_ref().map(|_| ()).map_err(String::as_str)),
         checkpoint_api: None,
         archive_bytes: None,
         max_bytes: engine.settings.images.checkpoint_max_bytes,
