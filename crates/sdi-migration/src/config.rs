@@ -1042,7 +1042,7 @@ mod tests {
         let args = ["sdi-migration", "run"].iter().chain(flags.iter()).copied();
         parse_from(args).map(|cli| match cli.command {
             Command::Run(settings) => settings,
-            Command::Demo(_) => panic!("parsed as demo"),
+            Command::Demo(_) | Command::Agent(_) => panic!("parsed as another command"),
         })
     }
 
@@ -1099,7 +1099,7 @@ mod tests {
         let cli = parse_from(["sdi-migration", "demo"]).unwrap();
         match cli.command {
             Command::Demo(demo) => assert_eq!(demo, DemoArgs::default()),
-            Command::Run(_) => panic!("parsed as run"),
+            Command::Run(_) | Command::Agent(_) => panic!("parsed as another command"),
         }
     }
 
@@ -1488,7 +1488,9 @@ mod tests {
         }
         assert_eq!(
             parse_from(["sdi-migration"]).unwrap_err(),
-            ParseOutcome::Invalid("a command is required: one of run, demo (see sdi-migration --help)".to_owned())
+            ParseOutcome::Invalid(
+                "a command is required: one of run, demo, agent (see sdi-migration --help)".to_owned()
+            )
         );
         assert!(matches!(
             parse_from(["sdi-migration", "run", "--no-such-flag"]),
