@@ -91,6 +91,8 @@ struct LeaderWork {
     auto_migration: bool,
     history_ttl: Duration,
     history_max: usize,
+    /// `CHECKPOINT_RETENTION`.
+    checkpoint_retention: Duration,
 }
 
 impl LeaderWork {
@@ -128,6 +130,19 @@ impl LeaderWork {
                     }
                 }
             });
+            if self.writer.registry().is_some() {
+                let (store, w, t) = (self.migrations.runner.store.clone(), self.writer.clone(), term.clone());
+                let retention = self.checkpoint_retention;
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(crate::checkpoint::retention::interval(retention));
+                    loop {
+                        tokio::select! {
+                            _ = t.cancelled() => return,
+                            _ = tick.tick() => { crate::checkpoint::retention::sweep(&store, &w, retention).await; }
+                        }
+                    }
+                });
+            }
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => {
@@ -285,6 +300,7 @@ impl Service {
             auto_migration: settings.enable_auto_migration,
             history_ttl: Duration::from_secs(settings.migration_history_ttl),
             history_max: usize::try_from(settings.migration_history_max).unwrap_or(1000),
+            checkpoint_retention: Duration::from_secs(settings.checkpoint.checkpoint_retention),
         };
         let first = Some(report.clone()).filter(|_| leadership.is_leader());
         tokio::spawn(work.run(leadership.clone(), first, stop.clone()));

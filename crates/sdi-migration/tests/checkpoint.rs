@@ -9,6 +9,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::{Env, eventually, ready, request};
 use kube_sim::ServerConfig;
@@ -42,6 +43,8 @@ workloads:
     containers:
       - name: mapper
         requests: {cpu: 200m, memory: 128Mi}
+        # Busy enough that w1 is under pressure: the planner proposes moving it.
+        usage: {cpu: 3900m, memory: 100Mi}
 "#;
 
 struct Ckpt {
@@ -333,4 +336,50 @@ async fn cancelling_during_the_push_leaves_no_image_and_no_archive() {
     let dir = c.root.path().join("w1");
     eventually(30, "the agent to delete the archive", || async { files(&dir).is_empty() }).await;
     eventually(30, "no image left in the registry", || async { tags(&c).await.is_empty() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_deleted_after_the_retention() {
+    let c = start(4096, |s| s.checkpoint_retention = 0, &["w1", "w2", "w3"]).await;
+    let env = &c.env;
+    let (_, created) = env.migrate(checkpointed("w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    let job = env.finished(&id, 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    assert_eq!(job["details"]["restore"]["status"], "restored");
+    eventually(30, "the image to be deleted and marked so", || async {
+        let (_, job) = env.get(&format!("/api/v1/migrations/{id}")).await;
+        job["details"]["checkpoint_images"][0]["deleted"] == true && tags(&c).await.is_empty()
+    })
+    .await;
+    let pm = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
+    eventually(30, "the PodMigration to record the deletion", || async {
+        pm.get(&id).unwrap()["status"]["checkpointImages"][0]["deleted"] == true
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_shows_whether_each_move_can_carry_its_state() {
+    let c = start(4096, |_| {}, &["w1", "w2", "w3"]).await;
+    let plan = common::wait_for(Duration::from_secs(30), "a planned move with its restore verdict", || async {
+        let (code, plan) = c.env.get("/api/v1/plan").await;
+        assert_eq!(code, 200, "{plan}");
+        if plan["checkpoint_restore"].as_array().is_some_and(|a| !a.is_empty()) {
+            Ok(plan)
+        } else {
+            Err(plan.to_string())
+        }
+    })
+    .await;
+    let check = &plan["checkpoint_restore"][0];
+    assert_eq!(check["pod"], "slam", "{plan:#}");
+    assert_eq!(check["source"], "w1");
+    match check["target"].as_str().unwrap() {
+        "w3" => {
+            assert_eq!(check["restore"], false);
+            assert!(check["reason"].as_str().unwrap().contains("containerd 1.7"), "{check}");
+        }
+        _ => assert_eq!(check["restore"], true, "{check}"),
+    }
 }

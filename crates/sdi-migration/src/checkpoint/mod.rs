@@ -21,6 +21,7 @@ pub mod agent;
 pub mod local;
 pub mod oci;
 pub mod registry;
+pub mod retention;
 pub mod settings;
 
 use serde::{Deserialize, Serialize};

@@ -151,8 +151,45 @@ pub async fn verdict(engine: &Engine, source: &str, target: &str) -> Verdict {
     })
 }
 
-/// Whether this job restores state: the pre-check's verdict. Demanded and
-/// impossible fails the job here, before it changed anything.
+/// The pre-check's verdict for one move, as `GET /api/v1/plan` shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RestoreCheck {
+    pub namespace: String,
+    pub pod: String,
+    pub source: String,
+    pub target: String,
+    /// The pod's state could move with it (checkpoint images restored on the target).
+    pub restore: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// At most this many planned moves are checked per request (each costs a few reads).
+const MAX_PLAN_CHECKS: usize = 20;
+
+/// The verdict for each (namespace, pod, source, target); none without a registry.
+pub async fn checks(engine: &Engine, moves: &[(String, String, String, String)]) -> Vec<RestoreCheck> {
+    if engine.writer.registry().is_none() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (namespace, pod, source, target) in moves.iter().take(MAX_PLAN_CHECKS) {
+        let v = verdict(engine, source, target).await;
+        out.push(RestoreCheck {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            source: source.clone(),
+            target: target.clone(),
+            restore: v.is_restore(),
+            reason: v.reason().to_string(),
+        });
+    }
+    out
+}
+
+/// Whether this job restores state: the pre-check's verdict (step
+/// `restore-check`). Demanded and impossible fails the job here, before it
+/// changed anything.
 pub async fn precheck(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<bool, Error> {
     if plan.checkpoint == CheckpointMode::No {
         return Ok(false);
@@ -161,7 +198,18 @@ pub async fn precheck(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<bool
         skipped(ctx, "no CHECKPOINT_REGISTRY is configured: the checkpoint is kept on the source node only");
         return Ok(false);
     }
-    let v = verdict(engine, &plan.source, &plan.target).await;
+    let v = ctx
+        .step("restore-check", async {
+            let v = verdict(engine, &plan.source, &plan.target).await;
+            match &v {
+                Verdict::Restore => {
+                    ctx.note("restore-check", format!("{} → {}: state can move", plan.source, plan.target))
+                }
+                Verdict::Impossible(r) => ctx.note("restore-check", r.clone()),
+            }
+            Ok(v)
+        })
+        .await?;
     match v {
         Verdict::Restore => Ok(true),
         Verdict::Impossible(reason) if plan.checkpoint == CheckpointMode::Required => {

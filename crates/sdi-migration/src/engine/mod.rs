@@ -7,7 +7,7 @@
 //! interrupted by a crash. Shared pieces every strategy uses are here, not in
 //! each other: capturing the original, waiting for Ready, measuring usage.
 
-pub(crate) mod checkpoint;
+pub mod checkpoint;
 pub(crate) mod copy;
 pub(crate) mod evict;
 pub mod marks;
