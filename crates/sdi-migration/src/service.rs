@@ -203,7 +203,7 @@ impl Service {
         let identity = settings.identity.clone().unwrap_or_else(lease::identity);
         let leadership =
             if settings.leader_election { Leadership::candidate(&identity) } else { Leadership::always(&identity) };
-        let registry = settings.checkpoint.registry().map_err(|e| StartError::Config(e))?;
+        let registry = settings.checkpoint.registry().map_err(StartError::Config)?;
         let writer = Writer::new(client.clone(), leadership.clone()).with_registry(registry);
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
         let engine = Arc::new(Engine::new(client.clone(), cache.clone(), writer.clone(), engine_settings(settings)));
