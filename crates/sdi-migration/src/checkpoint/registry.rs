@@ -221,7 +221,7 @@ impl Registry {
         let location = self.open_upload(repo).await?;
         let hasher = Arc::new(Mutex::new((ring::digest::Context::new(&ring::digest::SHA256), 0u64)));
         let h = hasher.clone();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024).map(move |chunk| {
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 1024 * 1024).map(move |chunk| {
             if let Ok(c) = &chunk {
                 let mut g = h.lock();
                 g.0.update(c);
