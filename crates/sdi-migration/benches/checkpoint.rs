@@ -63,7 +63,8 @@ fn oci_layout(dir: &Path, archive: &Path) -> String {
     }
     let layer = oci::Descriptor { media_type: oci::MEDIA_LAYER_TAR, digest: layer_digest, size };
     let config = oci::config(&layer, "2026-01-01T00:00:00Z");
-    let config_d = oci::Descriptor { media_type: oci::MEDIA_CONFIG, digest: oci::digest(&config), size: config.len() as u64 };
+    let config_d =
+        oci::Descriptor { media_type: oci::MEDIA_CONFIG, digest: oci::digest(&config), size: config.len() as u64 };
     std::fs::write(blobs.join(config_d.digest.trim_start_matches("sha256:")), &config).unwrap();
     let manifest = oci::manifest(&config_d, &layer, &oci::annotations("bench", &Default::default()));
     let manifest_digest = oci::digest(&manifest);
@@ -79,7 +80,8 @@ async fn push_benchmark(bytes: u64) {
     let work = tempfile::tempdir_in("/tmp").unwrap();
     let archive = work.path().join("checkpoint-bench_default-app-t.tar");
     let t = Instant::now();
-    kube_sim::controllers::runtime::write_archive(&archive, "default", "bench", "uid", "app", "img", 7, bytes, "t").unwrap();
+    kube_sim::controllers::runtime::write_archive(&archive, "default", "bench", "uid", "app", "img", 7, bytes, "t")
+        .unwrap();
     let size = std::fs::metadata(&archive).unwrap().len();
     println!("archive: {:.2} GiB written in {:.2} s", size as f64 / (1u64 << 30) as f64, t.elapsed().as_secs_f64());
 
@@ -199,7 +201,9 @@ async fn recreate_benchmark() {
         "recreate in kube-sim (1x clock, instant pod start): plain {p:.3} s, checkpointed {c:.3} s → checkpoint + image + restore add {:.3} s",
         c - p
     );
-    println!("anchor: Paguro's live-migration freeze 0.55–0.73 s (our source pod is never frozen: CRIU leaves it running)");
+    println!(
+        "anchor: Paguro's live-migration freeze 0.55–0.73 s (our source pod is never frozen: CRIU leaves it running)"
+    );
     stop.cancel();
 }
 

@@ -28,14 +28,25 @@ nodes:
     capacity: {cpu: 4, memory: 8Gi}
   - name: w1
     capacity: {cpu: 4, memory: 8Gi}
+    labels: {restores: "yes"}
     runtime: cri-o://1.31.0
   - name: w2
-    capacity: {cpu: 4, memory: 8Gi}
+    capacity: {cpu: 8, memory: 8Gi}
+    labels: {restores: "yes"}
     runtime: containerd://2.1.0
   - name: w3
-    capacity: {cpu: 4, memory: 8Gi}
+    capacity: {cpu: 8, memory: 8Gi}
     runtime: containerd://1.7.22
+namespaces: [apps]
 workloads:
+  - kind: Deployment
+    name: web
+    namespace: apps
+    replicas: 1
+    nodeSelector: {restores: "yes"}
+    containers:
+      - name: cache
+        requests: {cpu: 100m, memory: 64Mi}
   - kind: Pod
     name: slam
     nodeName: w1
@@ -109,7 +120,11 @@ async fn start(pages: u64, tune: impl FnOnce(&mut CheckpointSettings), agent_nod
 
 /// The simulated process state of a container, through the node proxy.
 async fn state(env: &Env, node: &str, pod: &str, container: &str) -> Value {
-    let path = format!("/api/v1/nodes/{node}/proxy/sim/state/default/{pod}/{container}");
+    state_in(env, node, "default", pod, container).await
+}
+
+async fn state_in(env: &Env, node: &str, ns: &str, pod: &str, container: &str) -> Value {
+    let path = format!("/api/v1/nodes/{node}/proxy/sim/state/{ns}/{pod}/{container}");
     let req = http::Request::get(path).body(Vec::new()).unwrap();
     env.client.request::<Value>(req).await.unwrap()
 }
@@ -382,4 +397,31 @@ async fn the_plan_shows_whether_each_move_can_carry_its_state() {
         }
         _ => assert_eq!(check["restore"], true, "{check}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surge_with_a_checkpoint_restores_the_replica_it_adopts() {
+    let c = start(4096, |_| {}, &["w1", "w2", "w3"]).await;
+    let env = &c.env;
+    let pods = env.pods("apps");
+    assert_eq!(pods.len(), 1);
+    let name = pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let from = common::node_of(&pods[0]).to_string();
+    let to = if from == "w1" { "w2" } else { "w1" };
+    let mut body = request(&name, "apps", &from, to);
+    body["checkpoint"] = json!(true);
+    let (code, created) = env.migrate(body).await;
+    assert_eq!(code, 202, "{created}");
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed", "{job:#}");
+    let d = &job["details"];
+    assert_eq!(d["strategy"], "surge");
+    assert_eq!(d["restore"]["status"], "restored", "{d:#}");
+    let image = d["checkpoint_images"][0]["image"].as_str().unwrap();
+    let copy = d["new_pod_name"].as_str().unwrap();
+    assert_eq!(env.pod("apps", copy).unwrap()["spec"]["containers"][0]["image"], image);
+    let at_checkpoint = c.env.sim.checkpoints()[0].counter;
+    let now = state_in(env, to, "apps", copy, "cache").await;
+    assert_eq!(now["restoredFrom"], at_checkpoint, "{now}");
+    assert!(now["counter"].as_i64().unwrap() > at_checkpoint);
 }
