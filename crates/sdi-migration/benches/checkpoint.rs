@@ -202,7 +202,7 @@ async fn recreate_benchmark() {
         c - p
     );
     println!(
-        "anchor: Paguro's live-migration freeze 0.55–0.73 s (our source pod is never frozen: CRIU leaves it running)"
+        "anchor: Paguro's live-migration freeze 0.55–0.73 s (ours: the source is frozen only for the kubelet's CRIU dump; the push runs while it runs)"
     );
     stop.cancel();
 }
