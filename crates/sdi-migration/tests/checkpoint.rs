@@ -347,6 +347,8 @@ async fn cancelling_during_the_push_leaves_no_image_and_no_archive() {
     assert!(code == 200 || code == 202, "{body}");
     let job = env.finished(&id, 60).await;
     assert_eq!(job["status"], "cancelled", "{job:#}");
+    let step = job["details"]["steps"].as_array().unwrap().iter().find(|s| s["name"] == "checkpoint-image").cloned();
+    eprintln!("checkpoint-image step when cancelled: {step:?}");
     original_untouched(env);
     let dir = c.root.path().join("w1");
     eventually(30, "the agent to delete the archive", || async { files(&dir).is_empty() }).await;
