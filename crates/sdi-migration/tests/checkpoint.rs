@@ -51,6 +51,7 @@ workloads:
     name: slam
     nodeName: w1
     annotations: {sim.kube-sim.io/checkpoint-bytes: "PAGES"}
+    startupSeconds: STARTUP
     containers:
       - name: mapper
         requests: {cpu: 200m, memory: 128Mi}
@@ -84,6 +85,16 @@ fn require_programs() {
 }
 
 async fn start(pages: u64, tune: impl FnOnce(&mut CheckpointSettings), agent_nodes: &[&str]) -> Ckpt {
+    start_with_startup(pages, 1, tune, agent_nodes).await
+}
+
+/// `startup`: simulated seconds the stateful pod (and its copy) take to start.
+async fn start_with_startup(
+    pages: u64,
+    startup: u32,
+    tune: impl FnOnce(&mut CheckpointSettings),
+    agent_nodes: &[&str],
+) -> Ckpt {
     require_programs();
     let registry = LocalRegistry::start().await.unwrap();
     let root = tempfile::tempdir().unwrap();
@@ -100,7 +111,7 @@ async fn start(pages: u64, tune: impl FnOnce(&mut CheckpointSettings), agent_nod
         ..CheckpointSettings::default()
     };
     tune(&mut settings.checkpoint);
-    let text = SCENARIO.replace("PAGES", &pages.to_string());
+    let text = SCENARIO.replace("PAGES", &pages.to_string()).replace("STARTUP", &startup.to_string());
     let env = Env::start_scenario_config(&text, settings.clone(), 5.0, config).await;
     let agents = CancellationToken::new();
     let reg = settings.checkpoint.registry().unwrap().unwrap();
@@ -426,4 +437,31 @@ async fn surge_with_a_checkpoint_restores_the_replica_it_adopts() {
     let now = state_in(env, to, "apps", copy, "cache").await;
     assert_eq!(now["restoredFrom"], at_checkpoint, "{now}");
     assert!(now["counter"].as_i64().unwrap() > at_checkpoint);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_fails_on_the_target_fails_the_job_at_once_and_undoes_it() {
+    // The copy takes 10 simulated seconds (2 s) to start: time to delete its image first.
+    let c = start_with_startup(4096, 10, |_| {}, &["w1", "w2", "w3"]).await;
+    let env = &c.env;
+    let (_, created) = env.migrate(checkpointed("w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    env.reached_step(&id, "wait-ready", 60).await;
+    let (_, job) = env.get(&format!("/api/v1/migrations/{id}")).await;
+    let image = job["details"]["checkpoint_images"][0]["image"].as_str().unwrap().to_string();
+    let reg = CheckpointSettings {
+        checkpoint_registry: Some(c.registry.setting("ckpt")),
+        checkpoint_registry_insecure: true,
+        ..CheckpointSettings::default()
+    };
+    reg.registry().unwrap().unwrap().delete_image(&image).await.unwrap();
+    let job = env.finished(&id, 60).await;
+    assert_eq!(job["status"], "failed", "{job:#}");
+    let msg = job["message"].as_str().unwrap();
+    assert!(msg.contains("did not start on w2") && msg.contains("ErrImagePull"), "{msg}");
+    assert_eq!(job["details"]["restore"]["status"], "failed");
+    let new_pod = job["details"]["new_pod_name"].as_str().unwrap().to_string();
+    eventually(30, "the copy removed by the undo", || async { env.pod("default", &new_pod).is_none() }).await;
+    original_untouched(env);
+    assert!(tags(&c).await.is_empty());
 }

@@ -328,3 +328,48 @@ pub fn after_ready(ctx: &JobCtx, images: &[CheckpointImage], ready: &Result<(), 
         ),
     }
 }
+
+/// Waiting reasons that mean a checkpoint image will not run on this node:
+/// it cannot be pulled, or the runtime refuses to create (restore) it.
+const RESTORE_STUCK: [&str; 5] =
+    ["CreateContainerError", "CreateContainerConfigError", "ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
+
+/// Why the new pod's checkpointed containers cannot start, if they cannot.
+pub fn stuck(pod: &k8s_openapi::api::core::v1::Pod, images: &[CheckpointImage]) -> Option<String> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().filter(|c| images.iter().any(|i| i.container == c.name)).find_map(|c| {
+        let w = c.state.as_ref()?.waiting.as_ref()?;
+        let reason = w.reason.as_deref().filter(|r| RESTORE_STUCK.contains(r))?;
+        Some(format!("container {}: {reason}: {}", c.name, w.message.as_deref().unwrap_or("")))
+    })
+}
+
+/// Wait for the new pod to be Ready; with checkpoint images, fail at once
+/// when the target cannot pull or restore them (instead of at the timeout).
+pub async fn wait_ready(
+    engine: &Engine,
+    images: &[CheckpointImage],
+    namespace: &str,
+    name: &str,
+    node: &str,
+) -> Result<(), Error> {
+    if images.is_empty() {
+        return engine.wait_ready_on(namespace, name, node).await;
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(engine.client.clone(), namespace);
+    let failed = async {
+        let cond = |p: Option<&k8s_openapi::api::core::v1::Pod>| p.is_some_and(|p| stuck(p, images).is_some());
+        match kube::runtime::wait::await_condition(pods, name, cond).await {
+            Ok(Some(p)) => Error::new(
+                Category::Checkpoint,
+                format!("the checkpoint images did not start on {node}: {}", stuck(&p, images).unwrap_or_default()),
+            ),
+            // The watch ended without an answer: leave it to the Ready wait.
+            _ => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        r = engine.wait_ready_on(namespace, name, node) => r,
+        e = failed => Err(e),
+    }
+}

@@ -56,7 +56,7 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
         Ok(())
     })
     .await?;
-    let ready = ctx.step("wait-ready", engine.wait_ready_on(ns, &new_name, target)).await;
+    let ready = ctx.step("wait-ready", checkpoint::wait_ready(engine, &images, ns, &new_name, target)).await;
     checkpoint::after_ready(ctx, &images, &ready);
     ready?;
 

@@ -83,7 +83,7 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
         Ok(())
     })
     .await?;
-    let ready = ctx.step("wait-ready", engine.wait_ready_on(ns, &copy_name, target)).await;
+    let ready = ctx.step("wait-ready", checkpoint::wait_ready(engine, &images, ns, &copy_name, target)).await;
     checkpoint::after_ready(ctx, &images, &ready);
     ready?;
 
