@@ -78,7 +78,16 @@ pub async fn take(ctx: &JobCtx, plan: &Plan, containers: &[String]) -> Result<Ve
             skipped(ctx, &format!("no checkpoint was taken: {e}"));
             Ok(Vec::new())
         }
-        Err(e) => Err(Error::new(Category::Checkpoint, format!("checkpoint required but not taken: {e}"))),
+        Err(e) => {
+            // A restore that was on (the pre-check passed) has failed with it.
+            let r = Restore { status: RestoreStatus::Failed, reason: format!("no checkpoint was taken: {e}") };
+            ctx.details(|d| {
+                if d.restore.is_none() {
+                    d.restore = Some(r.clone());
+                }
+            });
+            Err(Error::new(Category::Checkpoint, format!("checkpoint required but not taken: {e}")))
+        }
         Ok(a) => Ok(a),
     }
 }
