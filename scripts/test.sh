@@ -17,6 +17,9 @@ missing=()
 command -v influxd >/dev/null 2>&1 || missing+=(influxdb)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+# A real OCI registry and its inspector (the checkpoint image tests).
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> apt-get install ${missing[*]}"
@@ -28,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 # Debian starts services on install where it can; the tests run their own, on loopback.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop influxdb prometheus >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop influxdb prometheus docker-registry >/dev/null 2>&1 || true; fi
 
 # schemathesis (PyPI) checks the API against its OpenAPI document; it lives in a
 # virtualenv under target/ so nothing system-wide changes.
@@ -54,6 +57,8 @@ need cargo "Install the Rust toolchain (https://rustup.rs)."
 need influxd "Install Debian's influxdb package."
 need promtool "Install Debian's prometheus package."
 need chromium "Install Debian's chromium package."
+need docker-registry "Install Debian's docker-registry package."
+need skopeo "Install Debian's skopeo package."
 need schemathesis "Install it with: pip install schemathesis."
 need kubectl "It is preinstalled on the project's machine image (/usr/bin/kubectl, v1.32); install a kubectl 1.27-1.33 binary. Do not install Debian's kubernetes-client."
 

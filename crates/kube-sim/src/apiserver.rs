@@ -45,6 +45,14 @@ pub struct ServerConfig {
     pub simulate: bool,
     /// Authentication, authorization and TLS (default: open, plain HTTP).
     pub auth: crate::auth::AuthConfig,
+    /// Where the simulated kubelets write checkpoint archives: one directory per
+    /// node under it (`<dir>/<node>/`, the node's `/var/lib/kubelet/checkpoints`).
+    /// `None`: archives are recorded, not written.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Registries (`host:port`) the simulated container runtimes pull from over
+    /// plain HTTP, to recognise and restore checkpoint images. Images elsewhere
+    /// are never pulled.
+    pub registries: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +64,8 @@ impl Default for ServerConfig {
             version: "v1.32.13".into(),
             simulate: true,
             auth: Default::default(),
+            checkpoint_dir: None,
+            registries: Vec::new(),
         }
     }
 }

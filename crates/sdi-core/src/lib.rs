@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod admission;
+pub mod checkpoint;
 pub mod containers;
 pub mod error;
 pub mod fit;

@@ -52,7 +52,12 @@ pub enum Command {
     Run(Settings),
     /// Starts the simulated cluster in-process with an SDI edge scenario and runs the service against it.
     Demo(DemoArgs),
+    /// The node agent (a DaemonSet): turns checkpoint archives into OCI checkpoint images in CHECKPOINT_REGISTRY.
+    Agent(crate::checkpoint::settings::AgentArgs),
 }
+
+/// What `Command::settings` answers for the agent, which has its own (the service's defaults).
+static DEFAULT_SETTINGS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::default);
 
 impl Command {
     /// The settings of this command.
@@ -60,6 +65,7 @@ impl Command {
         match self {
             Command::Run(settings) => settings,
             Command::Demo(demo) => &demo.settings,
+            Command::Agent(_) => &DEFAULT_SETTINGS,
         }
     }
 }
@@ -364,6 +370,9 @@ pub struct Settings {
     /// Log format (text or json; default text)
     #[arg(long, env = "LOG_FORMAT", value_enum, ignore_case = true, default_value = "text", help_heading = "Service")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub checkpoint: crate::checkpoint::settings::CheckpointSettings,
 }
 
 impl Default for Settings {
@@ -410,6 +419,7 @@ impl Default for Settings {
             migration_history_ttl: 604_800,
             migration_history_max: 1000,
             log_format: LogFormat::Text,
+            checkpoint: Default::default(),
         }
     }
 }
@@ -459,6 +469,7 @@ impl fmt::Debug for Settings {
             migration_history_ttl,
             migration_history_max,
             log_format,
+            checkpoint,
         } = self;
         f.debug_struct("Settings")
             .field("port", port)
@@ -502,6 +513,7 @@ impl fmt::Debug for Settings {
             .field("migration_history_ttl", migration_history_ttl)
             .field("migration_history_max", migration_history_max)
             .field("log_format", log_format)
+            .field("checkpoint", checkpoint)
             .finish()
     }
 }
@@ -529,6 +541,7 @@ impl Settings {
         if self.tls_client_ca_file.is_some() && self.tls_cert_file.is_none() {
             return Err("TLS_CLIENT_CA_FILE needs TLS: set TLS_CERT_FILE and TLS_KEY_FILE too".into());
         }
+        self.checkpoint.registry()?;
         for (name, url) in [
             ("INFLUX_URL", &self.influx_url),
             ("POLICY_ENGINE_URL", &self.policy_engine_url),
@@ -759,6 +772,9 @@ where
 {
     let cli = Cli::try_parse_from(args).map_err(outcome_of)?;
     cli.settings().validate().map_err(ParseOutcome::Invalid)?;
+    if let Command::Agent(agent) = &cli.command {
+        agent.validate().map_err(ParseOutcome::Invalid)?;
+    }
     Ok(cli)
 }
 
@@ -1111,7 +1127,7 @@ mod tests {
         let args = ["sdi-migration", "run"].iter().chain(flags.iter()).copied();
         parse_from(args).map(|cli| match cli.command {
             Command::Run(settings) => settings,
-            Command::Demo(_) => panic!("parsed as demo"),
+            Command::Demo(_) | Command::Agent(_) => panic!("parsed as another command"),
         })
     }
 
@@ -1168,7 +1184,7 @@ mod tests {
         let cli = parse_from(["sdi-migration", "demo"]).unwrap();
         match cli.command {
             Command::Demo(demo) => assert_eq!(demo, DemoArgs::default()),
-            Command::Run(_) => panic!("parsed as run"),
+            Command::Run(_) | Command::Agent(_) => panic!("parsed as another command"),
         }
     }
 
@@ -1557,7 +1573,9 @@ mod tests {
         }
         assert_eq!(
             parse_from(["sdi-migration"]).unwrap_err(),
-            ParseOutcome::Invalid("a command is required: one of run, demo (see sdi-migration --help)".to_owned())
+            ParseOutcome::Invalid(
+                "a command is required: one of run, demo, agent (see sdi-migration --help)".to_owned()
+            )
         );
         assert!(matches!(
             parse_from(["sdi-migration", "run", "--no-such-flag"]),

@@ -55,13 +55,20 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
         ))
     })?;
     let enforced = args.auth == AuthMode::Kubernetes;
+    let dir = std::env::temp_dir().join("sdi-migration-demo");
+    let mut settings = demo_settings(&args);
+    // State moves with pods when a registry is at hand: Debian's docker-registry on loopback.
+    let (registry, registry_note) = state_registry(&mut settings).await;
+    let checkpoints = dir.join("checkpoints");
     // With --auth kubernetes the simulated cluster is a real one's equal: HTTPS
     // (kubectl sends credentials only over HTTPS) and RBAC, the service as its
     // ServiceAccount with exactly deploy/'s permissions.
-    let config = if enforced {
-        ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..ServerConfig::default() }
-    } else {
-        ServerConfig::default()
+    let auth = if enforced { AuthConfig { tls: true, ..AuthConfig::rbac() } } else { AuthConfig::default() };
+    let config = ServerConfig {
+        auth,
+        checkpoint_dir: Some(checkpoints.clone()),
+        registries: registry.iter().map(|r| r.host.clone()).collect(),
+        ..ServerConfig::default()
     };
     let sim = Cluster::with(config, kube_sim::Clock::new(args.speed));
     sim.load_scenario(&scenario).map_err(|e| StartError::Scenario(e.to_string()))?;
@@ -69,7 +76,6 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     install_rbac(&sim)?;
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let server = sim.serve(loopback).await.map_err(|source| StartError::Listen { addr: loopback, source })?;
-    let dir = std::env::temp_dir().join("sdi-migration-demo");
     std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let kubeconfig_path = dir.join("kubeconfig");
     std::fs::write(&kubeconfig_path, server.kubeconfig())
@@ -88,7 +94,12 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     let client = cluster::connect(Some(&service_kubeconfig), stats.clone()).await?;
     // Loopback only, whatever LISTEN_ADDR says: with AUTH_MODE=none it must not be reachable from elsewhere.
     let addr = SocketAddr::from(([127, 0, 0, 1], args.settings.port));
-    let settings = demo_settings(&args);
+    let agents = tokio_util::sync::CancellationToken::new();
+    if registry.is_some() {
+        // The agents act as the DaemonSet's ServiceAccount would; here, as the admin.
+        let agent_client = cluster::connect(Some(&kubeconfig_path), Arc::new(ApiStats::default())).await?;
+        start_agents(&sim, &agent_client, &settings, &checkpoints, &agents).await?;
+    }
     let clock = sim.clock().clone();
     let clock: crate::rebalancer::Clock = Arc::new(move || clock.elapsed().as_secs());
     let service = Service::start_with_clock(&settings, client.clone(), stats, addr, Some(clock)).await?;
@@ -125,6 +136,7 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
         "    curl{auth} -X POST {api}/api/v1/migrations -H 'content-type: application/json' \\\n      -d '{{\"pod_name\":\"POD\",\"pod_namespace\":\"NS\",\"source_node\":\"FROM\",\"target_node\":\"TO\"}}'"
     );
     println!("  logs:              {} (warnings also here)", log_path().display());
+    println!("  state:             {registry_note}");
     println!(
         "  rebalancer: every {}s, threshold {}%, cooldown {} simulated s{}; Ctrl-C to stop.",
         settings.migration_check_interval,
@@ -134,6 +146,9 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     );
     println!("  Below: node pressure every 2 s; each decision, skip reason and job state once, until it changes.\n");
 
+    if registry.is_some() {
+        tokio::spawn(stateful_move(sim.clone(), client.clone(), api.clone()));
+    }
     let started = std::time::Instant::now();
     let sim_clock = sim.clock().clone();
     let mut shown = Shown::default();
@@ -157,9 +172,134 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> Result<(), S
     }
     print_view(&service, &mut shown, sim_clock.elapsed(), started.elapsed());
     service.shutdown(Duration::from_secs(args.settings.shutdown_grace.min(10))).await;
+    agents.cancel();
+    drop(registry);
     server.shutdown().await;
     sim.stop();
     Ok(())
+}
+
+/// The demo's checkpoint registry: `CHECKPOINT_REGISTRY` if set, else a
+/// loopback `docker-registry` when installed; and what to tell the user.
+async fn state_registry(
+    settings: &mut crate::config::Settings,
+) -> (Option<crate::checkpoint::local::LocalRegistry>, String) {
+    use crate::checkpoint::local::{self, LocalRegistry};
+    if settings.checkpoint.checkpoint_registry.is_some() {
+        return (None, "CHECKPOINT_REGISTRY is set: the demo's agents are not started (use a real cluster)".into());
+    }
+    if local::binary().is_none() {
+        return (
+            None,
+            format!("pods move without their state: docker-registry is not installed ({})", local::INSTALL_HINT),
+        );
+    }
+    match LocalRegistry::start().await {
+        Ok(r) => {
+            settings.checkpoint.checkpoint_registry = Some(r.setting("checkpoints"));
+            settings.checkpoint.checkpoint_registry_insecure = true;
+            let note = format!(
+                "checkpoint images in the loopback registry {} (docker-registry); one agent per simulated node; \n                     robots/rosbag-recorder-tb1 moves with its state (checkpoint: true)",
+                r.host
+            );
+            (Some(r), note)
+        }
+        Err(e) => (None, format!("pods move without their state: the loopback registry did not start: {e}")),
+    }
+}
+
+/// One checkpoint agent per simulated node, each with its node's checkpoint directory.
+async fn start_agents(
+    sim: &Cluster,
+    client: &kube::Client,
+    settings: &crate::config::Settings,
+    checkpoints: &std::path::Path,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), StartError> {
+    let Some(registry) = settings.checkpoint.registry().map_err(StartError::Config)? else { return Ok(()) };
+    let nodes = sim
+        .typed::<k8s_openapi::api::core::v1::Node>(None)
+        .list("")
+        .map_err(|e| StartError::Scenario(e.to_string()))?;
+    for node in nodes.iter().filter_map(|n| n.metadata.name.clone()) {
+        let dir = checkpoints.join(&node);
+        std::fs::create_dir_all(&dir)
+            .map_err(|source| StartError::Io { what: format!("cannot create {}", dir.display()), source })?;
+        let config = crate::checkpoint::agent::AgentConfig {
+            node,
+            dir,
+            registry: registry.clone(),
+            namespace: settings.checkpoint.checkpoint_agent_namespace.clone(),
+        };
+        tokio::spawn(crate::checkpoint::agent::run(client.clone(), config, stop.clone()));
+    }
+    Ok(())
+}
+
+/// The stateful pod the demo moves with its state, and where.
+const STATEFUL: (&str, &str, &str, &str) = ("robots", "rosbag-recorder-tb1", "turtlebot-1", "turtlebot-3");
+
+/// Move the stateful bare pod with `checkpoint: true` through the API, and
+/// print what happened to its state (the recorder's counter before and after).
+async fn stateful_move(sim: Cluster, client: kube::Client, api: String) {
+    let (ns, pod, from, to) = STATEFUL;
+    let pods = sim.typed::<k8s_openapi::api::core::v1::Pod>(Some(ns));
+    let ready = |p: &k8s_openapi::api::core::v1::Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    // The scenario's pod starts within seconds; give up quietly after a minute.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    for _ in 0..240 {
+        tick.tick().await;
+        if pods.get_opt(pod).ok().flatten().is_some_and(|p| ready(&p)) {
+            break;
+        }
+    }
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({"pod_name": pod, "pod_namespace": ns, "source_node": from, "target_node": to,
+        "strategy": "recreate", "checkpoint": true});
+    let created: serde_json::Value = match http.post(format!("{api}/api/v1/migrations")).json(&body).send().await {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(e) => {
+            println!("  state move of {ns}/{pod}: could not ask: {e}");
+            return;
+        }
+    };
+    let Some(id) = created["migration_id"].as_str().map(str::to_string) else {
+        println!("  state move of {ns}/{pod} refused: {created}");
+        return;
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let job = loop {
+        tick.tick().await;
+        let job: serde_json::Value = match http.get(format!("{api}/api/v1/migrations/{id}")).send().await {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => continue,
+        };
+        if ["completed", "failed", "cancelled"].contains(&job["status"].as_str().unwrap_or_default()) {
+            break job;
+        }
+    };
+    let d = &job["details"];
+    let at_checkpoint = sim.checkpoints().iter().rev().find(|c| c.pod == pod).map(|c| c.counter);
+    let new_pod = d["new_pod_name"].as_str().unwrap_or_default();
+    let path = format!("/api/v1/nodes/{to}/proxy/sim/state/{ns}/{new_pod}/recorder");
+    let now = match http::Request::get(path).body(Vec::new()) {
+        Ok(req) => client.request::<serde_json::Value>(req).await.ok(),
+        Err(_) => None,
+    };
+    println!(
+        "  STATE MOVE [{id}] {ns}/{pod} {from} → {to}: {} — restore {} {}; image {}; recorder counter {} at checkpoint → {} now",
+        job["status"].as_str().unwrap_or_default(),
+        d["restore"]["status"].as_str().unwrap_or("-"),
+        d["restore"]["reason"].as_str().unwrap_or_default(),
+        d["checkpoint_images"][0]["image"].as_str().unwrap_or("-"),
+        at_checkpoint.map_or("-".into(), |c| c.to_string()),
+        now.as_ref().and_then(|v| v["counter"].as_i64()).map_or("-".into(), |c| c.to_string()),
+    );
 }
 
 /// Install the PodMigration CRD (`deploy/crd.yaml`) in the simulated cluster, as

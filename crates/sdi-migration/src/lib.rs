@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod api;
+pub mod checkpoint;
 pub mod cluster;
 pub mod config;
 #[cfg(feature = "demo")]

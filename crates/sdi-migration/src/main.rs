@@ -126,9 +126,10 @@ fn main() -> std::process::ExitCode {
     let format = match &cli.command {
         Command::Run(s) => s.log_format,
         Command::Demo(d) => d.settings.log_format,
+        Command::Agent(a) => a.log_format,
     };
     let log_file = match &cli.command {
-        Command::Run(_) => None,
+        Command::Run(_) | Command::Agent(_) => None,
         Command::Demo(_) => demo_log_file(),
     };
     init_logs(format, log_file);
@@ -143,6 +144,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run(settings) => run(settings).await,
             Command::Demo(args) => demo(args).await,
+            Command::Agent(args) => Ok(sdi_migration::checkpoint::agent::main(args, signal()).await?),
         }
     });
     match result {

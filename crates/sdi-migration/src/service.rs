@@ -80,6 +80,7 @@ pub fn engine_settings(s: &Settings) -> EngineSettings {
         checkpoint_pvc_size: s.checkpoint_pvc_size.clone(),
         post_migration_settle: Duration::from_secs(s.post_migration_settle),
         default_timeout: Duration::from_secs(s.migration_timeout),
+        images: s.checkpoint.clone(),
     }
 }
 
@@ -94,6 +95,8 @@ struct LeaderWork {
     auto_migration: bool,
     history_ttl: Duration,
     history_max: usize,
+    /// `CHECKPOINT_RETENTION`.
+    checkpoint_retention: Duration,
 }
 
 impl LeaderWork {
@@ -131,6 +134,19 @@ impl LeaderWork {
                     }
                 }
             });
+            if self.writer.registry().is_some() {
+                let (store, w, t) = (self.migrations.runner.store.clone(), self.writer.clone(), term.clone());
+                let retention = self.checkpoint_retention;
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(crate::checkpoint::retention::interval(retention));
+                    loop {
+                        tokio::select! {
+                            _ = t.cancelled() => return,
+                            _ = tick.tick() => { crate::checkpoint::retention::sweep(&store, &w, retention).await; }
+                        }
+                    }
+                });
+            }
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => {
@@ -201,7 +217,8 @@ impl Service {
         let identity = settings.identity.clone().unwrap_or_else(lease::identity);
         let leadership =
             if settings.leader_election { Leadership::candidate(&identity) } else { Leadership::always(&identity) };
-        let writer = Writer::new(client.clone(), leadership.clone());
+        let registry = settings.checkpoint.registry().map_err(StartError::Config)?;
+        let writer = Writer::new(client.clone(), leadership.clone()).with_registry(registry);
         let cache = ClusterCache::new(settings.resource_pressure_threshold);
         let engine = Arc::new(Engine::new(client.clone(), cache.clone(), writer.clone(), engine_settings(settings)));
         let stop = CancellationToken::new();
@@ -297,6 +314,7 @@ impl Service {
             auto_migration: settings.enable_auto_migration,
             history_ttl: Duration::from_secs(settings.migration_history_ttl),
             history_max: usize::try_from(settings.migration_history_max).unwrap_or(1000),
+            checkpoint_retention: Duration::from_secs(settings.checkpoint.checkpoint_retention),
         };
         let first = Some(report.clone()).filter(|_| leadership.is_leader());
         tokio::spawn(work.run(leadership.clone(), first, stop.clone()));

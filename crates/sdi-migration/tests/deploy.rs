@@ -19,7 +19,9 @@ const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 /// Settings that are deliberately not in the ConfigMap: the token comes from the
 /// Secret, KUBECONFIG stays unset in a pod (in-cluster configuration), and
 /// POD_NAME comes from the Downward API.
-const NOT_IN_CONFIGMAP: &[&str] = &["INFLUX_TOKEN", "KUBECONFIG", "POD_NAME"];
+/// The checkpoint registry's credentials come from the Secret sdi-migration-registry.
+const NOT_IN_CONFIGMAP: &[&str] =
+    &["INFLUX_TOKEN", "KUBECONFIG", "POD_NAME", "CHECKPOINT_REGISTRY_USERNAME", "CHECKPOINT_REGISTRY_PASSWORD"];
 
 fn deploy_dir() -> PathBuf {
     Path::new(REPO).join("deploy")
@@ -100,6 +102,36 @@ fn role_rules(role: &Value) -> RuleSet {
         set.insert((groups[0].clone(), resources[0].clone(), verbs));
     }
     set
+}
+
+fn rule_set(rules: &[(&str, &str, &[&str])]) -> RuleSet {
+    rules
+        .iter()
+        .map(|(g, r, v)| {
+            let mut v: Vec<String> = v.iter().map(|v| v.to_string()).collect();
+            v.sort();
+            (g.to_string(), r.to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn the_agent_roles_are_exactly_the_calls_the_agent_makes() {
+    use sdi_migration::cluster::rbac::{AGENT_NAMESPACE_RULES, AGENT_RULES};
+    let docs = documents();
+    let role = object(&docs, "ClusterRole", "sdi-migration-agent");
+    assert_eq!(role_rules(&role), rule_set(AGENT_RULES), "deploy/agent.yaml ClusterRole vs AGENT_RULES");
+    let role = object(&docs, "Role", "sdi-migration-agent");
+    assert_eq!(role["metadata"]["namespace"], "kube-system");
+    assert_eq!(role_rules(&role), rule_set(AGENT_NAMESPACE_RULES), "deploy/agent.yaml Role vs AGENT_NAMESPACE_RULES");
+    let ds = object(&docs, "DaemonSet", "sdi-migration-agent");
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(spec["serviceAccountName"], "sdi-migration-agent");
+    assert_eq!(spec["containers"][0]["args"], json!(["agent"]));
+    assert_eq!(spec["volumes"][0]["hostPath"]["path"], "/var/lib/kubelet/checkpoints");
+    let sc = &spec["containers"][0]["securityContext"];
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
 }
 
 #[test]
@@ -415,6 +447,9 @@ async fn kubectl_apply_k_deploys_it_to_a_cluster() {
         "configmap/sdi-migration-config created",
         "service/sdi-migration created",
         "deployment.apps/sdi-migration created",
+        "serviceaccount/sdi-migration-agent created",
+        "role.rbac.authorization.k8s.io/sdi-migration-agent created",
+        "daemonset.apps/sdi-migration-agent created",
     ] {
         assert!(applied.lines().any(|l| l == object), "`{object}` missing from apply -k:\n{applied}");
     }

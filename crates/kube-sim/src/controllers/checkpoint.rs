@@ -4,13 +4,22 @@
 //! `{"items": [archive path]}`, 404 for a pod or container the node does not
 //! run, 500 when the node's container runtime cannot checkpoint (nodes
 //! annotated `sim.kube-sim.io/checkpoint: "false"`). Each archive taken is
-//! recorded, with a size equal to the container's memory in use.
+//! recorded; with a checkpoint directory configured it is a real tar in
+//! CRI-O's layout (see `super::runtime`) written to `<dir>/<node>/`, else its
+//! size is the container's memory in use.
+//!
+//! `GET …/proxy/sim/state/{namespace}/{pod}/{container}` answers the simulated
+//! process state (`{"counter": n, "restoredFrom": m|null}`): what a test reads
+//! to prove that state survived a move.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use k8s_openapi::api::core::v1::Pod;
+
 use super::metrics::{Metrics, container_memory_bytes};
+use super::runtime;
 use super::state::{CheckpointRecord, Shared, node_of};
 use crate::apiserver::NodeProxy;
 use crate::clock::Clock;
@@ -21,7 +30,11 @@ pub struct Kubelets {
     pub state: Shared,
     pub clock: Clock,
     pub metrics: Arc<Metrics>,
+    pub dir: Option<std::path::PathBuf>,
 }
+
+/// Where a kubelet writes checkpoints, as it reports them.
+pub const KUBELET_CHECKPOINT_DIR: &str = "/var/lib/kubelet/checkpoints";
 
 fn text(code: u16, s: &str) -> ApiResult<(u16, Value)> {
     Ok((code, Value::String(s.to_string())))
@@ -37,6 +50,7 @@ impl NodeProxy for Kubelets {
                 }
                 self.checkpoint(node, ns, pod, container)
             }
+            ["sim", "state", ns, pod, container] if method == "GET" => self.process_state(node, ns, pod, container),
             ["healthz"] => text(200, "ok"),
             _ => text(404, "404 page not found"),
         }
@@ -78,8 +92,41 @@ impl Kubelets {
             );
         }
         let time = self.clock.now_rfc3339();
-        let path = format!("/var/lib/kubelet/checkpoints/checkpoint-{pod_name}_{ns}-{container}-{time}.tar");
-        let size = container_memory_bytes(&self.metrics, &pod, container);
+        let file = format!("checkpoint-{pod_name}_{ns}-{container}-{time}.tar");
+        let path = format!("{KUBELET_CHECKPOINT_DIR}/{file}");
+        let counter = self.counter(&pod, container).unwrap_or(0);
+        let size = match &self.dir {
+            Some(dir) => {
+                let image = pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| &s.containers)
+                    .find(|c| c.name == container)
+                    .and_then(|c| c.image.clone())
+                    .unwrap_or_default();
+                let written = runtime::write_archive(
+                    &dir.join(node).join(&file),
+                    ns,
+                    pod_name,
+                    pod.metadata.uid.as_deref().unwrap_or_default(),
+                    container,
+                    &image,
+                    counter,
+                    runtime::page_bytes(pod.metadata.annotations.as_ref()),
+                    &time,
+                );
+                match written {
+                    Ok(n) => i64::try_from(n).unwrap_or(i64::MAX),
+                    Err(e) => {
+                        return text(
+                            500,
+                            &format!("checkpointing of {ns}/{pod_name}/{container} failed (writing {path}: {e})"),
+                        );
+                    }
+                }
+            }
+            None => container_memory_bytes(&self.metrics, &pod, container),
+        };
         self.state.write().checkpoints.push(CheckpointRecord {
             node: node.to_string(),
             namespace: ns.to_string(),
@@ -88,7 +135,42 @@ impl Kubelets {
             path: path.clone(),
             size_bytes: size,
             time,
+            counter,
         });
         Ok((200, json!({"items": [path]})))
+    }
+
+    /// The container's counter now: `base + 1` at start, one more per
+    /// simulated second running. `None` when it is not running.
+    fn counter(&self, pod: &Pod, container: &str) -> Option<i64> {
+        let started = pod
+            .status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == container)?
+            .state
+            .as_ref()?
+            .running
+            .as_ref()?
+            .started_at
+            .as_ref()?
+            .0;
+        let key = format!("{}/{container}", pod.metadata.uid.as_deref().unwrap_or_default());
+        let base = self.state.read().restored.get(&key).copied().unwrap_or(0);
+        let ran = self.clock.now().duration_since(started).as_secs().max(0);
+        Some(base + 1 + ran)
+    }
+
+    fn process_state(&self, node: &str, ns: &str, pod_name: &str, container: &str) -> ApiResult<(u16, Value)> {
+        let pod = self.state.read().pods.get(&format!("{ns}/{pod_name}")).filter(|p| node_of(p) == Some(node)).cloned();
+        let Some(pod) = pod else { return text(404, "pod does not exist") };
+        let key = format!("{}/{container}", pod.metadata.uid.as_deref().unwrap_or_default());
+        let restored = self.state.read().restored.get(&key).copied();
+        match self.counter(&pod, container) {
+            Some(counter) => Ok((200, json!({"counter": counter, "restoredFrom": restored}))),
+            None => text(404, &format!("container {container} is not running")),
+        }
     }
 }

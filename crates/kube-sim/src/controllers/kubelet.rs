@@ -120,6 +120,8 @@ struct PodRuntime {
     next_crash: Option<Duration>,
     deleting_since: Option<Duration>,
     pod_ip: String,
+    /// Containers the runtime could not create: name → (waiting reason, message).
+    failed: std::collections::BTreeMap<String, (String, String)>,
 }
 
 /// Whether the node's (simulated) kubelet is up.
@@ -200,6 +202,7 @@ fn adopt_running(pod: &Pod, uid: &str) -> Option<PodRuntime> {
         next_crash: crashing.then_some(Duration::ZERO),
         deleting_since: None,
         pod_ip: status.pod_ip.clone().unwrap_or_default(),
+        failed: Default::default(),
     })
 }
 
@@ -242,6 +245,7 @@ fn admit(
         next_crash: None,
         deleting_since: None,
         pod_ip,
+        failed: Default::default(),
     };
     plane.kubelet.pods.insert(key.to_string(), rt.clone());
     if startup > 0.0 {
@@ -255,6 +259,7 @@ fn admit(
 fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, mut rt: PodRuntime) {
     let now = plane.now();
     rt.started = Some(plane.now_rfc3339());
+    restore_checkpoints(plane, pod, node, &mut rt);
     let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
     if crashing {
         rt.next_crash = Some(now + Duration::from_secs(10));
@@ -263,6 +268,56 @@ fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core:
     plane.kubelet.pods.insert(key.to_string(), rt.clone());
     let status = running_status(pod, node, &rt, &plane.now_rfc3339());
     write_status(plane, key, pod, status);
+}
+
+/// Inspect each container's image as CRI-O does before creating it: a
+/// checkpoint image is restored (its counter continues) where the runtime can
+/// restore, and fails to start where it cannot; an image that cannot be pulled
+/// leaves the container waiting in `ErrImagePull`.
+fn restore_checkpoints(plane: &mut Plane, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &mut PodRuntime) {
+    use super::runtime::{Inspected, inspect, runtime_restores};
+    let registries = &plane.api.config.registries;
+    if registries.is_empty() {
+        return;
+    }
+    let runtime = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.container_runtime_version.clone())
+        .unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+        let image = c.image.clone().unwrap_or_default();
+        match blocking(|| inspect(&image, registries)) {
+            Ok(Inspected::Plain) => {}
+            Ok(Inspected::Checkpoint { state, .. }) if runtime_restores(&runtime) => {
+                plane.state.write().restored.insert(format!("{uid}/{}", c.name), state.counter);
+            }
+            Ok(Inspected::Checkpoint { .. }) => {
+                rt.failed.insert(
+                    c.name.clone(),
+                    (
+                        "CreateContainerError".into(),
+                        format!("{image} is a checkpoint image and {runtime} cannot restore it: no command specified"),
+                    ),
+                );
+            }
+            Err(e) => {
+                rt.failed.insert(c.name.clone(), ("ErrImagePull".into(), e));
+            }
+        }
+    }
+}
+
+/// Run blocking I/O (a registry pull) from the control-plane loop: on a
+/// multi-threaded runtime the worker hands its other tasks over first, so a
+/// registry served by the same runtime (a test's) still answers.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
@@ -277,6 +332,7 @@ fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
             next_crash: None,
             deleting_since: None,
             pod_ip: String::new(),
+            failed: Default::default(),
         });
         *rt.deleting_since.get_or_insert(now)
     };
@@ -399,7 +455,10 @@ fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRu
     let mut any_failed = false;
     for c in pod.spec.iter().flat_map(|sp| &sp.containers) {
         let image = c.image.clone().unwrap_or_default();
-        let behaviour = Behaviour::of(pod, &c.name);
+        let behaviour = match rt.failed.get(&c.name) {
+            Some(_) => Behaviour::Wait,
+            None => Behaviour::of(pod, &c.name),
+        };
         let mut cs = ContainerStatus {
             name: c.name.clone(),
             container_id: Some(format!("containerd://{name}-{}", c.name)),
@@ -481,11 +540,13 @@ fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRu
                 cs.started = Some(false);
                 ready_all = false;
                 all_completed = false;
+                let (reason, message) = rt
+                    .failed
+                    .get(&c.name)
+                    .cloned()
+                    .unwrap_or_else(|| ("ImagePullBackOff".into(), format!("Back-off pulling image \"{image}\"")));
                 cs.state = Some(ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some("ImagePullBackOff".into()),
-                        message: Some(format!("Back-off pulling image \"{image}\"")),
-                    }),
+                    waiting: Some(ContainerStateWaiting { reason: Some(reason), message: Some(message) }),
                     ..ContainerState::default()
                 });
             }

@@ -21,6 +21,7 @@ mod nodes;
 mod plane;
 mod quota;
 mod replicaset;
+pub mod runtime;
 mod scheduler;
 pub mod state;
 mod statefulset;
@@ -54,7 +55,12 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     let shared = cluster.sim().clone();
     let metrics = Arc::new(metrics::Metrics::new(shared.clone(), api.clock.clone()));
     api.set_computed(metrics.clone());
-    api.set_node_proxy(Arc::new(checkpoint::Kubelets { state: shared.clone(), clock: api.clock.clone(), metrics }));
+    api.set_node_proxy(Arc::new(checkpoint::Kubelets {
+        state: shared.clone(),
+        clock: api.clock.clone(),
+        metrics,
+        dir: api.config.checkpoint_dir.clone(),
+    }));
     // Room for bursts (a ReplicaSet creating hundreds of pods): an informer
     // blocked on a full channel stops reading its watch, falls behind the
     // retained history and must re-list everything.

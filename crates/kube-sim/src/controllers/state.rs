@@ -76,6 +76,8 @@ pub struct CheckpointRecord {
     pub path: String,
     pub size_bytes: i64,
     pub time: String,
+    /// The simulated process state it holds.
+    pub counter: i64,
 }
 
 /// Scenario-wide simulation settings.
@@ -137,6 +139,9 @@ pub struct State {
     pub usage_overrides: Vec<UsageOverride>,
     pub failed_nodes: BTreeSet<String>,
     pub checkpoints: Vec<CheckpointRecord>,
+    /// `<pod uid>/<container>` → the counter value a restore brought back
+    /// (see `super::runtime`); absent: the container started from scratch.
+    pub restored: HashMap<String, i64>,
 }
 
 /// A cached kind besides pods and nodes (which have their own indexes).

@@ -42,6 +42,8 @@ pub const ANN_READY: &str = "sim.kube-sim.io/ready";
 pub const CONTROL_PLANE_KEY: &str = "node-role.kubernetes.io/control-plane";
 /// Image of containers a workload does not list (does nothing, like the real pause image).
 pub const DEFAULT_IMAGE: &str = "registry.k8s.io/pause:3.10";
+/// Container runtime of a node that names none (cannot restore checkpoints).
+pub const DEFAULT_RUNTIME: &str = "containerd://1.7.22";
 /// Default system overhead of a node.
 pub const DEFAULT_SYSTEM_CPU: &str = "100m";
 /// Default system overhead of a node.
@@ -162,6 +164,10 @@ pub struct NodeSpec {
     pub taints: Vec<Taint>,
     #[serde(default = "yes")]
     pub checkpoint: bool,
+    /// `Node.status.nodeInfo.containerRuntimeVersion`, e.g. `cri-o://1.31.0`
+    /// or `containerd://2.1.0` (default `containerd://1.7.22`): whether the
+    /// node restores checkpoint images follows from it.
+    pub runtime: Option<Text>,
     pub system_usage: Option<UsageSpec>,
     #[serde(default = "yes")]
     pub ready: bool,
@@ -606,6 +612,7 @@ fn node_object(name: &str, index: usize, spec: &NodeSpec) -> Value {
     } else {
         ("False", "KubeletNotReady", "container runtime network not ready")
     };
+    let runtime = spec.runtime.as_ref().map_or(DEFAULT_RUNTIME, |r| r.as_str());
     let n = index + 1;
     let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
     let mut spec_json = Map::new();
@@ -631,7 +638,7 @@ fn node_object(name: &str, index: usize, spec: &NodeSpec) -> Value {
             "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
             "nodeInfo": {
                 "architecture": "amd64", "operatingSystem": "linux", "osImage": "Ubuntu 22.04.4 LTS",
-                "kernelVersion": "5.15.0-kube-sim", "containerRuntimeVersion": "containerd://1.7.22",
+                "kernelVersion": "5.15.0-kube-sim", "containerRuntimeVersion": runtime,
                 "kubeletVersion": "v1.32.0", "kubeProxyVersion": "v1.32.0",
                 "machineID": "", "systemUUID": "", "bootID": "",
             },

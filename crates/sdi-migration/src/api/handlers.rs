@@ -402,6 +402,10 @@ pub struct PlanBody {
     /// The newest cycle of the loop, with the policy's answers and the jobs started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_cycle: Option<crate::rebalancer::CycleReport>,
+    /// Whether each planned move could carry the pod's state (checkpoint images),
+    /// and why not; absent without `CHECKPOINT_REGISTRY`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checkpoint_restore: Vec<crate::engine::checkpoint::RestoreCheck>,
 }
 
 /// What the rebalancer would do now, with every reason.
@@ -415,11 +419,16 @@ pub async fn plan(State(state): State<AppState>) -> Response {
             "the watches have not listed the cluster yet; retry shortly",
         );
     }
+    let plan = r.plan_now();
+    let pairs: Vec<(String, String, String, String)> =
+        plan.moves.iter().map(|m| (m.namespace.clone(), m.pod.clone(), m.source.clone(), m.target.clone())).collect();
+    let checkpoint_restore = crate::engine::checkpoint::checks(&state.runner.engine, &pairs).await;
     let body = PlanBody {
-        plan: r.plan_now(),
+        plan,
         dry_run: r.dry_run,
         auto_migration: state.auto_migration,
         last_cycle: r.latest(),
+        checkpoint_restore,
     };
     Json(body).into_response()
 }

@@ -44,3 +44,14 @@ pub const DELEGATED_AUTH_RULES: &[(&str, &str, &[&str])] = &[
     ("authentication.k8s.io", "tokenreviews", &["create"]),
     ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
 ];
+
+/// Every API call the node agent (`sdi-migration agent`) makes: the source of
+/// truth for `deploy/agent.yaml` (a test compares them). Cluster-wide: it
+/// watches PodMigrations for requests addressed to its node and answers on
+/// them. Its Lease is in its own namespace only (`AGENT_NAMESPACE_RULES`, a Role).
+pub const AGENT_RULES: &[(&str, &str, &[&str])] =
+    &[("migration.sdi.keti.dev", "podmigrations", &["get", "list", "patch", "watch"])];
+
+/// The agent's presence: one Lease per node, in the agent's namespace.
+pub const AGENT_NAMESPACE_RULES: &[(&str, &str, &[&str])] =
+    &[("coordination.k8s.io", "leases", &["create", "get", "update"])];

@@ -54,6 +54,8 @@ pub struct Writer {
     recorder: Recorder,
     /// A migration's writes are made only while this replica leads.
     leadership: Leadership,
+    /// `CHECKPOINT_REGISTRY`: where undo and retention delete checkpoint images.
+    registry: Option<crate::checkpoint::registry::Registry>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -74,7 +76,41 @@ impl Writer {
     pub fn new(client: kube::Client, leadership: Leadership) -> Writer {
         let instance = Some(leadership.identity().to_string());
         let recorder = Recorder::new(client.clone(), Reporter { controller: "sdi-migration".into(), instance });
-        Writer { client, recorder, leadership }
+        Writer { client, recorder, leadership, registry: None }
+    }
+
+    /// Delete checkpoint images from this registry on undo and after retention.
+    pub fn with_registry(mut self, registry: Option<crate::checkpoint::registry::Registry>) -> Writer {
+        self.registry = registry;
+        self
+    }
+
+    pub fn registry(&self) -> Option<&crate::checkpoint::registry::Registry> {
+        self.registry.as_ref()
+    }
+
+    /// Withdraw a checkpoint image request and delete the images answered.
+    async fn withdraw_checkpoint(&self, namespace: &str, migration: &str) -> Result<(), Error> {
+        let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
+        let m = retry::transient(|| api.get_opt(migration))
+            .await
+            .map_err(|e| Error::api(format!("read podmigration {namespace}/{migration}"), e))?;
+        let answer = m
+            .as_ref()
+            .and_then(|m| m.metadata.annotations.as_ref())
+            .and_then(|a| a.get(crate::checkpoint::ANSWER))
+            .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageAnswer>(s).ok());
+        if m.is_some() {
+            let patch = serde_json::json!({"metadata": {"annotations": {
+                crate::checkpoint::REQUEST: null, crate::checkpoint::ANSWER: null}}});
+            self.merge::<PodMigration>(namespace, migration, &patch).await?;
+        }
+        if let (Some(answer), Some(registry)) = (answer, &self.registry) {
+            for i in &answer.images {
+                registry.delete_image(&i.image).await.map_err(|e| Error::new(Category::Checkpoint, e.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     pub fn leadership(&self) -> &Leadership {
@@ -297,6 +333,7 @@ impl Writer {
             Undo::DeletePvc { namespace, name } => self.delete_pvc(namespace, name).await,
             Undo::PatchPod { namespace, name, patch } => self.merge::<Pod>(namespace, name, patch).await,
             Undo::PatchDeployment { namespace, name, patch } => self.merge::<Deployment>(namespace, name, patch).await,
+            Undo::WithdrawCheckpoint { namespace, migration } => self.withdraw_checkpoint(namespace, migration).await,
         };
         match result {
             Err(Error::Api { source, .. }) if retry::is_not_found(&source) => Ok(()),
@@ -478,6 +515,23 @@ impl JobWriter {
             .map_err(|e| Error::api(format!("evict pod {namespace}/{name}"), e))
     }
 
+    /// Ask the source node's agent for checkpoint images (an annotation on the
+    /// migration's PodMigration); undo withdraws it and deletes what was pushed.
+    pub async fn request_checkpoint_images(
+        &self,
+        namespace: &str,
+        migration: &str,
+        request: &crate::checkpoint::ImageRequest,
+    ) -> Result<(), Error> {
+        self.writer.fence()?;
+        self.undo.push(Undo::WithdrawCheckpoint { namespace: namespace.into(), migration: migration.into() });
+        self.record("patch", "podmigrations", format!("{namespace}/{migration}"));
+        let text = serde_json::to_string(request).map_err(|e| Error::new(Category::Internal, e.to_string()))?;
+        let patch = serde_json::json!({"metadata": {"annotations": {
+            crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}});
+        self.writer.merge::<PodMigration>(namespace, migration, &patch).await
+    }
+
     /// The kubelet checkpoint API through the node proxy; the kubelet's answer.
     /// A 500 is the kubelet's permanent answer, not retried.
     pub async fn checkpoint(&self, node: &str, namespace: &str, pod: &str, container: &str) -> Result<Value, Error> {
@@ -551,6 +605,82 @@ impl JobWriter {
             }
         }
         failed
+    }
+}
+
+/// The node agent's one write: its answer on the PodMigration, made only if
+/// the object still carries the request answered (conditional on its
+/// resourceVersion, so a request withdrawn meanwhile is not answered).
+pub async fn answer_checkpoint_request(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    request_id: &str,
+    answer: &crate::checkpoint::ImageAnswer,
+) -> Result<(), Error> {
+    let api: Api<PodMigration> = Api::namespaced(client.clone(), namespace);
+    let m = retry::transient(|| api.get(name))
+        .await
+        .map_err(|e| Error::api(format!("read podmigration {namespace}/{name}"), e))?;
+    let current = m
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::checkpoint::REQUEST))
+        .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageRequest>(s).ok());
+    if current.is_none_or(|r| r.id != request_id) {
+        return Err(Error::new(
+            Category::Conflict,
+            format!("the checkpoint request on {namespace}/{name} was withdrawn"),
+        ));
+    }
+    let text = serde_json::to_string(answer).map_err(|e| Error::new(Category::Internal, e.to_string()))?;
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": m.metadata.resource_version,
+        "annotations": {crate::checkpoint::ANSWER: text}}});
+    let pp = PatchParams { field_manager: Some(crate::checkpoint::AGENT_MANAGER.into()), ..Default::default() };
+    api.patch(name, &pp, &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|e| Error::api(format!("answer the checkpoint request on {namespace}/{name}"), e))
+}
+
+/// The node agent's presence: create or renew its Lease.
+pub async fn agent_heartbeat(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    node: &str,
+    seconds: i32,
+) -> Result<(), kube::Error> {
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    let api: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let pp = PostParams { field_manager: Some(crate::checkpoint::AGENT_MANAGER.into()), ..Default::default() };
+    let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let spec = LeaseSpec {
+        holder_identity: Some(node.into()),
+        lease_duration_seconds: Some(seconds),
+        renew_time: Some(now),
+        ..Default::default()
+    };
+    match api.get_opt(name).await? {
+        Some(mut lease) => {
+            lease.spec = Some(spec);
+            api.replace(name, &pp, &lease).await.map(|_| ())
+        }
+        None => {
+            let lease = Lease {
+                metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(namespace.into()),
+                    labels: Some([("app".to_string(), "sdi-migration-agent".to_string())].into()),
+                    ..Default::default()
+                },
+                spec: Some(spec),
+            };
+            api.create(&pp, &lease).await.map(|_| ())
+        }
     }
 }
 

@@ -86,6 +86,27 @@ pub fn recreate_copy(original: &Pod, job_id: &str, node: &str, name: &str, keep:
     pod
 }
 
+/// Run each checkpointed container from its checkpoint image (the runtime
+/// restores it), pulled with `pull_secret` when the registry needs credentials.
+pub fn run_images(pod: &mut Pod, images: &[crate::checkpoint::CheckpointImage], pull_secret: Option<&str>) {
+    if images.is_empty() {
+        return;
+    }
+    let Some(spec) = pod.spec.as_mut() else { return };
+    for c in &mut spec.containers {
+        if let Some(i) = images.iter().find(|i| i.container == c.name) {
+            c.image = Some(i.image.clone());
+            c.image_pull_policy = Some("IfNotPresent".into());
+        }
+    }
+    if let Some(secret) = pull_secret.filter(|s| !s.is_empty()) {
+        let secrets = spec.image_pull_secrets.get_or_insert_with(Vec::new);
+        if !secrets.iter().any(|s| s.name == secret) {
+            secrets.push(k8s_openapi::api::core::v1::LocalObjectReference { name: secret.into() });
+        }
+    }
+}
+
 /// The `surge` copy: every container, but without the labels in `selector_keys`,
 /// so no ReplicaSet counts it until it is Ready. Returns the copy and the labels
 /// held back (given to it at adoption).

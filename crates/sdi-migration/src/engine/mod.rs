@@ -7,7 +7,7 @@
 //! interrupted by a crash. Shared pieces every strategy uses are here, not in
 //! each other: capturing the original, waiting for Ready, measuring usage.
 
-pub(crate) mod checkpoint;
+pub mod checkpoint;
 pub(crate) mod copy;
 pub(crate) mod evict;
 pub mod marks;
@@ -45,6 +45,8 @@ pub struct EngineSettings {
     pub checkpoint_pvc_size: String,
     pub post_migration_settle: Duration,
     pub default_timeout: Duration,
+    /// Checkpoint images: registry, size limit, agent timeout, pull secret.
+    pub images: crate::checkpoint::settings::CheckpointSettings,
 }
 
 pub struct Engine {

@@ -37,13 +37,17 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     } else {
         None
     };
-    checkpoint::take(ctx, plan, &states).await?;
+    let restore = checkpoint::precheck(engine, ctx, plan).await?;
+    let archives = checkpoint::take(ctx, plan, &states).await?;
+    let images = if restore { checkpoint::images(engine, ctx, plan, &archives).await? } else { Vec::new() };
 
     // Step 3: the optimized copy on the target, Ready.
     let new_name = copy::derived_name(name, &format!("-migrated-{unix}"));
     ctx.step("create-pod", async {
         let keep: Vec<&str> = states.iter().map(String::as_str).collect();
-        w.create_pod(&copy::recreate_copy(&pod, &ctx.id, target, &new_name, &keep, pvc_name.as_deref())).await?;
+        let mut copy = copy::recreate_copy(&pod, &ctx.id, target, &new_name, &keep, pvc_name.as_deref());
+        copy::run_images(&mut copy, &images, engine.settings.images.checkpoint_pull_secret.as_deref());
+        w.create_pod(&copy).await?;
         ctx.details(|d| {
             d.new_pod_name = new_name.clone();
             d.new_node_name = target.into();
@@ -52,7 +56,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
         Ok(())
     })
     .await?;
-    ctx.step("wait-ready", engine.wait_ready_on(ns, &new_name, target)).await?;
+    let ready = ctx.step("wait-ready", checkpoint::wait_ready(engine, &images, ns, &new_name, target)).await;
+    checkpoint::after_ready(ctx, &images, &ready);
+    ready?;
 
     // Step 4: only now the original goes. If that fails, the copy is undone.
     ctx.step("delete-original", w.delete_pod(ns, name, 30)).await?;

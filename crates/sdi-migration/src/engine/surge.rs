@@ -52,7 +52,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     };
     let original = engine.capture(ctx, plan).await?;
     let all: Vec<String> = original.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.clone()).collect();
-    checkpoint::take(ctx, plan, &all).await?;
+    let restore = checkpoint::precheck(engine, ctx, plan).await?;
+    let archives = checkpoint::take(ctx, plan, &all).await?;
+    let images = if restore { checkpoint::images(engine, ctx, plan, &archives).await? } else { Vec::new() };
 
     let (rs_uid, selector) = match engine.cache.replicaset(ns, rs_name) {
         Some(rs) => (rs.uid, rs.selector),
@@ -68,7 +70,8 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
     let keys = withheld_keys(&selector)?;
 
     let copy_name = copy::derived_name(name, &format!("-migrated-{}", unix_now()));
-    let (copy_pod, held) = copy::surge_copy(&original, &ctx.id, target, &copy_name, &keys);
+    let (mut copy_pod, held) = copy::surge_copy(&original, &ctx.id, target, &copy_name, &keys);
+    copy::run_images(&mut copy_pod, &images, engine.settings.images.checkpoint_pull_secret.as_deref());
 
     ctx.step("create-copy", async {
         w.create_pod(&copy_pod).await?;
@@ -80,7 +83,9 @@ pub async fn run(engine: &Engine, ctx: &JobCtx, plan: &Plan) -> Result<(), Error
         Ok(())
     })
     .await?;
-    ctx.step("wait-ready", engine.wait_ready_on(ns, &copy_name, target)).await?;
+    let ready = ctx.step("wait-ready", checkpoint::wait_ready(engine, &images, ns, &copy_name, target)).await;
+    checkpoint::after_ready(ctx, &images, &ready);
+    ready?;
 
     ctx.step("lower-deletion-cost", async {
         let annotations = original.metadata.annotations.clone().unwrap_or_default();

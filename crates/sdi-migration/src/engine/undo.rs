@@ -31,6 +31,12 @@ pub enum Undo {
         name: String,
         patch: Value,
     },
+    /// Withdraw the checkpoint image request on a PodMigration (the agent stops
+    /// pushing) and delete the images it answered with.
+    WithdrawCheckpoint {
+        namespace: String,
+        migration: String,
+    },
 }
 
 impl Undo {
@@ -40,6 +46,9 @@ impl Undo {
             Undo::DeletePvc { namespace, name } => format!("delete PVC {namespace}/{name}"),
             Undo::PatchPod { namespace, name, .. } => format!("restore pod {namespace}/{name}"),
             Undo::PatchDeployment { namespace, name, .. } => format!("restore Deployment {namespace}/{name}"),
+            Undo::WithdrawCheckpoint { namespace, migration } => {
+                format!("withdraw the checkpoint images of {namespace}/{migration}")
+            }
         }
     }
 
@@ -50,6 +59,9 @@ impl Undo {
             Undo::DeletePvc { namespace, name } => ("delete", "persistentvolumeclaims", format!("{namespace}/{name}")),
             Undo::PatchPod { namespace, name, .. } => ("patch", "pods", format!("{namespace}/{name}")),
             Undo::PatchDeployment { namespace, name, .. } => ("patch", "deployments", format!("{namespace}/{name}")),
+            Undo::WithdrawCheckpoint { namespace, migration } => {
+                ("patch", "podmigrations", format!("{namespace}/{migration}"))
+            }
         }
     }
 }

@@ -153,12 +153,50 @@ pub struct MigrationDetails {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub new_node_name: String,
     pub steps: Vec<Step>,
+    /// Checkpoint images the source node's agent pushed, one per checkpointed container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoint_images: Vec<CheckpointImage>,
+    /// Whether the new pod restores the checkpointed state, and if not why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<Restore>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What kind of failure `error` is (`timeout`, `budget`, `target`, …): a
     /// bounded vocabulary for dashboards and alerts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_category: Option<Category>,
+}
+
+/// A container's checkpoint image in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointImage {
+    pub container: String,
+    /// `registry/repository@sha256:…`: what the new pod's container runs.
+    pub image: String,
+    /// Size of the checkpoint archive (the image's layer).
+    pub bytes: u64,
+    /// Deleted from the registry (after `CHECKPOINT_RETENTION`, or on undo).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// Whether the migrated containers continue from their checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RestoreStatus {
+    /// The new pod runs the checkpoint images and is Ready.
+    Restored,
+    /// Not attempted (not asked for, or not possible and not demanded): the pod starts fresh.
+    Skipped,
+    /// Demanded and impossible, or the restored pod did not come up.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Restore {
+    pub status: RestoreStatus,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// The job as the service keeps it.

@@ -117,6 +117,10 @@ pub struct PodMigrationStatus {
     pub checkpoint_path: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pv_claim_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checkpoint_images: Vec<crate::jobs::model::CheckpointImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<crate::jobs::model::Restore>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<StatusError>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +292,8 @@ impl PodMigration {
                     .collect(),
                 checkpoint_path: st.checkpoint_path,
                 pv_claim_name: st.pv_claim_name,
+                checkpoint_images: st.checkpoint_images,
+                restore: st.restore,
                 new_pod_name: st.new_pod_name,
                 strategy: st.strategy,
                 new_node_name: st.new_node_name,
@@ -377,6 +383,8 @@ pub fn status_of(job: &Job, leader: Option<&str>) -> PodMigrationStatus {
             .collect(),
         checkpoint_path: d.checkpoint_path.clone(),
         pv_claim_name: d.pv_claim_name.clone(),
+        checkpoint_images: d.checkpoint_images.clone(),
+        restore: d.restore.clone(),
         error: match (&d.error, d.error_category) {
             (Some(m), Some(c)) => Some(StatusError { message: m.clone(), category: c }),
             (Some(m), None) => Some(StatusError { message: m.clone(), category: Category::Internal }),

@@ -124,13 +124,23 @@ impl Env {
 
     /// A cluster from a whole scenario file's text.
     pub async fn start_scenario(text: &str, settings: Settings, speed: f64) -> Env {
-        let mut env = Self::start_cluster(text, speed).await;
+        Self::start_scenario_config(text, settings, speed, ServerConfig::default()).await
+    }
+
+    /// A cluster from a whole scenario file's text, served with `config`, and the service.
+    pub async fn start_scenario_config(text: &str, settings: Settings, speed: f64, config: ServerConfig) -> Env {
+        let mut env = Self::start_cluster_config(text, speed, config).await;
         env.start_service(settings).await;
         env
     }
 
     /// The cluster alone (every pod Running, the CRD installed), its kubeconfig at `dir/kubeconfig`.
     pub async fn start_cluster(text: &str, speed: f64) -> Env {
+        Self::start_cluster_config(text, speed, ServerConfig::default()).await
+    }
+
+    /// The cluster alone, served with `config` (RBAC and HTTPS always on).
+    pub async fn start_cluster_config(text: &str, speed: f64, config: ServerConfig) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TEST_LOG").unwrap_or_else(|_| "off".into()))
             .with_test_writer()
@@ -140,7 +150,7 @@ impl Env {
         // RBAC enforced: the service runs as its ServiceAccount with exactly
         // deploy/'s permissions, and every request it makes is recorded.
         // HTTPS, as kubectl sends credentials over HTTPS only.
-        let config = ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..ServerConfig::default() };
+        let config = ServerConfig { auth: AuthConfig { tls: true, ..AuthConfig::rbac() }, ..config };
         let sim = Cluster::with(config, kube_sim::Clock::new(speed));
         sim.load_scenario(&scenario).unwrap();
         sdi_migration::demo::install_crd(&sim).unwrap();
