@@ -119,7 +119,7 @@ async fn start_with_startup(
         let dir = root.path().join(node);
         std::fs::create_dir_all(&dir).unwrap();
         let cfg = AgentConfig { node: node.to_string(), dir, registry: reg.clone(), namespace: "kube-system".into() };
-        tokio::spawn(agent::run(env.client.clone(), cfg, agents.clone()));
+        tokio::spawn(agent::run(env.admin.clone(), cfg, agents.clone()));
     }
     let leases = env.sim.dynamic("coordination.k8s.io/v1", "leases", Some("kube-system")).unwrap();
     for node in agent_nodes {
@@ -137,7 +137,7 @@ async fn state(env: &Env, node: &str, pod: &str, container: &str) -> Value {
 async fn state_in(env: &Env, node: &str, ns: &str, pod: &str, container: &str) -> Value {
     let path = format!("/api/v1/nodes/{node}/proxy/sim/state/{ns}/{pod}/{container}");
     let req = http::Request::get(path).body(Vec::new()).unwrap();
-    env.client.request::<Value>(req).await.unwrap()
+    env.admin.request::<Value>(req).await.unwrap()
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -326,7 +326,7 @@ async fn no_agent_on_the_source_node_fails_before_the_checkpoint() {
 async fn an_agent_that_never_answers_fails_the_job_and_the_request_is_withdrawn() {
     let c = start(4096, |s| s.checkpoint_agent_timeout = 2, &["w2", "w3"]).await;
     // A Lease as if an agent ran on w1, but nobody serves requests there.
-    let client = c.env.client.clone();
+    let client = c.env.admin.clone();
     sdi_migration::cluster::writer::agent_heartbeat(&client, "kube-system", &agent::lease_name("w1"), "w1", 30)
         .await
         .unwrap();
