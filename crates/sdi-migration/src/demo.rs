@@ -199,7 +199,7 @@ async fn state_registry(
             settings.checkpoint.checkpoint_registry = Some(r.setting("checkpoints"));
             settings.checkpoint.checkpoint_registry_insecure = true;
             let note = format!(
-                "checkpoint images in the loopback registry {} (docker-registry); one agent per simulated node; \n                     robots/rosbag-recorder-tb1 moves with its state (checkpoint: true)",
+                "checkpoint images in the loopback registry {} (docker-registry); one agent per simulated node;\n                     robots/rosbag-recorder-tb1 moves with its state (checkpoint: true)",
                 r.host
             );
             (Some(r), note)
