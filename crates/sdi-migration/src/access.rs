@@ -159,6 +159,12 @@ impl Access {
         }
     }
 
+    /// How long an answer is remembered: also how often a long-lived request
+    /// (the live stream) is checked again.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     pub fn enforced(&self) -> bool {
         self.mode == AuthMode::Kubernetes
     }

@@ -274,6 +274,40 @@ async fn a_revoked_token_is_refused_once_the_cache_period_is_over() {
     .await;
 }
 
+/// A stream outlives the check made when it opened: once its token is revoked
+/// (and the cache period is over), the service ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_ends_an_open_stream() {
+    use futures::StreamExt;
+    let s = sdi_migration::config::Settings { auth_cache_ttl: 1, ..settings() };
+    let env = Env::start_with(TEAMS, s, 5.0).await;
+    let token = env.sim.auth().new_token_user("frank", &["system:masters"]);
+    let r = http_with(&token).get(env.url("/api/v1/stream")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let mut body = r.bytes_stream();
+    let first =
+        tokio::time::timeout(Duration::from_secs(20), body.next()).await.expect("the snapshot").unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("snapshot"), "{first:?}");
+    // Still open a few checks later while the token is valid.
+    let held = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(chunk) = body.next().await {
+            chunk.unwrap();
+        }
+    })
+    .await;
+    assert!(held.is_err(), "the stream ended while its token was valid");
+    env.sim.auth().remove_token(&token);
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream of a revoked token is ended");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_token_is_refused() {
     // 600 s (the shortest TokenRequest) plus upstream's minute of leeway pass in a few

@@ -27,7 +27,12 @@ pub enum Caller {
 }
 
 fn bearer(req: &Request) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_of(req.headers())
+}
+
+/// The bearer token of a request's headers, if it sends one.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -120,6 +125,19 @@ async fn authorize(state: &AppState, user: &User, permission: &Permission) -> Re
         }
         Err(e) => Err(refused(&e)),
     }
+}
+
+/// Whether the holder of a long-lived request may still have it: its token
+/// (when it sent one) still authenticates as the same user, and the user still
+/// holds `permission`. Fails closed: an API server that cannot answer says no.
+pub async fn still_allowed(state: &AppState, token: Option<&str>, user: &User, permission: &Permission) -> bool {
+    if let Some(token) = token {
+        match state.access.authenticate(token).await {
+            Ok(now) if now.name == user.name => {}
+            _ => return false,
+        }
+    }
+    matches!(state.access.authorize(user, permission).await, Ok(Decision::Allowed))
 }
 
 /// May `caller` perform `op`? The answer to send when not.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Extension, RawQuery, State};
 use axum::http::StatusCode;
+use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast;
@@ -106,6 +107,31 @@ struct Conn {
     tick: tokio::time::Interval,
     /// The last node summary sent, to send only changes.
     last_nodes: Option<String>,
+    /// Who holds the stream, checked again every `AUTH_CACHE_TTL`.
+    holder: Option<Holder>,
+}
+
+/// A stream outlives the check made when it opened: a token revoked or a right
+/// withdrawn since ends it, as a new request would be refused.
+struct Holder {
+    token: Option<String>,
+    user: crate::access::User,
+    permission: sdi_core::access::Permission,
+    every: tokio::time::Interval,
+}
+
+impl Holder {
+    /// Completes when the holder of the stream is due to be checked again;
+    /// never for a stream no one holds (no authentication).
+    async fn due(holder: &mut Option<Holder>) -> &Holder {
+        match holder {
+            Some(h) => {
+                h.every.tick().await;
+                h
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl Conn {
@@ -131,6 +157,12 @@ impl Conn {
                     Err(broadcast::error::RecvError::Lagged(_)) => return Some(self.snapshot()),
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
+                h = Holder::due(&mut self.holder) => {
+                    if !super::auth::still_allowed(&self.state, h.token.as_deref(), &h.user, &h.permission).await {
+                        tracing::info!(user = %h.user.name, "live stream ended: its holder is no longer allowed");
+                        return None;
+                    }
+                }
                 _ = self.tick.tick() => {
                     let Some(s) = node_summary(&self.state, &self.query) else { continue };
                     let Ok(json) = serde_json::to_string(&s) else { continue };
@@ -162,16 +194,40 @@ impl Conn {
             `job` (MigrationResponse), `plan` (PlanView) and `nodes` (NodeSummary), each `data` one JSON document",
             content_type = "text/event-stream", body = String),
         (status = 400, description = "Invalid query", body = ErrorBody)))]
-pub async fn stream(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
+pub async fn stream(
+    State(state): State<AppState>,
+    caller: Option<Extension<super::auth::Caller>>,
+    headers: HeaderMap,
+    uri: Uri,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let query = match node_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid query", e),
     };
+    let op = sdi_core::access::Operation::Route { method: "GET".into(), path: uri.path().to_string() };
+    let holder = match (caller, sdi_core::access::required(&op)) {
+        (Some(Extension(super::auth::Caller::User(user))), Some(permission)) => {
+            let every = state.access.ttl().max(Duration::from_secs(1));
+            let mut every = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let token = super::auth::bearer_of(&headers).map(str::to_owned);
+            Some(Holder { token, user, permission, every })
+        }
+        _ => None,
+    };
     // Subscribe before the snapshot is taken, so no change falls between them.
     let rx = state.hub.subscribe();
     let start = tokio::time::Instant::now() + NODES_EVERY;
-    let mut conn =
-        Conn { state, rx, query, pending: None, tick: tokio::time::interval_at(start, NODES_EVERY), last_nodes: None };
+    let mut conn = Conn {
+        state,
+        rx,
+        query,
+        pending: None,
+        tick: tokio::time::interval_at(start, NODES_EVERY),
+        last_nodes: None,
+        holder,
+    };
     conn.tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     conn.pending = Some(conn.snapshot());
     let events =
