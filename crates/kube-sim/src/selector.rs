@@ -30,12 +30,17 @@ pub struct Requirement {
 
 impl Requirement {
     pub fn matches(&self, get: impl Fn(&str) -> Option<String>) -> bool {
-        let v = get(&self.key);
+        self.holds(get(&self.key).as_deref())
+    }
+
+    /// Whether the requirement holds for the key's value `v` (absent: `None`).
+    /// Borrowing: matching a cached object's labels copies nothing.
+    pub fn holds(&self, v: Option<&str>) -> bool {
         match &self.op {
-            Op::Eq => v.as_deref() == Some(self.value.as_str()),
-            Op::NotEq => v.as_deref() != Some(self.value.as_str()),
-            Op::In(vals) => v.is_some_and(|v| vals.contains(&v)),
-            Op::NotIn(vals) => v.is_none_or(|v| !vals.contains(&v)),
+            Op::Eq => v == Some(self.value.as_str()),
+            Op::NotEq => v != Some(self.value.as_str()),
+            Op::In(vals) => v.is_some_and(|v| vals.iter().any(|x| x == v)),
+            Op::NotIn(vals) => v.is_none_or(|v| !vals.iter().any(|x| x == v)),
             Op::Exists => v.is_some(),
             Op::DoesNotExist => v.is_none(),
             Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
@@ -63,7 +68,15 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        !self.nothing && self.reqs.iter().all(|r| r.matches(|k| labels.get(k).cloned()))
+        !self.nothing && self.reqs.iter().all(|r| r.holds(labels.get(&r.key).map(String::as_str)))
+    }
+
+    /// [`LabelSelector::matches`] for an object's optional labels (absent: none).
+    pub fn matches_opt(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        match labels {
+            Some(l) => self.matches(l),
+            None => self.matches(&BTreeMap::new()),
+        }
     }
 
     /// Parse the query-string syntax. Errors read like upstream's.

@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::plane::Plane;
-use super::replicaset::selector_of;
 use super::state::{Dirty, Msg, State};
 use crate::rules;
 
@@ -58,17 +57,10 @@ fn controller_scale(state: &State, pods: &[&Arc<Pod>]) -> i32 {
 
 pub fn reconcile(plane: &mut Plane, key: &str) {
     let Some(pdb) = plane.state.read().pdbs.get(key).cloned() else { return };
-    let ns = pdb.metadata.namespace.clone().unwrap_or_default();
     let now = plane.api.clock.now();
     let status = {
         let state = plane.state.read();
-        let sel = pdb.spec.as_ref().and_then(|s| s.selector.as_ref()).map(selector_of);
-        let pods: Vec<&Arc<Pod>> = match &sel {
-            Some(sel) => {
-                state.pods_in(&ns).filter(|p| sel.matches(&p.metadata.labels.clone().unwrap_or_default())).collect()
-            }
-            None => Vec::new(),
-        };
+        let pods: Vec<&Arc<Pod>> = state.pdb_pods(key).collect();
         let scale = rules::disruption::needs_controller_scale(&pdb).then(|| controller_scale(&state, &pods));
         rules::disruption::pdb_status(&rules::disruption::PdbInput {
             pdb: &pdb,

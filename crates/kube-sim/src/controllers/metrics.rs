@@ -77,9 +77,9 @@ impl Metrics {
     /// The timeline override of a pod's total usage of `resource`, if any (the latest wins).
     fn override_profile(&self, state: &State, pod: &Pod, resource: &str) -> Option<Profile> {
         let ns = pod.metadata.namespace.as_deref();
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
         state.usage_overrides.iter().rev().find_map(|o| {
-            let applies = o.namespace.as_deref().is_none_or(|n| Some(n) == ns) && o.selector.matches(&labels);
+            let applies = o.namespace.as_deref().is_none_or(|n| Some(n) == ns)
+                && o.selector.matches_opt(pod.metadata.labels.as_ref());
             match (applies, resource) {
                 (false, _) => None,
                 (true, "cpu") => o.cpu.clone(),

@@ -250,13 +250,9 @@ impl Plane {
             Dirty::Job(k) => job::reconcile(self, &k),
             Dirty::CronJob(k) => cronjob::reconcile(self, &k),
             Dirty::Quota(k) => quota::reconcile(self, &k),
-            Dirty::PdbNamespace(ns) => {
+            Dirty::PdbMember(k) => self.soon(Dirty::Pdb(k)),
+            Dirty::QuotaNamespace(ns) => {
                 let prefix = format!("{ns}/");
-                let keys: Vec<String> =
-                    self.state.read().pdbs.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
-                for k in keys {
-                    self.soon(Dirty::Pdb(k));
-                }
                 let quotas: Vec<String> =
                     self.state.read().quotas.keys().filter(|k| k.starts_with(&prefix)).cloned().collect();
                 for k in quotas {

@@ -133,6 +133,10 @@ pub struct State {
     /// so the scheduler looks at the emptiest nodes first.
     pub free: BTreeSet<(i64, String)>,
     free_score: HashMap<String, i64>,
+    /// namespace → budget key → the budget's selector and the pods it selects,
+    /// kept as pods change: a budget's status is recomputed from its own pods,
+    /// never from a scan of its namespace (150,000 pods in a few namespaces).
+    pub pdb_members: HashMap<String, BTreeMap<String, PdbMembers>>,
     /// node → its allocatable resources, parsed once per node change.
     pub allocatable: HashMap<String, Resources>,
     pub settings: SimSettings,
@@ -142,6 +146,15 @@ pub struct State {
     /// `<pod uid>/<container>` → the counter value a restore brought back
     /// (see `super::runtime`); absent: the container started from scratch.
     pub restored: HashMap<String, i64>,
+}
+
+/// The pods one PodDisruptionBudget selects.
+#[derive(Debug, Default)]
+pub struct PdbMembers {
+    /// The selector as written, to notice when it changes.
+    pub raw: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+    pub selector: crate::selector::LabelSelector,
+    pub pods: BTreeSet<String>,
 }
 
 /// A cached kind besides pods and nodes (which have their own indexes).
@@ -264,8 +277,10 @@ pub enum Dirty {
     Deployment(String),
     StatefulSet(String),
     DaemonSet(String),
-    /// PodDisruptionBudgets of this namespace.
-    PdbNamespace(String),
+    /// A pod of this namespace changed: its ResourceQuotas recount shortly.
+    QuotaNamespace(String),
+    /// A pod this budget selects (or selected) changed: recompute it shortly.
+    PdbMember(String),
     Pdb(String),
     Pvc(String),
     Job(String),
@@ -286,7 +301,14 @@ impl State {
             Msg::Deployment(c) => self.apply_cached(c),
             Msg::StatefulSet(c) => self.apply_cached(c),
             Msg::DaemonSet(c) => self.apply_cached(c),
-            Msg::Pdb(c) => self.apply_cached(c),
+            Msg::Pdb(c) => {
+                let key = match &c {
+                    Change::Upsert(p) | Change::Delete(p) => key_of(&p.metadata),
+                };
+                let out = self.apply_cached(c);
+                self.index_pdb(&key);
+                out
+            }
             Msg::Pvc(c) => self.apply_cached(c),
             Msg::Pv(c) => self.apply_cached(c),
             Msg::Job(c) => self.apply_cached(c),
@@ -428,7 +450,9 @@ impl State {
             Self::owner_dirty(&old.metadata, &mut out);
         }
         if let Some(ns) = obj.metadata.namespace.as_deref() {
-            out.push(Dirty::PdbNamespace(ns.to_string()));
+            out.push(Dirty::QuotaNamespace(ns.to_string()));
+            let labels = (!deleted).then_some(obj.metadata.labels.as_ref());
+            self.track_pdb_members(ns, &key, labels, &mut out);
         }
         if deleted {
             let uid = obj.metadata.uid.clone().or_else(|| old.as_ref().and_then(|o| o.metadata.uid.clone()));
@@ -447,6 +471,65 @@ impl State {
         }
         out.push(Dirty::Pod(key));
         out
+    }
+
+    /// Keep the budgets' pod sets current for a pod that changed (`labels`:
+    /// its labels now; `None` once deleted), marking the budgets it enters,
+    /// leaves or stays in.
+    fn track_pdb_members(
+        &mut self,
+        ns: &str,
+        key: &str,
+        labels: Option<Option<&BTreeMap<String, String>>>,
+        out: &mut Vec<Dirty>,
+    ) {
+        let Some(budgets) = self.pdb_members.get_mut(ns) else { return };
+        for (pdb, m) in budgets.iter_mut() {
+            let selected = labels.is_some_and(|l| m.selector.matches_opt(l));
+            let was = if selected { !m.pods.insert(key.to_string()) } else { m.pods.remove(key) };
+            if selected || was {
+                out.push(Dirty::PdbMember(pdb.clone()));
+            }
+        }
+    }
+
+    /// (Re)build a budget's pod set when it appears or its selector changes.
+    fn index_pdb(&mut self, key: &str) {
+        let Some((ns, _)) = key.split_once('/') else { return };
+        let Some(pdb) = self.pdbs.get(key) else {
+            if let Some(budgets) = self.pdb_members.get_mut(ns) {
+                budgets.remove(key);
+            }
+            return;
+        };
+        let raw = pdb.spec.as_ref().and_then(|s| s.selector.clone());
+        if self.pdb_members.get(ns).and_then(|b| b.get(key)).is_some_and(|m| m.raw == raw) {
+            return;
+        }
+        let selector = match &raw {
+            Some(sel) => super::replicaset::selector_of(sel),
+            None => crate::selector::LabelSelector::nothing(),
+        };
+        let pods = self
+            .pods_by_ns
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .filter(|k| self.pods.get(*k).is_some_and(|p| selector.matches_opt(p.metadata.labels.as_ref())))
+            .cloned()
+            .collect();
+        self.pdb_members.entry(ns.to_string()).or_default().insert(key.to_string(), PdbMembers { raw, selector, pods });
+    }
+
+    /// The pods a budget selects.
+    pub fn pdb_pods(&self, key: &str) -> impl Iterator<Item = &Arc<Pod>> {
+        let ns = key.split_once('/').map_or("", |(ns, _)| ns);
+        self.pdb_members
+            .get(ns)
+            .and_then(|b| b.get(key))
+            .into_iter()
+            .flat_map(|m| &m.pods)
+            .filter_map(|k| self.pods.get(k))
     }
 
     fn apply_node(&mut self, change: Change<Node>) -> Vec<Dirty> {
@@ -491,5 +574,53 @@ impl State {
     /// Cached dependents of the owner with `uid`.
     pub fn dependents(&self, uid: &str) -> Vec<(Kind, String)> {
         self.by_owner.get(uid).map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, app: &str) -> Change<Pod> {
+        let v = serde_json::json!({"metadata": {"name": name, "namespace": "ns", "labels": {"app": app}}});
+        Change::Upsert(Arc::new(serde_json::from_value(v).expect("a pod")))
+    }
+
+    fn pdb(app: &str) -> Change<PodDisruptionBudget> {
+        let v = serde_json::json!({"metadata": {"name": "budget", "namespace": "ns"},
+            "spec": {"selector": {"matchLabels": {"app": app}}}});
+        Change::Upsert(Arc::new(serde_json::from_value(v).expect("a budget")))
+    }
+
+    fn members(s: &State) -> Vec<String> {
+        s.pdb_pods("ns/budget").map(|p| p.metadata.name.clone().unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn a_budget_knows_its_pods_as_they_come_go_and_change() {
+        let mut s = State::default();
+        s.apply(Msg::Pod(pod("a", "web")));
+        s.apply(Msg::Pod(pod("b", "db")));
+        s.apply(Msg::Pdb(pdb("web")));
+        assert_eq!(members(&s), ["a"], "pods that were there before the budget");
+
+        let dirty = s.apply(Msg::Pod(pod("c", "web")));
+        assert_eq!(members(&s), ["a", "c"]);
+        assert!(dirty.contains(&Dirty::PdbMember("ns/budget".into())), "{dirty:?}");
+        let dirty = s.apply(Msg::Pod(pod("b", "cache")));
+        assert!(!dirty.contains(&Dirty::PdbMember("ns/budget".into())), "a pod it never selected: {dirty:?}");
+
+        let dirty = s.apply(Msg::Pod(pod("a", "db")));
+        assert_eq!(members(&s), ["c"], "relabelled out");
+        assert!(dirty.contains(&Dirty::PdbMember("ns/budget".into())), "the pod it lost: {dirty:?}");
+        let Change::Upsert(c) = pod("c", "web") else { unreachable!() };
+        s.apply(Msg::Pod(Change::Delete(c)));
+        assert!(members(&s).is_empty(), "deleted");
+
+        s.apply(Msg::Pdb(pdb("db")));
+        assert_eq!(members(&s), ["a"], "a changed selector rebuilds the set");
+        let Change::Upsert(b) = pdb("db") else { unreachable!() };
+        s.apply(Msg::Pdb(Change::Delete(b)));
+        assert!(members(&s).is_empty() && s.pdb_members.get("ns").is_some_and(BTreeMap::is_empty));
     }
 }
