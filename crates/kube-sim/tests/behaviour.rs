@@ -427,6 +427,77 @@ async fn an_unschedulable_pod_waits_for_a_node() {
     .await;
 }
 
+/// The scheduler asks once per kind of node (same labels, taints, readiness)
+/// whether a pod may go there: each pod still lands only where it may, a
+/// relabelled node changes kind, and a pod pinned by name is not taken for its
+/// kind.
+#[tokio::test]
+async fn pods_land_only_on_the_kinds_of_node_that_admit_them() {
+    let sim = Sim::start_live_speed(20.0).await;
+    let c = sim.client().await;
+    let edge = json!({"metadata": {"labels": {"tier": "edge"}},
+        "spec": {"taints": [{"key": "edge", "value": "true", "effect": "NoSchedule"}]}});
+    // The tainted nodes are the emptiest, so they come first in the scheduler's scan.
+    for n in ["edge-1", "edge-2"] {
+        node(&c, n, "64", "256Gi", edge.clone()).await;
+    }
+    node(&c, "pool-1", "4", "8Gi", json!({"metadata": {"labels": {"pool": "hot"}}})).await;
+    node(&c, "plain-1", "4", "8Gi", json!({})).await;
+    node(&c, "plain-2", "4", "8Gi", json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let create = |name: &str, spec: Value| {
+        let mut p = json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}});
+        json_patch::merge(&mut p, &json!({"spec": spec}));
+        serde_json::from_value::<Pod>(p).unwrap()
+    };
+    let wanted = [
+        ("plain", json!({}), &["plain-1", "plain-2", "pool-1"][..]),
+        ("hot", json!({"nodeSelector": {"pool": "hot"}}), &["pool-1"][..]),
+        (
+            "edge",
+            json!({"tolerations": [{"key": "edge", "operator": "Exists"}], "nodeSelector": {"tier": "edge"}}),
+            &["edge-1", "edge-2"][..],
+        ),
+        (
+            "pinned",
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["plain-2"]}]}]}}}}),
+            &["plain-2"][..],
+        ),
+        ("cold", json!({"nodeSelector": {"pool": "cold"}}), &["plain-1"][..]),
+    ];
+    for (name, spec, _) in &wanted {
+        for i in 0..3 {
+            pods.create(&PostParams::default(), &create(&format!("{name}-{i}"), spec.clone())).await.unwrap();
+        }
+    }
+    let node_of = |p: Pod| p.spec.and_then(|s| s.node_name);
+    for (name, _, allowed) in &wanted[..4] {
+        for i in 0..3 {
+            let pod = format!("{name}-{i}");
+            eventually(30, &format!("{pod} scheduled"), || async { node_of(pods.get(&pod).await.unwrap()).is_some() })
+                .await;
+            let on = node_of(pods.get(&pod).await.unwrap()).unwrap();
+            assert!(allowed.contains(&on.as_str()), "{pod} on {on}, allowed {allowed:?}");
+        }
+    }
+    assert!(node_of(pods.get("cold-0").await.unwrap()).is_none(), "no node of the cold pool yet");
+    // plain-1 joins the cold pool: a new kind of node, which now admits the waiting pods.
+    let nodes: Api<Node> = Api::all(c.clone());
+    nodes
+        .patch("plain-1", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"labels": {"pool": "cold"}}})))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let pod = format!("cold-{i}");
+        eventually(60, &format!("{pod} scheduled on the relabelled node"), || async {
+            node_of(pods.get(&pod).await.unwrap()).as_deref() == Some("plain-1")
+        })
+        .await;
+    }
+}
+
 #[tokio::test]
 async fn kubelet_admission_rejects_a_pod_that_does_not_fit() {
     let sim = Sim::start_live_speed(20.0).await;

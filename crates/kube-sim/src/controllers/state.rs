@@ -137,6 +137,11 @@ pub struct State {
     /// kept as pods change: a budget's status is recomputed from its own pods,
     /// never from a scan of its namespace (150,000 pods in a few namespaces).
     pub pdb_members: HashMap<String, BTreeMap<String, PdbMembers>>,
+    /// node → its kind: nodes of one kind have the same labels, taints,
+    /// schedulability and readiness, so they admit the same pods
+    /// ([`crate::rules::fit::node_admits`]).
+    pub node_kind: HashMap<String, u32>,
+    kind_ids: HashMap<String, u32>,
     /// node → its allocatable resources, parsed once per node change.
     pub allocatable: HashMap<String, Resources>,
     pub settings: SimSettings,
@@ -227,6 +232,25 @@ pub fn trim_for_cache(v: &mut serde_json::Value) {
             }
         }
     }
+}
+
+/// What decides whether a node admits a pod, load aside: its labels, taints,
+/// `spec.unschedulable` and Ready status (see [`crate::rules::fit::node_admits`]).
+fn node_signature(node: &Node) -> String {
+    let spec = node.spec.as_ref();
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .map(|c| c.status.as_str());
+    serde_json::to_string(&(
+        &node.metadata.labels,
+        spec.and_then(|s| s.taints.as_ref()),
+        spec.and_then(|s| s.unschedulable),
+        ready,
+    ))
+    .unwrap_or_default()
 }
 
 /// Cache key of an object: `namespace/name` or `name`.
@@ -539,6 +563,10 @@ impl State {
                 if self.nodes.get(&name).is_some_and(|cur| stale(&cur.metadata, &n.metadata)) {
                     return Vec::new();
                 }
+                let signature = node_signature(&n);
+                let next = u32::try_from(self.kind_ids.len()).unwrap_or(u32::MAX);
+                let kind = *self.kind_ids.entry(signature).or_insert(next);
+                self.node_kind.insert(name.clone(), kind);
                 self.nodes.insert(name.clone(), n);
                 self.rescore(&name);
                 vec![Dirty::Node(name), Dirty::Capacity]
@@ -546,6 +574,7 @@ impl State {
             Change::Delete(n) => {
                 let name = n.metadata.name.clone().unwrap_or_default();
                 self.nodes.remove(&name);
+                self.node_kind.remove(&name);
                 self.rescore(&name);
                 vec![Dirty::Node(name)]
             }
