@@ -465,6 +465,7 @@ async fn pods_land_only_on_the_kinds_of_node_that_admit_them() {
             "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["plain-2"]}]}]}}}}),
             &["plain-2"][..],
         ),
+        ("named", json!({"nodeSelector": {"kubernetes.io/hostname": "plain-2"}}), &["plain-2"][..]),
         ("cold", json!({"nodeSelector": {"pool": "cold"}}), &["plain-1"][..]),
     ];
     for (name, spec, _) in &wanted {
@@ -473,7 +474,7 @@ async fn pods_land_only_on_the_kinds_of_node_that_admit_them() {
         }
     }
     let node_of = |p: Pod| p.spec.and_then(|s| s.node_name);
-    for (name, _, allowed) in &wanted[..4] {
+    for (name, _, allowed) in &wanted[..5] {
         for i in 0..3 {
             let pod = format!("{name}-{i}");
             eventually(30, &format!("{pod} scheduled"), || async { node_of(pods.get(&pod).await.unwrap()).is_some() })

@@ -234,23 +234,24 @@ pub fn trim_for_cache(v: &mut serde_json::Value) {
     }
 }
 
-/// What decides whether a node admits a pod, load aside: its labels, taints,
+/// What decides whether a node admits a pod, load aside: its labels (but the
+/// hostname, which pods that use it are never judged by kind for), taints,
 /// `spec.unschedulable` and Ready status (see [`crate::rules::fit::node_admits`]).
 fn node_signature(node: &Node) -> String {
     let spec = node.spec.as_ref();
+    let labels: Option<BTreeMap<&String, &String>> = node
+        .metadata
+        .labels
+        .as_ref()
+        .map(|l| l.iter().filter(|(k, _)| k.as_str() != crate::rules::fit::HOSTNAME_LABEL).collect());
     let ready = node
         .status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
         .map(|c| c.status.as_str());
-    serde_json::to_string(&(
-        &node.metadata.labels,
-        spec.and_then(|s| s.taints.as_ref()),
-        spec.and_then(|s| s.unschedulable),
-        ready,
-    ))
-    .unwrap_or_default()
+    serde_json::to_string(&(labels, spec.and_then(|s| s.taints.as_ref()), spec.and_then(|s| s.unschedulable), ready))
+        .unwrap_or_default()
 }
 
 /// Cache key of an object: `namespace/name` or `name`.
@@ -623,6 +624,23 @@ mod tests {
 
     fn members(s: &State) -> Vec<String> {
         s.pdb_pods("ns/budget").map(|p| p.metadata.name.clone().unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn nodes_alike_but_for_their_name_are_of_one_kind() {
+        let mut s = State::default();
+        let node = |name: &str, pool: &str| {
+            let v = serde_json::json!({"metadata": {"name": name,
+                "labels": {"kubernetes.io/hostname": name, "pool": pool}}});
+            Msg::Node(Change::Upsert(Arc::new(serde_json::from_value(v).expect("a node"))))
+        };
+        s.apply(node("a", "hot"));
+        s.apply(node("b", "hot"));
+        s.apply(node("c", "cold"));
+        assert_eq!(s.node_kind["a"], s.node_kind["b"]);
+        assert_ne!(s.node_kind["a"], s.node_kind["c"]);
+        s.apply(node("b", "cold"));
+        assert_eq!(s.node_kind["b"], s.node_kind["c"], "relabelled");
     }
 
     #[test]

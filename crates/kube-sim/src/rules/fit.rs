@@ -298,15 +298,26 @@ pub fn resources_fit(alloc: Resources, used: Resources, req: Resources) -> bool 
         && (req.memory <= 0 || req.memory <= alloc.memory.saturating_sub(used.memory))
 }
 
-/// Whether the pod's required node affinity names nodes by field (a DaemonSet
-/// pod's `metadata.name`): then two nodes with the same labels and taints may
-/// still answer [`node_admits`] differently.
+/// The label that names its node: left out of a node's kind, since every
+/// node has its own value.
+pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
+
+/// Whether the pod picks nodes by name: by field in its required node affinity
+/// (a DaemonSet pod's `metadata.name`) or by the hostname label. Then two nodes
+/// of the same kind may still answer [`node_admits`] differently.
 pub fn depends_on_node_name(spec: &PodSpec) -> bool {
-    spec.affinity
+    let by_label = spec.node_selector.as_ref().is_some_and(|s| s.contains_key(HOSTNAME_LABEL));
+    let terms = spec
+        .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
         .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
-        .is_some_and(|r| r.node_selector_terms.iter().any(|t| t.match_fields.as_ref().is_some_and(|f| !f.is_empty())))
+        .map_or(&[][..], |r| &r.node_selector_terms[..]);
+    by_label
+        || terms.iter().any(|t| {
+            t.match_fields.as_ref().is_some_and(|f| !f.is_empty())
+                || t.match_expressions.iter().flatten().any(|e| e.key == HOSTNAME_LABEL)
+        })
 }
 
 /// The part of [`fits_with`] that depends on the node but not on its load:
