@@ -24,10 +24,21 @@ pub enum Change<K> {
     Delete(Arc<K>),
 }
 
+/// Which version of an object the control plane's cache holds (its
+/// resourceVersion), if any.
+pub type Held = fn(&super::state::State, &str) -> Option<u64>;
+
 /// Run an informer for `res` until the server shuts down, sending every change,
-/// wrapped by `wrap`, to `tx`.
-pub async fn run<K, M, F>(api: Arc<ApiServer>, res: Arc<ResourceInfo>, tx: mpsc::Sender<M>, wrap: F)
-where
+/// wrapped by `wrap`, to `tx`. A change the cache already holds (the control
+/// plane's own write, cached as it was made) is not decoded or sent again.
+pub async fn run<K, M, F>(
+    api: Arc<ApiServer>,
+    res: Arc<ResourceInfo>,
+    tx: mpsc::Sender<M>,
+    wrap: F,
+    cache: super::state::Shared,
+    held: Held,
+) where
     K: DeserializeOwned + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
     F: Fn(Change<K>) -> M,
 {
@@ -55,6 +66,15 @@ where
             match item {
                 WatchItem::Event(kind, stored) => {
                     cursor = Some(stored.rv);
+                    if kind != EventKind::Deleted && held(&cache.read(), &stored.key).is_some_and(|rv| rv >= stored.rv)
+                    {
+                        let key = stored.key.to_string();
+                        known.insert(key.clone(), (stored.namespace.clone(), stored.name.clone()));
+                        if let Some(s) = seen.as_mut() {
+                            s.push(key);
+                        }
+                        continue;
+                    }
                     let mut value = api.render(&res, &stored);
                     super::state::trim_for_cache(&mut value);
                     let obj: K = match serde_json::from_value(value) {

@@ -66,21 +66,28 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     // retained history and must re-list everything.
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
     macro_rules! inform {
-        ($t:ty, $group:expr, $plural:expr, $msg:path) => {
-            tokio::spawn(informer::run::<$t, Msg, _>(api.clone(), api.res($group, $plural), tx.clone(), $msg));
+        ($t:ty, $group:expr, $plural:expr, $msg:path, $field:ident) => {
+            tokio::spawn(informer::run::<$t, Msg, _>(
+                api.clone(),
+                api.res($group, $plural),
+                tx.clone(),
+                $msg,
+                shared.clone(),
+                |s, k| s.$field.get(k).map(|o| state::resource_version(&o.metadata)),
+            ));
         };
     }
-    inform!(Node, "", "nodes", Msg::Node);
-    inform!(Pod, "", "pods", Msg::Pod);
-    inform!(ReplicaSet, "apps", "replicasets", Msg::ReplicaSet);
-    inform!(Deployment, "apps", "deployments", Msg::Deployment);
-    inform!(StatefulSet, "apps", "statefulsets", Msg::StatefulSet);
-    inform!(DaemonSet, "apps", "daemonsets", Msg::DaemonSet);
-    inform!(PodDisruptionBudget, "policy", "poddisruptionbudgets", Msg::Pdb);
-    inform!(PersistentVolumeClaim, "", "persistentvolumeclaims", Msg::Pvc);
-    inform!(PersistentVolume, "", "persistentvolumes", Msg::Pv);
-    inform!(Job, "batch", "jobs", Msg::Job);
-    inform!(CronJob, "batch", "cronjobs", Msg::CronJob);
-    inform!(ResourceQuota, "", "resourcequotas", Msg::Quota);
+    inform!(Node, "", "nodes", Msg::Node, nodes);
+    inform!(Pod, "", "pods", Msg::Pod, pods);
+    inform!(ReplicaSet, "apps", "replicasets", Msg::ReplicaSet, replicasets);
+    inform!(Deployment, "apps", "deployments", Msg::Deployment, deployments);
+    inform!(StatefulSet, "apps", "statefulsets", Msg::StatefulSet, statefulsets);
+    inform!(DaemonSet, "apps", "daemonsets", Msg::DaemonSet, daemonsets);
+    inform!(PodDisruptionBudget, "policy", "poddisruptionbudgets", Msg::Pdb, pdbs);
+    inform!(PersistentVolumeClaim, "", "persistentvolumeclaims", Msg::Pvc, pvcs);
+    inform!(PersistentVolume, "", "persistentvolumes", Msg::Pv, pvs);
+    inform!(Job, "batch", "jobs", Msg::Job, jobs);
+    inform!(CronJob, "batch", "cronjobs", Msg::CronJob, cronjobs);
+    inform!(ResourceQuota, "", "resourcequotas", Msg::Quota, quotas);
     tokio::spawn(plane::Plane::new(cluster.clone(), shared).run(rx));
 }

@@ -262,7 +262,8 @@ pub fn key_of(meta: &ObjectMeta) -> String {
     }
 }
 
-fn rv(meta: &ObjectMeta) -> u64 {
+/// An object's resourceVersion as a number (0 when absent).
+pub fn resource_version(meta: &ObjectMeta) -> u64 {
     meta.resource_version.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
@@ -270,7 +271,7 @@ fn rv(meta: &ObjectMeta) -> u64 {
 /// write got there first). A change without a resourceVersion (the informer's
 /// deletions after a re-list) is never stale.
 fn stale(cached: &ObjectMeta, incoming: &ObjectMeta) -> bool {
-    incoming.resource_version.is_some() && rv(cached) > rv(incoming)
+    incoming.resource_version.is_some() && resource_version(cached) > resource_version(incoming)
 }
 
 /// Whether a pod still occupies its node's resources (upstream: not terminal).
