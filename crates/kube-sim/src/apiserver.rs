@@ -412,22 +412,39 @@ impl ApiServer {
     }
 
     /// A stored object in the protobuf wire format (envelope included).
-    pub fn render_protobuf(&self, res: &ResourceInfo, o: &Stored) -> Vec<u8> {
-        let raw = self.render_protobuf_item(res, o);
-        crate::protobuf::envelope(&res.api_version(), &res.kind, &raw)
+    pub fn render_protobuf(&self, res: &ResourceInfo, o: &Stored) -> bytes::Bytes {
+        match res.conversion {
+            Conversion::None => self.stored_protobuf(res, o).0.clone(),
+            _ => self.encode_protobuf(res, o).0.into(),
+        }
     }
 
     /// A stored object's protobuf message (a list item: no envelope),
     /// encoded once per stored version for resources served as stored.
     pub fn render_protobuf_item(&self, res: &ResourceInfo, o: &Stored) -> bytes::Bytes {
-        let encode = || {
-            let v = self.render(res, o);
-            bytes::Bytes::from(crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default())
-        };
         match res.conversion {
-            Conversion::None => o.proto.get_or_init(encode).clone(),
-            _ => encode(),
+            Conversion::None => {
+                let (env, at) = self.stored_protobuf(res, o);
+                env.slice(at.clone())
+            }
+            _ => {
+                let (env, at) = self.encode_protobuf(res, o);
+                bytes::Bytes::from(env).slice(at)
+            }
         }
+    }
+
+    fn stored_protobuf<'a>(&self, res: &ResourceInfo, o: &'a Stored) -> &'a (bytes::Bytes, std::ops::Range<usize>) {
+        o.proto.get_or_init(|| {
+            let (env, at) = self.encode_protobuf(res, o);
+            (bytes::Bytes::from(env), at)
+        })
+    }
+
+    fn encode_protobuf(&self, res: &ResourceInfo, o: &Stored) -> (Vec<u8>, std::ops::Range<usize>) {
+        let v = self.render(res, o);
+        let raw = crate::protobuf::encode_raw(&res.api_version(), &res.kind, &v).unwrap_or_default();
+        crate::protobuf::envelope_at(&res.api_version(), &res.kind, &raw)
     }
 
     fn subject<'a>(res: &'a ResourceInfo, name: &'a str) -> Subject<'a> {

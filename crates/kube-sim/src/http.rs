@@ -520,7 +520,7 @@ fn protobuf_watch_frame(server: &ApiServer, res: &ResourceInfo, format: Format, 
             let body = match format {
                 Format::MetadataProtobuf => {
                     let v = partial_metadata(&server.render(res, obj));
-                    protobuf::encode_object(&v, META_V1, "PartialObjectMetadata").unwrap_or_default()
+                    Bytes::from(protobuf::encode_object(&v, META_V1, "PartialObjectMetadata").unwrap_or_default())
                 }
                 _ => server.render_protobuf(res, obj),
             };
@@ -536,9 +536,9 @@ fn protobuf_watch_frame(server: &ApiServer, res: &ResourceInfo, format: Format, 
                 _ => (res.api_version(), res.kind.clone()),
             };
             let obj = json!({"kind": kind, "apiVersion": av, "metadata": meta});
-            ("BOOKMARK", protobuf::encode_object(&obj, &av, &kind).unwrap_or_default())
+            ("BOOKMARK", Bytes::from(protobuf::encode_object(&obj, &av, &kind).unwrap_or_default()))
         }
-        WatchItem::Error(e) => ("ERROR", protobuf::encode_status(&e.to_status())),
+        WatchItem::Error(e) => ("ERROR", Bytes::from(protobuf::encode_status(&e.to_status()))),
     };
     protobuf::watch_frame(ty, &obj)
 }
@@ -1001,8 +1001,8 @@ fn reply(format: Format, code: StatusCode, v: &Value, warnings: &[String], res: 
     json_with(code, v, warnings)
 }
 
-fn proto_bytes(code: StatusCode, body: Vec<u8>, warnings: &[String]) -> Response {
-    let mut r = Response::new(Body::from(body));
+fn proto_bytes(code: StatusCode, body: impl Into<Bytes>, warnings: &[String]) -> Response {
+    let mut r = Response::new(Body::from(body.into()));
     *r.status_mut() = code;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(protobuf::MEDIA_TYPE));
     add_warnings(&mut r, warnings);

@@ -41,9 +41,10 @@ pub struct Stored {
     pub fields: Vec<(&'static str, String)>,
     /// The object as JSON without `kind` and `apiVersion`.
     pub body: Bytes,
-    /// Its protobuf message, encoded the first time a client asks for it
-    /// (objects are immutable once stored, so it never goes stale).
-    pub proto: std::sync::OnceLock<Bytes>,
+    /// Its protobuf form in its envelope, and where the bare message lies in
+    /// it, encoded the first time a client asks for it (objects are immutable
+    /// once stored, so it never goes stale).
+    pub proto: std::sync::OnceLock<(Bytes, std::ops::Range<usize>)>,
 }
 
 impl Stored {

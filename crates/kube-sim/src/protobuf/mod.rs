@@ -70,6 +70,12 @@ fn push_bytes(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
 
 /// Wrap an encoded message in the `k8s\0` + `runtime.Unknown` envelope.
 pub fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+    envelope_at(api_version, kind, raw).0
+}
+
+/// [`envelope`], and where in it `raw` lies: a stored object keeps its
+/// enveloped form only, serving a GET without a copy and a list item as a slice.
+pub fn envelope_at(api_version: &str, kind: &str, raw: &[u8]) -> (Vec<u8>, std::ops::Range<usize>) {
     let mut type_meta = Vec::with_capacity(api_version.len() + kind.len() + 4);
     push_bytes(&mut type_meta, 1, api_version.as_bytes());
     push_bytes(&mut type_meta, 2, kind.as_bytes());
@@ -77,9 +83,10 @@ pub fn envelope(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&MAGIC);
     push_bytes(&mut out, 1, &type_meta);
     push_bytes(&mut out, 2, raw);
+    let at = out.len() - raw.len()..out.len();
     // Go writes the empty contentEncoding and contentType too.
     out.extend_from_slice(&[0x1a, 0x00, 0x22, 0x00]);
-    out
+    (out, at)
 }
 
 /// The message of an object (no envelope), or None when `kind` has none.
@@ -258,4 +265,19 @@ pub fn decode_body(res: &ResourceInfo, body: &[u8]) -> ApiResult<Value> {
 /// The `Status` of an error, in the wire format.
 pub fn encode_status(status: &Value) -> Vec<u8> {
     encode_object(status, "v1", "Status").unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_is_found_where_the_envelope_says() {
+        // Long enough for a two-byte length varint.
+        let raw: Vec<u8> = (0..300u16).map(|i| (i % 251) as u8).collect();
+        let (env, at) = envelope_at("apps/v1", "Deployment", &raw);
+        assert_eq!(&env[at], &raw[..]);
+        assert_eq!(env, envelope("apps/v1", "Deployment", &raw));
+        assert!(env.starts_with(&MAGIC));
+    }
 }
