@@ -96,10 +96,16 @@ impl Leadership {
         self.0.changed.send_if_modified(|v| !std::mem::replace(v, true));
     }
 
-    fn step_down(&self) {
+    /// Stop leading: `lost` when the lease was taken or could not be renewed (a
+    /// warning), not when this replica shuts down and hands it back.
+    fn step_down(&self, lost: bool) {
         *self.0.until.lock() = None;
         if self.0.changed.send_if_modified(|v| std::mem::replace(v, false)) {
-            tracing::warn!(identity = %self.0.identity, "lost the leader lease; stopping migrations and the rebalancer");
+            if lost {
+                tracing::warn!(identity = %self.0.identity, "lost the leader lease; stopping migrations and the rebalancer");
+            } else {
+                tracing::info!(identity = %self.0.identity, "stepping down as leader");
+            }
         }
     }
 }
@@ -141,27 +147,27 @@ pub fn spawn(
                 }
                 Ok(false) => {
                     last_renewal = None;
-                    l.step_down();
+                    l.step_down(true);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "leader election: cannot read or write the Lease");
                     if last_renewal.is_some_and(|t| t.elapsed() > config.renew_deadline) {
                         last_renewal = None;
-                        l.step_down();
+                        l.step_down(true);
                     }
                 }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = abandon.cancelled() => {
-                    l.step_down();
+                    l.step_down(false);
                     return;
                 }
                 _ = tokio::time::sleep(config.retry_period) => {}
             }
         }
         if last_renewal.is_some() && l.is_leader() {
-            l.step_down();
+            l.step_down(false);
             if let Err(e) = release(&api, &writer, &config).await {
                 tracing::warn!(error = %e, "could not release the leader lease; it expires on its own");
             } else {
