@@ -66,36 +66,33 @@ pub async fn run<K, M, F>(
             match item {
                 WatchItem::Event(kind, stored) => {
                     cursor = Some(stored.rv);
-                    if kind != EventKind::Deleted && held(&cache.read(), &stored.key).is_some_and(|rv| rv >= stored.rv)
-                    {
-                        let key = stored.key.to_string();
-                        known.insert(key.clone(), (stored.namespace.clone(), stored.name.clone()));
-                        if let Some(s) = seen.as_mut() {
-                            s.push(key);
-                        }
-                        continue;
-                    }
-                    let mut value = api.render(&res, &stored);
-                    super::state::trim_for_cache(&mut value);
-                    let obj: K = match serde_json::from_value(value) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            tracing::warn!(resource = %res.plural, object = %stored.key, error = %e, "informer cannot decode an object");
-                            continue;
+                    // The control plane's own write, already cached as it was made: nothing to decode.
+                    let cached = kind != EventKind::Deleted
+                        && held(&cache.read(), &stored.key).is_some_and(|rv| rv >= stored.rv);
+                    let obj = if cached {
+                        None
+                    } else {
+                        let mut value = api.render(&res, &stored);
+                        super::state::trim_for_cache(&mut value);
+                        match serde_json::from_value::<K>(value) {
+                            Ok(o) => Some(Arc::new(o)),
+                            Err(e) => {
+                                tracing::warn!(resource = %res.plural, object = %stored.key, error = %e, "informer cannot decode an object");
+                                continue;
+                            }
                         }
                     };
-                    let obj = Arc::new(obj);
                     let key = stored.key.to_string();
-                    let change = if kind == EventKind::Deleted {
+                    if kind == EventKind::Deleted {
                         known.remove(&key);
-                        Change::Delete(obj)
                     } else {
                         known.insert(key.clone(), (stored.namespace.clone(), stored.name.clone()));
                         if let Some(s) = seen.as_mut() {
                             s.push(key);
                         }
-                        Change::Upsert(obj)
-                    };
+                    }
+                    let Some(obj) = obj else { continue };
+                    let change = if kind == EventKind::Deleted { Change::Delete(obj) } else { Change::Upsert(obj) };
                     if tx.send(wrap(change)).await.is_err() {
                         return;
                     }

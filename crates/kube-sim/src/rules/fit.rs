@@ -276,20 +276,10 @@ pub fn check_with(
     out
 }
 
-/// Whether [`check_with`] would find nothing wrong, cheapest test first and
-/// stopping at the first failure: the scheduler asks this of many nodes per
-/// pod and needs the reasons only when no node fits.
-pub fn fits_with(
-    node: &Node,
-    allocatable: Resources,
-    node_requested: Resources,
-    spec: &PodSpec,
-    requests: Resources,
-) -> bool {
-    resources_fit(allocatable, node_requested, requests) && node_admits(node, spec)
-}
-
-/// The resource part of [`fits_with`]: room for the pod's requests and one more pod.
+/// The scheduler's fast test splits what [`check_with`] looks at in two,
+/// stopping at the first failure and building no reasons (it asks this of many
+/// nodes per pod and needs the reasons only when no node fits). This is the
+/// resource half: room for the pod's requests and one more pod.
 pub fn resources_fit(alloc: Resources, used: Resources, req: Resources) -> bool {
     // The tests of `resource_shortfalls`, without building its report: the
     // scheduler asks this of many full nodes per pod.
@@ -320,7 +310,8 @@ pub fn depends_on_node_name(spec: &PodSpec) -> bool {
         })
 }
 
-/// The part of [`fits_with`] that depends on the node but not on its load:
+/// The other half of the scheduler's fast test (see [`resources_fit`]), what
+/// depends on the node but not on its load:
 /// node selector, required node affinity, `spec.unschedulable`, taints and the
 /// taints implied by the Ready condition. Nodes alike in labels, taints and
 /// readiness answer alike (unless [`depends_on_node_name`]), which lets the
@@ -926,7 +917,7 @@ mod tests {
 
         /// The scheduler's early-exit test agrees with the full check.
         #[test]
-        fn fits_with_agrees_with_check(n in 0usize..5, p in 0usize..5, used_cpu in 0i64..5000, used_pods in 100i64..115) {
+        fn the_fast_test_agrees_with_check(n in 0usize..5, p in 0usize..5, used_cpu in 0i64..5000, used_pods in 100i64..115) {
             let nodes = [
                 json!({}),
                 json!({"spec": {"unschedulable": true}}),
@@ -946,7 +937,7 @@ mod tests {
             let pod = web_pod(pods[p].clone());
             let used = Resources::new(used_cpu, 0, used_pods);
             let spec = pod.spec.clone().unwrap_or_default();
-            let fast = fits_with(&node, node_allocatable(&node), used, &spec, pod_requests(&spec));
+            let fast = resources_fit(node_allocatable(&node), used, pod_requests(&spec)) && node_admits(&node, &spec);
             prop_assert_eq!(fast, check(&node, used, &pod).is_empty());
         }
 
