@@ -26,6 +26,11 @@ pub enum Caller {
     User(User),
 }
 
+/// The permission the middleware checked for the request's route (a request
+/// extension, beside [`Caller::User`]): a long-lived request checks it again.
+#[derive(Debug, Clone)]
+pub struct Granted(pub Permission);
+
 fn bearer(req: &Request) -> Option<&str> {
     bearer_of(req.headers())
 }
@@ -100,10 +105,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             return refused(&e);
         }
     };
-    if let Some(p) = permission
-        && let Err(r) = authorize(&state, &user, &p).await
-    {
-        return r;
+    if let Some(p) = permission {
+        if let Err(r) = authorize(&state, &user, &p).await {
+            return r;
+        }
+        req.extensions_mut().insert(Granted(p));
     }
     req.extensions_mut().insert(Caller::User(user));
     next.run(req).await

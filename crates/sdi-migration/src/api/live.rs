@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Extension, RawQuery, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
-use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::broadcast;
@@ -197,17 +197,16 @@ impl Conn {
 pub async fn stream(
     State(state): State<AppState>,
     caller: Option<Extension<super::auth::Caller>>,
+    granted: Option<Extension<super::auth::Granted>>,
     headers: HeaderMap,
-    uri: Uri,
     RawQuery(raw): RawQuery,
 ) -> Response {
     let query = match node_query(raw.as_deref()) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, "Invalid query", e),
     };
-    let op = sdi_core::access::Operation::Route { method: "GET".into(), path: uri.path().to_string() };
-    let holder = match (caller, sdi_core::access::required(&op)) {
-        (Some(Extension(super::auth::Caller::User(user))), Some(permission)) => {
+    let holder = match (caller, granted) {
+        (Some(Extension(super::auth::Caller::User(user))), Some(Extension(super::auth::Granted(permission)))) => {
             let every = state.access.ttl().max(Duration::from_secs(1));
             let mut every = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
