@@ -38,33 +38,26 @@ async fn main() {
     let (mut scheduled_at, mut running_at) = (None, None);
     let mut last_report = Instant::now();
     loop {
-        let (total, bound, running, unschedulable, why) =
-            {
-                let s = cluster.sim().read();
-                let bound =
-                    s.pods.values().filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()).count();
-                let running = s
-                    .pods
-                    .values()
-                    .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
-                    .count();
-                // Unschedulable by a verdict that saw every node (an early verdict is retried).
-                let all_nodes = format!("0/{} nodes are available", s.nodes.len());
-                let stuck: Vec<String> =
-                    s.pods
-                        .values()
-                        .filter_map(|p| {
-                            let c =
-                                p.status.as_ref()?.conditions.as_ref()?.iter().find(|c| {
-                                    c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable")
-                                })?;
-                            let m = c.message.clone().unwrap_or_default();
-                            m.starts_with(&all_nodes)
-                                .then(|| format!("{}: {m}", p.metadata.name.as_deref().unwrap_or_default()))
-                        })
-                        .collect();
-                (s.pods.len(), bound, running, stuck.len(), stuck.into_iter().next())
-            };
+        let (total, bound, running, unschedulable, why) = {
+            let s = cluster.sim().read();
+            // Unschedulable by a verdict that saw every node (an early verdict is retried).
+            let all_nodes = format!("0/{} nodes are available", s.nodes.len());
+            let (mut bound, mut running, mut stuck, mut why) = (0, 0, 0, None);
+            for p in s.pods.values() {
+                let status = p.status.as_ref();
+                bound += usize::from(p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
+                running += usize::from(status.and_then(|s| s.phase.as_deref()) == Some("Running"));
+                let unschedulable = status.and_then(|s| s.conditions.as_ref()).and_then(|cs| {
+                    cs.iter().find(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))
+                });
+                if let Some(m) = unschedulable.and_then(|c| c.message.as_deref()).filter(|m| m.starts_with(&all_nodes))
+                {
+                    stuck += 1;
+                    why.get_or_insert_with(|| format!("{}: {m}", p.metadata.name.as_deref().unwrap_or_default()));
+                }
+            }
+            (s.pods.len(), bound, running, stuck, why)
+        };
         if scheduled_at.is_none() && bound + unschedulable >= pods {
             scheduled_at = Some(t0.elapsed());
         }

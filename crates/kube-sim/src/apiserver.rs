@@ -1180,14 +1180,19 @@ impl ApiServer {
                 return self.create_in(txn, res, config.clone(), opts, Some(set.clone()));
             };
             let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
-            let entries = managed_entries(&old);
+            let mut entries = managed_entries(&old);
             let mine = |e: &ManagedEntry| {
                 e.manager == opts.field_manager && e.operation == "Apply" && e.subresource.as_deref() == subresource
             };
-            let prev: FieldSet =
-                entries.iter().filter(|e| mine(e)).fold(FieldSet::default(), |a, e| a.union(&e.fields));
-            let others: Vec<(String, FieldSet)> =
-                entries.iter().filter(|e| !mine(e)).map(|e| (e.manager.clone(), e.fields.clone())).collect();
+            let mut prev = FieldSet::default();
+            let mut others: Vec<(String, FieldSet)> = Vec::new();
+            for e in entries.iter_mut() {
+                if mine(e) {
+                    prev.extend(e.fields());
+                } else {
+                    others.push((e.manager.clone(), e.fields().clone()));
+                }
+            }
             if !opts.force {
                 let conflicts = managed::conflicts(&res.kind, &tracked(&old), &tracked(&config), &others);
                 if !conflicts.is_empty() {
@@ -1869,9 +1874,47 @@ struct ManagedEntry {
     subresource: Option<String>,
     api_version: String,
     time: String,
-    fields: FieldSet,
+    /// Decoded from `raw` on first use: most writes touch one manager's entry
+    /// and leave the others as stored.
+    fields: Option<FieldSet>,
     /// The entry as stored, reused when a write leaves it untouched.
     raw: Option<Value>,
+}
+
+impl ManagedEntry {
+    fn fields_mut(&mut self) -> &mut FieldSet {
+        let raw = &self.raw;
+        self.fields.get_or_insert_with(|| {
+            raw.as_ref()
+                .and_then(|e| e.get("fieldsV1"))
+                .and_then(|f| managed::from_fields_v1(f).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    fn fields(&mut self) -> &FieldSet {
+        self.fields_mut()
+    }
+
+    /// Whether the write taking `lost` away changes this entry; decodes it only
+    /// when its stored fields meet `lost`.
+    fn loses(&mut self, lost: &FieldSet) -> bool {
+        if self.fields.is_none() {
+            let stored = self.raw.as_ref().and_then(|e| e.get("fieldsV1"));
+            if !stored.is_some_and(|f| lost.meets_fields_v1(f)) {
+                return false;
+            }
+        }
+        let changed = self.fields_mut().remove_all(lost);
+        if changed {
+            self.raw = None;
+        }
+        changed
+    }
+
+    fn is_empty(&self) -> bool {
+        self.fields.as_ref().is_some_and(FieldSet::is_empty)
+    }
 }
 
 fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
@@ -1886,7 +1929,7 @@ fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
                         subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
                         api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
                         time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        fields: e.get("fieldsV1").and_then(|f| managed::from_fields_v1(f).ok()).unwrap_or_default(),
+                        fields: None,
                         raw: Some(e.clone()),
                     })
                 })
@@ -1895,17 +1938,18 @@ fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
         .unwrap_or_default()
 }
 
-fn entry_json(e: &ManagedEntry) -> Value {
-    if let Some(raw) = &e.raw {
-        return raw.clone();
+fn entry_json(mut e: ManagedEntry) -> Value {
+    if let Some(raw) = e.raw.take() {
+        return raw;
     }
+    let fields = e.fields.as_ref().map_or_else(|| json!({}), managed::to_fields_v1);
     let mut v = json!({
         "manager": e.manager,
         "operation": e.operation,
         "apiVersion": e.api_version,
         "time": e.time,
         "fieldsType": "FieldsV1",
-        "fieldsV1": managed::to_fields_v1(&e.fields),
+        "fieldsV1": fields,
     });
     if let Some(s) = &e.subresource {
         v["subresource"] = json!(s);
@@ -1921,13 +1965,13 @@ fn managed_entry(
     set: &FieldSet,
     now: &str,
 ) -> Value {
-    entry_json(&ManagedEntry {
+    entry_json(ManagedEntry {
         manager: opts.field_manager.clone(),
         operation: op.into(),
         subresource: sub.map(str::to_string),
         api_version: res.api_version(),
         time: now.into(),
-        fields: set.clone(),
+        fields: Some(set.clone()),
         raw: None,
     })
 }
@@ -2042,9 +2086,15 @@ fn update_managed_fields(
     // (operation, what the writer owns afterwards, what other managers lose)
     let (op, gained, lost) = match ownership {
         Ownership::Update => {
-            let c = managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new));
-            let gained = c.added.union(&c.modified);
-            let lost = c.modified.union(&c.removed);
+            let c = match sub {
+                // A status write changes nothing else: diff only that subtree.
+                Some("status") => managed::compare_field(&res.kind, "status", old.get("status"), new.get("status")),
+                _ => managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new)),
+            };
+            let mut gained = c.added;
+            gained.extend(&c.modified);
+            let mut lost = c.removed;
+            lost.extend(&c.modified);
             if gained.is_empty() && lost.is_empty() {
                 return;
             }
@@ -2057,16 +2107,18 @@ fn update_managed_fields(
     for e in entries.iter_mut() {
         // A forced apply takes conflicting fields; an update always does.
         if !is_me(e) && (opts.force || op == "Update") {
-            let kept = e.fields.difference(&lost);
-            if kept != e.fields {
-                e.fields = kept;
-                e.raw = None;
-            }
+            e.loses(&lost);
         }
     }
     match entries.iter_mut().find(|e| is_me(e)) {
         Some(e) => {
-            e.fields = if op == "Apply" { gained } else { e.fields.difference(&lost).union(&gained) };
+            if op == "Apply" {
+                e.fields = Some(gained);
+            } else {
+                let fields = e.fields_mut();
+                fields.remove_all(&lost);
+                fields.extend(&gained);
+            }
             e.time = now.into();
             e.api_version = res.api_version();
             e.raw = None;
@@ -2077,13 +2129,13 @@ fn update_managed_fields(
             subresource: sub.map(str::to_string),
             api_version: res.api_version(),
             time: now.into(),
-            fields: gained,
+            fields: Some(gained),
             raw: None,
         }),
         None => {}
     }
-    entries.retain(|e| !e.fields.is_empty());
-    let list: Vec<Value> = entries.iter().map(entry_json).collect();
+    entries.retain(|e| !e.is_empty());
+    let list: Vec<Value> = entries.into_iter().map(entry_json).collect();
     meta::set_meta(new, "managedFields", Value::Array(list));
 }
 

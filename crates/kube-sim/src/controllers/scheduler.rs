@@ -79,29 +79,46 @@ fn choose(plane: &Plane, pod: &Pod) -> Result<String, String> {
     let empty = k8s_openapi::api::core::v1::PodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty);
     let mut feasible: Vec<(i64, String)> = Vec::new();
-    // Whether each kind of node admits the pod, asked once per kind: at 5,000
-    // nodes a pod that only fits a small pool would otherwise test every node.
-    let by_kind = !rules::fit::depends_on_node_name(spec);
-    let mut admits: std::collections::HashMap<u32, bool> = std::collections::HashMap::new();
-    for (_, name) in state.free.iter() {
-        let kind = state.node_kind.get(name).filter(|_| by_kind);
-        if kind.and_then(|k| admits.get(k)) == Some(&false) {
-            continue;
-        }
-        let Some(node) = state.nodes.get(name) else { continue };
-        let ok = match kind {
-            Some(k) => *admits.entry(*k).or_insert_with(|| rules::fit::node_admits(node, spec)),
-            None => rules::fit::node_admits(node, spec),
-        };
-        if !ok {
-            continue;
-        }
+    let consider = |name: &String, feasible: &mut Vec<(i64, String)>| {
         let used = state.requested.get(name).copied().unwrap_or_default();
-        let alloc = state.allocatable.get(name).copied().unwrap_or_else(|| rules::resources::node_allocatable(node));
+        let alloc = match state.allocatable.get(name) {
+            Some(a) => *a,
+            None => match state.nodes.get(name) {
+                Some(node) => rules::resources::node_allocatable(node),
+                None => return,
+            },
+        };
         if rules::fit::resources_fit(alloc, used, want) {
             feasible.push((rules::fit::least_allocated_score(alloc, used.saturating_add(want)), name.clone()));
-            if feasible.len() >= FEASIBLE_SAMPLE {
-                break;
+        }
+    };
+    if rules::fit::depends_on_node_name(spec) {
+        for (_, name) in state.free.iter() {
+            if state.nodes.get(name).is_some_and(|node| rules::fit::node_admits(node, spec)) {
+                consider(name, &mut feasible);
+                if feasible.len() >= FEASIBLE_SAMPLE {
+                    break;
+                }
+            }
+        }
+    } else {
+        // Nodes of one kind admit the same pods: ask once per kind (at 5,000
+        // nodes a pod that fits a small pool would otherwise test every node),
+        // then sample each admitting kind from its most free node down.
+        for set in state.free_by_kind.values() {
+            let admits = set
+                .first()
+                .and_then(|(_, name)| state.nodes.get(name))
+                .is_some_and(|node| rules::fit::node_admits(node, spec));
+            if !admits {
+                continue;
+            }
+            let before = feasible.len();
+            for (_, name) in set {
+                consider(name, &mut feasible);
+                if feasible.len() - before >= FEASIBLE_SAMPLE {
+                    break;
+                }
             }
         }
     }

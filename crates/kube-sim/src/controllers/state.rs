@@ -132,7 +132,11 @@ pub struct State {
     /// Nodes ordered by how free they are (`(-least-allocated score, name)`),
     /// so the scheduler looks at the emptiest nodes first.
     pub free: BTreeSet<(i64, String)>,
-    free_score: HashMap<String, i64>,
+    /// The same order per kind of node: a pod that only a small pool admits
+    /// looks at that pool, not at every node.
+    pub free_by_kind: HashMap<u32, BTreeSet<(i64, String)>>,
+    /// node → (score, kind) as indexed, to find its entries again.
+    free_score: HashMap<String, (i64, u32)>,
     /// namespace → budget key → the budget's selector and the pods it selects,
     /// kept as pods change: a budget's status is recomputed from its own pods,
     /// never from a scan of its namespace (150,000 pods in a few namespaces).
@@ -404,8 +408,15 @@ impl State {
 
     /// Recompute a node's place in the free-capacity index.
     pub fn rescore(&mut self, node: &str) {
-        if let Some(old) = self.free_score.remove(node) {
-            self.free.remove(&(-old, node.to_string()));
+        if let Some((old, kind)) = self.free_score.remove(node) {
+            let entry = (-old, node.to_string());
+            self.free.remove(&entry);
+            if let Some(set) = self.free_by_kind.get_mut(&kind) {
+                set.remove(&entry);
+                if set.is_empty() {
+                    self.free_by_kind.remove(&kind);
+                }
+            }
         }
         let Some(n) = self.nodes.get(node) else {
             self.allocatable.remove(node);
@@ -415,8 +426,10 @@ impl State {
         self.allocatable.insert(node.to_string(), alloc);
         let used = self.requested.get(node).copied().unwrap_or_default();
         let score = crate::rules::fit::least_allocated_score(alloc, used);
-        self.free_score.insert(node.to_string(), score);
+        let kind = self.node_kind.get(node).copied().unwrap_or(u32::MAX);
+        self.free_score.insert(node.to_string(), (score, kind));
         self.free.insert((-score, node.to_string()));
+        self.free_by_kind.entry(kind).or_default().insert((-score, node.to_string()));
     }
 
     fn unindex_pod(&mut self, key: &str, pod: &Pod) {
@@ -642,6 +655,12 @@ mod tests {
         assert_ne!(s.node_kind["a"], s.node_kind["c"]);
         s.apply(node("b", "cold"));
         assert_eq!(s.node_kind["b"], s.node_kind["c"], "relabelled");
+        // The free-capacity index per kind follows the relabelling.
+        let pool =
+            |node: &str| -> Vec<&str> { s.free_by_kind[&s.node_kind[node]].iter().map(|(_, n)| n.as_str()).collect() };
+        assert_eq!(pool("a"), ["a"]);
+        assert_eq!(pool("c"), ["b", "c"]);
+        assert_eq!(s.free.len(), 3);
     }
 
     #[test]

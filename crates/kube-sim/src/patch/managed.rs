@@ -179,6 +179,46 @@ impl FieldSet {
         Self { members, children }
     }
 
+    /// Adds every member of `other` in place (the union without copying `self`).
+    pub fn extend(&mut self, other: &Self) {
+        self.members.extend(other.members.iter().cloned());
+        for (pe, child) in &other.children {
+            match self.children.get_mut(pe) {
+                Some(mine) => mine.extend(child),
+                None => {
+                    self.children.insert(pe.clone(), child.clone());
+                }
+            }
+        }
+    }
+
+    /// Removes every member of `other` in place; returns whether anything went.
+    pub fn remove_all(&mut self, other: &Self) -> bool {
+        let before = self.members.len();
+        self.members.retain(|m| !other.members.contains(m));
+        let mut removed = self.members.len() != before;
+        self.children.retain(|pe, child| {
+            if let Some(theirs) = other.children.get(pe) {
+                removed |= child.remove_all(theirs);
+            }
+            !child.is_empty()
+        });
+        removed
+    }
+
+    /// Whether a `fieldsV1` object (as stored, not decoded) shares a member
+    /// with this set: lets a write skip decoding the entries of managers it
+    /// cannot touch.
+    pub fn meets_fields_v1(&self, v: &Value) -> bool {
+        let Some(map) = v.as_object() else { return false };
+        let owned_itself = |node: &Value| node.as_object().is_some_and(|m| m.is_empty() || m.contains_key("."));
+        self.members.iter().any(|pe| map.get(&pe.to_fields_v1_key()).is_some_and(owned_itself))
+            || self
+                .children
+                .iter()
+                .any(|(pe, child)| map.get(&pe.to_fields_v1_key()).is_some_and(|node| child.meets_fields_v1(node)))
+    }
+
     pub fn intersection(&self, other: &Self) -> Self {
         let members = self.members.intersection(&other.members).cloned().collect();
         let children = self
@@ -343,6 +383,17 @@ pub fn compare(kind: &str, old: &Value, new: &Value) -> Comparison {
     let mut walker = Walker::new(kind);
     let mut cmp = Comparison::default();
     walker.compare_object_fields(old.as_object(), new.as_object(), &mut cmp);
+    Comparison { added: strip_meta(cmp.added), modified: strip_meta(cmp.modified), removed: strip_meta(cmp.removed) }
+}
+
+/// [`compare`] of one top-level field (a status write diffs only `status`),
+/// without copying it into objects of its own.
+pub fn compare_field(kind: &str, field: &str, old: Option<&Value>, new: Option<&Value>) -> Comparison {
+    let mut walker = Walker::new(kind);
+    let mut cmp = Comparison::default();
+    walker.enter_field(field);
+    walker.compare(old, new, &mut cmp);
+    walker.leave();
     Comparison { added: strip_meta(cmp.added), modified: strip_meta(cmp.modified), removed: strip_meta(cmp.removed) }
 }
 
@@ -1156,7 +1207,20 @@ mod tests {
             prop_assert_eq!(a.union(&b), b.union(&a));
             prop_assert!(a.difference(&a).is_empty());
             prop_assert_eq!(a.intersection(&a), a.clone());
-            prop_assert_eq!(a.difference(&b).union(&a.intersection(&b)), a);
+            prop_assert_eq!(a.difference(&b).union(&a.intersection(&b)), a.clone());
+        }
+
+        #[test]
+        fn in_place_operations_match_the_copying_ones(a in arb_set(), b in arb_set()) {
+            let mut grown = a.clone();
+            grown.extend(&b);
+            prop_assert_eq!(&grown, &a.union(&b));
+            let mut shrunk = a.clone();
+            let removed = shrunk.remove_all(&b);
+            prop_assert_eq!(&shrunk, &a.difference(&b));
+            prop_assert_eq!(removed, shrunk != a);
+            // Asking the stored form gives the decoded answer.
+            prop_assert_eq!(b.meets_fields_v1(&to_fields_v1(&a)), !a.intersection(&b).is_empty());
         }
 
         #[test]
