@@ -908,17 +908,47 @@ impl ApiServer {
         }
         meta::set_meta(&mut obj, "name", json!(name));
         self.place_in_namespace(res, ns, &mut obj)?;
-        let object = self.store.transact(|txn| {
-            let cur = txn
-                .get(&res.storage, &object_key(ns, name))
-                .ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
-            let want_rv = meta::resource_version(&obj);
+        if subresource == Some("status") {
+            // Only status and the ownership records are read from the body.
+            keep_status_write_fields(&mut obj);
+        }
+        let key = object_key(ns, name);
+        let want_rv = meta::resource_version(&obj).to_string();
+        // Decide outside the store's lock (parsing, defaulting, validation,
+        // field ownership), then commit if the object is still the version the
+        // decision started from, as the real API server's guaranteed update does
+        // against etcd: writers to different objects do their work in parallel.
+        let mut attempts = 0;
+        let object = loop {
+            attempts += 1;
+            let cur =
+                self.store.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
             if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
                 return Err(ApiError::conflict(Self::subject(res, name)));
             }
+            if attempts > OPTIMISTIC_ATTEMPTS {
+                // Hot object: decide under the lock instead of racing again.
+                break self.store.transact(|txn| {
+                    let cur = txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
+                    if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
+                        return Err(ApiError::conflict(Self::subject(res, name)));
+                    }
+                    let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
+                    self.update_in(txn, res, subresource, old, obj.clone(), opts, Ownership::Update)
+                })?;
+            }
             let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
-            self.update_in(txn, res, subresource, old, obj, opts, Ownership::Update)
-        })?;
+            let decided = self.updated(res, subresource, old, obj.clone(), opts, Ownership::Update)?;
+            let committed = self.store.transact(|txn| {
+                if txn.get(&res.storage, &key).map(|now| now.rv) != Some(cur.rv) {
+                    return Ok(None);
+                }
+                self.commit_update(txn, res, decided).map(Some)
+            })?;
+            if let Some(object) = committed {
+                break object;
+            }
+        };
         self.after_write(res, &object);
         Ok(Written { object, warnings, created: false })
     }
@@ -933,10 +963,47 @@ impl ApiServer {
         res: &ResourceInfo,
         subresource: Option<&str>,
         old: Value,
-        mut new: Value,
+        new: Value,
         opts: &WriteOptions,
         ownership: Ownership,
     ) -> ApiResult<Value> {
+        let decided = self.updated(res, subresource, old, new, opts, ownership)?;
+        self.commit_update(txn, res, decided)
+    }
+
+    /// Commit what [`ApiServer::updated`] decided.
+    fn commit_update(&self, txn: &mut Txn<'_>, res: &ResourceInfo, decided: Updated) -> ApiResult<Value> {
+        match decided {
+            Updated::Unchanged { key, name } => {
+                let cur = txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, &name)))?;
+                Ok(self.render(res, &cur))
+            }
+            Updated::DryRun(view) => Ok(view),
+            Updated::Finalized { key, object } => {
+                let stored = txn.put(&res.storage, object)?;
+                drop(stored);
+                let gone = txn.remove(&res.storage, &key)?.ok_or_else(|| ApiError::internal("object vanished"))?;
+                Ok(self.render(res, &gone))
+            }
+            Updated::Put(object) => {
+                let (_, written) = txn.put_value(&res.storage, object)?;
+                Ok(convert::to_view(res.conversion, written))
+            }
+        }
+    }
+
+    /// Decide an update without touching the store: subresource rules,
+    /// defaulting, validation, generation, ownership, no-op detection and
+    /// finalization.
+    fn updated(
+        &self,
+        res: &ResourceInfo,
+        subresource: Option<&str>,
+        old: Value,
+        mut new: Value,
+        opts: &WriteOptions,
+        ownership: Ownership,
+    ) -> ApiResult<Updated> {
         let name = meta::name(&old).to_string();
         let new_uid = meta::uid(&new);
         if !new_uid.is_empty() && new_uid != meta::uid(&old) {
@@ -1029,27 +1096,19 @@ impl ApiServer {
         let now = self.clock.now_rfc3339();
         update_managed_fields(&mut new, &old, res, subresource, opts, ownership, &now);
         if meta::same_content(&old, &new) {
-            let cur = txn
-                .get(&res.storage, &object_key(meta::namespace(&old), &name))
-                .ok_or_else(|| ApiError::not_found(Self::subject(res, &name)))?;
-            return Ok(self.render(res, &cur));
+            return Ok(Updated::Unchanged { key: object_key(meta::namespace(&old), &name), name });
         }
         if opts.dry_run {
-            return Ok(convert::to_view(res.conversion, new));
+            return Ok(Updated::DryRun(convert::to_view(res.conversion, new)));
         }
         if meta::is_deleting(&new)
             && meta::finalizers(&new).is_empty()
             && pending_grace(&new) == 0
             && !has_spec_finalizers(res, &new)
         {
-            let key = object_key(meta::namespace(&new), &name);
-            let stored = txn.put(&res.storage, new)?;
-            drop(stored);
-            let gone = txn.remove(&res.storage, &key)?.ok_or_else(|| ApiError::internal("object vanished"))?;
-            return Ok(self.render(res, &gone));
+            return Ok(Updated::Finalized { key: object_key(meta::namespace(&new), &name), object: new });
         }
-        let (_, written) = txn.put_value(&res.storage, new)?;
-        Ok(convert::to_view(res.conversion, written))
+        Ok(Updated::Put(new))
     }
 
     /// Patch an object (`PATCH`) with any of the four patch types.
@@ -1857,6 +1916,30 @@ fn decode_continue(tok: &str) -> ApiResult<(i64, String)> {
 }
 
 // ----- managedFields ------------------------------------------------------
+
+/// Optimistic attempts of an update before it decides under the store's lock.
+const OPTIMISTIC_ATTEMPTS: usize = 3;
+
+/// What an update comes to, decided before it is committed.
+#[derive(Debug)]
+enum Updated {
+    /// Nothing changed: answer with the stored object.
+    Unchanged { key: Arc<str>, name: String },
+    DryRun(Value),
+    /// Deleting, and nothing holds it any longer: write, then remove.
+    Finalized { key: Arc<str>, object: Value },
+    Put(Value),
+}
+
+/// A status write reads only status, identity and ownership records from its
+/// body: drop the rest before it is copied.
+fn keep_status_write_fields(obj: &mut Value) {
+    let Some(o) = obj.as_object_mut() else { return };
+    o.retain(|k, _| matches!(k.as_str(), "metadata" | "status" | "apiVersion" | "kind"));
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|k, _| matches!(k.as_str(), "name" | "namespace" | "uid" | "resourceVersion" | "managedFields"));
+    }
+}
 
 /// How a write takes ownership of fields.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plane::Plane;
-use super::state::{Dirty, Msg, node_of, occupies};
+use super::state::{Dirty, node_of, occupies};
 use crate::rules;
 
 pub const STARTUP: &str = "sim.kube-sim.io/startup-seconds";
@@ -105,6 +105,10 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    pub fn forget(&mut self, key: &str) {
+        self.pods.remove(key);
+    }
+
     /// Whether the kubelet has admitted the pod `key`.
     pub fn tracks(&self, key: &str) -> bool {
         self.pods.contains_key(key)
@@ -130,6 +134,11 @@ pub fn node_up(node: &k8s_openapi::api::core::v1::Node) -> bool {
 }
 
 pub fn reconcile(plane: &mut Plane, key: &str) {
+    // Act on the pod as the kubelet's last write left it: the write's answer
+    // brings the pod back here.
+    if plane.status_in_flight(key) {
+        return;
+    }
     let Some(pod) = plane.pod(key) else {
         plane.kubelet.pods.remove(key);
         return;
@@ -357,15 +366,10 @@ fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
     }
 }
 
+/// Queue the pod's new status; the plane sends it with the batch (a failed
+/// write makes the kubelet sync the pod again shortly).
 fn write_status(plane: &mut Plane, key: &str, pod: &Pod, status: PodStatus) {
-    let mut p = pod.clone();
-    p.status = Some(status);
-    if let Err(e) = plane.replace(MANAGER, &p, true, Msg::Pod) {
-        plane.note("pod status", key, &e);
-        // The kubelet syncs again shortly (it would on its next sync period).
-        plane.kubelet.pods.remove(key);
-        plane.after(1.0, Dirty::Pod(key.to_string()));
-    }
+    plane.queue_status(key, pod, status, MANAGER);
 }
 
 fn host_ip(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {

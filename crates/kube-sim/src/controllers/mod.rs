@@ -25,6 +25,7 @@ pub mod runtime;
 mod scheduler;
 pub mod state;
 mod statefulset;
+mod status_writes;
 pub mod timeline;
 mod volumes;
 

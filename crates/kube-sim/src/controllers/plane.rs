@@ -50,6 +50,8 @@ pub struct Plane {
     pub heartbeats: std::collections::HashMap<String, Duration>,
     /// Recomputations already scheduled by [`Plane::soon`].
     soon: HashSet<Dirty>,
+    /// Kubelet status writes on their way ([`super::status_writes`]).
+    pub(super) status: super::status_writes::StatusWriter,
 }
 
 impl std::fmt::Debug for Plane {
@@ -60,8 +62,10 @@ impl std::fmt::Debug for Plane {
 
 impl Plane {
     pub fn new(cluster: Cluster, state: Shared) -> Self {
+        let api = cluster.api().clone();
+        let cluster_stop = cluster.stopping();
         Plane {
-            api: cluster.api().clone(),
+            api: api.clone(),
             cluster,
             state,
             queues: Default::default(),
@@ -73,6 +77,7 @@ impl Plane {
             scheduler: scheduler::Queue::default(),
             heartbeats: std::collections::HashMap::new(),
             soon: HashSet::new(),
+            status: super::status_writes::StatusWriter::new(api, cluster_stop),
         }
     }
 
@@ -182,12 +187,13 @@ impl Plane {
 
     fn work(&mut self) {
         for _ in 0..BATCH {
-            let Some(lane) = (0..3).map(|i| (self.turn + i) % 3).find(|l| !self.queues[*l].is_empty()) else { return };
+            let Some(lane) = (0..3).map(|i| (self.turn + i) % 3).find(|l| !self.queues[*l].is_empty()) else { break };
             self.turn = (lane + 1) % 3;
-            let Some(d) = self.queues[lane].pop_front() else { return };
+            let Some(d) = self.queues[lane].pop_front() else { break };
             self.queued.remove(&d);
             self.dispatch(d);
         }
+        self.await_status();
     }
 
     fn dispatch(&mut self, d: Dirty) {
