@@ -929,7 +929,8 @@ impl ApiServer {
             if attempts > OPTIMISTIC_ATTEMPTS {
                 // Hot object: decide under the lock instead of racing again.
                 break self.store.transact(|txn| {
-                    let cur = txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
+                    let cur =
+                        txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
                     if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
                         return Err(ApiError::conflict(Self::subject(res, name)));
                     }
@@ -1924,10 +1925,16 @@ const OPTIMISTIC_ATTEMPTS: usize = 3;
 #[derive(Debug)]
 enum Updated {
     /// Nothing changed: answer with the stored object.
-    Unchanged { key: Arc<str>, name: String },
+    Unchanged {
+        key: Arc<str>,
+        name: String,
+    },
     DryRun(Value),
     /// Deleting, and nothing holds it any longer: write, then remove.
-    Finalized { key: Arc<str>, object: Value },
+    Finalized {
+        key: Arc<str>,
+        object: Value,
+    },
     Put(Value),
 }
 

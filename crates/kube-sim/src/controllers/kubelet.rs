@@ -136,7 +136,7 @@ pub fn node_up(node: &k8s_openapi::api::core::v1::Node) -> bool {
 pub fn reconcile(plane: &mut Plane, key: &str) {
     // Act on the pod as the kubelet's last write left it: the write's answer
     // brings the pod back here.
-    if plane.status_in_flight(key) {
+    if plane.held(&Dirty::Pod(key.to_string())) {
         return;
     }
     let Some(pod) = plane.pod(key) else {
@@ -366,10 +366,28 @@ fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
     }
 }
 
-/// Queue the pod's new status; the plane sends it with the batch (a failed
-/// write makes the kubelet sync the pod again shortly).
+/// Write the pod's new status from a helper thread ([`super::offload`]); a
+/// failed write makes the kubelet sync the pod again shortly. The body holds
+/// what a status write reads: identity, the version the kubelet saw, status.
 fn write_status(plane: &mut Plane, key: &str, pod: &Pod, status: PodStatus) {
-    plane.queue_status(key, pod, status, MANAGER);
+    let m = &pod.metadata;
+    let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
+    let ident = serde_json::json!({"name": name, "namespace": ns, "uid": m.uid, "resourceVersion": m.resource_version});
+    let work = move |api: &crate::apiserver::ApiServer| {
+        let status = serde_json::to_value(&status).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+        let body = serde_json::json!({"metadata": ident, "status": status});
+        let res = api.res("", "pods");
+        let written = api.update(&res, Some(&ns), &name, Some("status"), body, &Plane::opts(MANAGER))?.object;
+        super::offload::into_cache(written, super::state::Msg::Pod)
+    };
+    plane.send_off(super::offload::Job {
+        what: "pod status",
+        about: key.to_string(),
+        route: key.to_string(),
+        hold: Some(Dirty::Pod(key.to_string())),
+        on_failure: super::offload::OnFailure::Resync(key.to_string()),
+        work: Box::new(work),
+    });
 }
 
 fn host_ip(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {

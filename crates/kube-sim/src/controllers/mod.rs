@@ -18,6 +18,7 @@ mod kubelet;
 mod metrics;
 mod namespace;
 mod nodes;
+mod offload;
 mod plane;
 mod quota;
 mod replicaset;
@@ -25,7 +26,6 @@ pub mod runtime;
 mod scheduler;
 pub mod state;
 mod statefulset;
-mod status_writes;
 pub mod timeline;
 mod volumes;
 

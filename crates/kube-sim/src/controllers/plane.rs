@@ -50,8 +50,8 @@ pub struct Plane {
     pub heartbeats: std::collections::HashMap<String, Duration>,
     /// Recomputations already scheduled by [`Plane::soon`].
     soon: HashSet<Dirty>,
-    /// Kubelet status writes on their way ([`super::status_writes`]).
-    pub(super) status: super::status_writes::StatusWriter,
+    /// Writes handed to helper threads ([`super::offload`]).
+    pub(super) offload: super::offload::Offload,
 }
 
 impl std::fmt::Debug for Plane {
@@ -77,7 +77,7 @@ impl Plane {
             scheduler: scheduler::Queue::default(),
             heartbeats: std::collections::HashMap::new(),
             soon: HashSet::new(),
-            status: super::status_writes::StatusWriter::new(api, cluster_stop),
+            offload: super::offload::Offload::new(api, cluster_stop),
         }
     }
 
@@ -193,7 +193,7 @@ impl Plane {
             self.queued.remove(&d);
             self.dispatch(d);
         }
-        self.await_status();
+        self.await_writes();
     }
 
     fn dispatch(&mut self, d: Dirty) {
@@ -403,33 +403,32 @@ impl Plane {
         reason: &str,
         message: &str,
         type_: &str,
-        component: &str,
+        component: &'static str,
         action: &str,
     ) {
-        if !self.state.read().settings.record_events {
+        if !self.records_events() {
             return;
         }
-        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = meta.name.clone().unwrap_or_default();
-        let nanos = self.api.clock.now().as_nanosecond();
-        let ev = serde_json::json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
-                "uid": meta.uid, "resourceVersion": meta.resource_version},
-            "reason": reason, "message": message, "type": type_, "action": action,
-            "eventTime": self.api.clock.now_micro(),
-            "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
-            "source": {"component": component},
-        });
-        let res = self.api.res("", "events");
-        if let Err(e) = self.api.create(&res, Some(&ns), ev, &Self::opts(component)) {
-            self.note("event", &name, &e);
+        let ev = event_body(&self.api, meta, api_version, kind, reason, message, type_, component, action);
+        if let Err(e) = create_event(&self.api, ev, component) {
+            self.note("event", meta.name.as_deref().unwrap_or_default(), &e);
         }
     }
 
+    pub fn records_events(&self) -> bool {
+        self.state.read().settings.record_events
+    }
+
     /// An Event about a pod.
-    pub fn event(&mut self, pod: &Pod, reason: &str, message: &str, type_: &str, component: &str, action: &str) {
+    pub fn event(
+        &mut self,
+        pod: &Pod,
+        reason: &str,
+        message: &str,
+        type_: &str,
+        component: &'static str,
+        action: &str,
+    ) {
         self.event_about(&pod.metadata, "v1", "Pod", reason, message, type_, component, action);
     }
 
@@ -452,4 +451,40 @@ impl Plane {
             tracing::warn!(what, key, error = %e, "control plane write failed");
         }
     }
+}
+
+/// An Event about an object (core/v1 form, with the events.k8s.io fields
+/// filled, like upstream's recorders).
+#[allow(clippy::too_many_arguments)]
+pub fn event_body(
+    api: &ApiServer,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    api_version: &str,
+    kind: &str,
+    reason: &str,
+    message: &str,
+    type_: &str,
+    component: &str,
+    action: &str,
+) -> Value {
+    let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = meta.name.clone().unwrap_or_default();
+    let nanos = api.clock.now().as_nanosecond();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
+        "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
+            "uid": meta.uid, "resourceVersion": meta.resource_version},
+        "reason": reason, "message": message, "type": type_, "action": action,
+        "eventTime": api.clock.now_micro(),
+        "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
+        "source": {"component": component},
+    })
+}
+
+/// Create an Event made by [`event_body`].
+pub fn create_event(api: &ApiServer, ev: Value, component: &str) -> ApiResult<()> {
+    let ns = crate::meta::namespace(&ev).unwrap_or("default").to_string();
+    let res = api.res("", "events");
+    api.create(&res, Some(&ns), ev, &Plane::opts(component)).map(|_| ())
 }

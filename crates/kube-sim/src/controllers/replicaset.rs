@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::json;
 
 use super::plane::Plane;
+use super::state::Dirty;
 use super::state::Msg;
 use crate::rules;
 use crate::selector::LabelSelector;
@@ -139,11 +140,15 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
                 }
                 Err(e) => {
                     plane.note("create pod", key, &e);
-                    plane.after(1.0, super::state::Dirty::ReplicaSet(key.to_string()));
+                    plane.after(1.0, Dirty::ReplicaSet(key.to_string()));
                     break;
                 }
             }
         }
+    } else if active.len() > want && active.iter().any(|p| plane.held(&Dirty::Pod(super::state::key_of(&p.metadata)))) {
+        // Which pod goes depends on their states: rank them once their
+        // kubelets' writes are in.
+        plane.soon(Dirty::ReplicaSet(key.to_string()));
     } else if active.len() > want {
         let active: Vec<Pod> = active.iter().map(|p| (***p).clone()).collect();
         let order = rules::ranking::scale_down_order(&active, plane.api.clock.now());
