@@ -914,6 +914,13 @@ impl ApiServer {
         }
         let key = object_key(ns, name);
         let want_rv = meta::resource_version(&obj).to_string();
+        let precondition = |rv: u64| {
+            if want_rv.is_empty() || want_rv == rv.to_string() {
+                Ok(())
+            } else {
+                Err(ApiError::conflict(Self::subject(res, name)))
+            }
+        };
         // Decide outside the store's lock (parsing, defaulting, validation,
         // field ownership), then commit if the object is still the version the
         // decision started from, as the real API server's guaranteed update does
@@ -923,17 +930,13 @@ impl ApiServer {
             attempts += 1;
             let cur =
                 self.store.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
-            if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
-                return Err(ApiError::conflict(Self::subject(res, name)));
-            }
+            precondition(cur.rv)?;
             if attempts > OPTIMISTIC_ATTEMPTS {
                 // Hot object: decide under the lock instead of racing again.
                 break self.store.transact(|txn| {
                     let cur =
                         txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
-                    if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
-                        return Err(ApiError::conflict(Self::subject(res, name)));
-                    }
+                    precondition(cur.rv)?;
                     let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
                     self.update_in(txn, res, subresource, old, obj.clone(), opts, Ownership::Update)
                 })?;

@@ -72,10 +72,8 @@ pub async fn run<K, M, F>(
                     let obj = if cached {
                         None
                     } else {
-                        let mut value = api.render(&res, &stored);
-                        super::state::trim_for_cache(&mut value);
-                        match serde_json::from_value::<K>(value) {
-                            Ok(o) => Some(Arc::new(o)),
+                        match super::state::for_cache::<K>(api.render(&res, &stored)) {
+                            Ok(o) => Some(o),
                             Err(e) => {
                                 tracing::warn!(resource = %res.plural, object = %stored.key, error = %e, "informer cannot decode an object");
                                 continue;

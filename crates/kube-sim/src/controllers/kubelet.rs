@@ -136,7 +136,7 @@ pub fn node_up(node: &k8s_openapi::api::core::v1::Node) -> bool {
 pub fn reconcile(plane: &mut Plane, key: &str) {
     // Act on the pod as the kubelet's last write left it: the write's answer
     // brings the pod back here.
-    if plane.held(&Dirty::Pod(key.to_string())) {
+    if plane.status_in_flight(key) {
         return;
     }
     let Some(pod) = plane.pod(key) else {
@@ -373,21 +373,15 @@ fn write_status(plane: &mut Plane, key: &str, pod: &Pod, status: PodStatus) {
     let m = &pod.metadata;
     let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
     let ident = serde_json::json!({"name": name, "namespace": ns, "uid": m.uid, "resourceVersion": m.resource_version});
-    let work = move |api: &crate::apiserver::ApiServer| {
+    let write = move |api: &crate::apiserver::ApiServer| {
         let status = serde_json::to_value(&status).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
         let body = serde_json::json!({"metadata": ident, "status": status});
         let res = api.res("", "pods");
         let written = api.update(&res, Some(&ns), &name, Some("status"), body, &Plane::opts(MANAGER))?.object;
-        super::offload::into_cache(written, super::state::Msg::Pod)
+        super::state::for_cache(written)
+            .map_err(|e| crate::error::ApiError::internal(format!("decoding a written pod: {e}")))
     };
-    plane.send_off(super::offload::Job {
-        what: "pod status",
-        about: key.to_string(),
-        route: key.to_string(),
-        hold: Some(Dirty::Pod(key.to_string())),
-        on_failure: super::offload::OnFailure::Resync(key.to_string()),
-        work: Box::new(work),
-    });
+    plane.send_status(key, Box::new(write));
 }
 
 fn host_ip(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {

@@ -310,10 +310,12 @@ impl Plane {
 
     /// Decode a written object and put it in the cache at once, so the next
     /// reconcile sees it even before the informer delivers it.
-    fn write_through<K: DeserializeOwned>(&mut self, mut v: Value, wrap: impl Fn(Change<K>) -> Msg) -> Option<Arc<K>> {
-        super::state::trim_for_cache(&mut v);
-        let k: K = serde_json::from_value(v).ok()?;
-        let k = Arc::new(k);
+    pub(super) fn write_through<K: DeserializeOwned>(
+        &mut self,
+        v: Value,
+        wrap: impl Fn(Change<K>) -> Msg,
+    ) -> Option<Arc<K>> {
+        let k: Arc<K> = super::state::for_cache(v).ok()?;
         let dirty = self.state.write().apply(wrap(Change::Upsert(k.clone())));
         self.mark_all(dirty);
         Some(k)
@@ -403,32 +405,33 @@ impl Plane {
         reason: &str,
         message: &str,
         type_: &str,
-        component: &'static str,
+        component: &str,
         action: &str,
     ) {
-        if !self.records_events() {
+        if !self.state.read().settings.record_events {
             return;
         }
-        let ev = event_body(&self.api, meta, api_version, kind, reason, message, type_, component, action);
-        if let Err(e) = create_event(&self.api, ev, component) {
-            self.note("event", meta.name.as_deref().unwrap_or_default(), &e);
+        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = meta.name.clone().unwrap_or_default();
+        let nanos = self.api.clock.now().as_nanosecond();
+        let ev = serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
+                "uid": meta.uid, "resourceVersion": meta.resource_version},
+            "reason": reason, "message": message, "type": type_, "action": action,
+            "eventTime": self.api.clock.now_micro(),
+            "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
+            "source": {"component": component},
+        });
+        let res = self.api.res("", "events");
+        if let Err(e) = self.api.create(&res, Some(&ns), ev, &Self::opts(component)) {
+            self.note("event", &name, &e);
         }
-    }
-
-    pub fn records_events(&self) -> bool {
-        self.state.read().settings.record_events
     }
 
     /// An Event about a pod.
-    pub fn event(
-        &mut self,
-        pod: &Pod,
-        reason: &str,
-        message: &str,
-        type_: &str,
-        component: &'static str,
-        action: &str,
-    ) {
+    pub fn event(&mut self, pod: &Pod, reason: &str, message: &str, type_: &str, component: &str, action: &str) {
         self.event_about(&pod.metadata, "v1", "Pod", reason, message, type_, component, action);
     }
 
@@ -451,40 +454,4 @@ impl Plane {
             tracing::warn!(what, key, error = %e, "control plane write failed");
         }
     }
-}
-
-/// An Event about an object (core/v1 form, with the events.k8s.io fields
-/// filled, like upstream's recorders).
-#[allow(clippy::too_many_arguments)]
-pub fn event_body(
-    api: &ApiServer,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    api_version: &str,
-    kind: &str,
-    reason: &str,
-    message: &str,
-    type_: &str,
-    component: &str,
-    action: &str,
-) -> Value {
-    let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
-    let name = meta.name.clone().unwrap_or_default();
-    let nanos = api.clock.now().as_nanosecond();
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Event",
-        "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
-        "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
-            "uid": meta.uid, "resourceVersion": meta.resource_version},
-        "reason": reason, "message": message, "type": type_, "action": action,
-        "eventTime": api.clock.now_micro(),
-        "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
-        "source": {"component": component},
-    })
-}
-
-/// Create an Event made by [`event_body`].
-pub fn create_event(api: &ApiServer, ev: Value, component: &str) -> ApiResult<()> {
-    let ns = crate::meta::namespace(&ev).unwrap_or("default").to_string();
-    let res = api.res("", "events");
-    api.create(&res, Some(&ns), ev, &Plane::opts(component)).map(|_| ())
 }

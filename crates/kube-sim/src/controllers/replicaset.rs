@@ -145,7 +145,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
                 }
             }
         }
-    } else if active.len() > want && active.iter().any(|p| plane.held(&Dirty::Pod(super::state::key_of(&p.metadata)))) {
+    } else if active.len() > want && active.iter().any(|p| plane.status_in_flight(&super::state::key_of(&p.metadata))) {
         // Which pod goes depends on their states: rank them once their
         // kubelets' writes are in.
         plane.soon(Dirty::ReplicaSet(key.to_string()));

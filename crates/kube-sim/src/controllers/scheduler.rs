@@ -144,13 +144,9 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
             let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node}});
             match plane.api.bind_pod(&ns, &name, &binding, &Plane::opts(SCHEDULER)) {
-                Ok(mut v) => {
+                Ok(v) => {
                     // Bring the bound pod into the cache now, so the next pod sees the node's new load.
-                    super::state::trim_for_cache(&mut v);
-                    if let Ok(p) = serde_json::from_value::<Pod>(v) {
-                        let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
-                        plane.mark_all(dirty);
-                    }
+                    plane.write_through(v, Msg::Pod);
                     plane.event(
                         pod,
                         "Scheduled",

@@ -204,6 +204,12 @@ cached!(ResourceQuota, Quota, quotas, Dirty::Quota);
 /// only a real container runtime would use — kilobytes per pod at 150,000
 /// pods. Safe because the control plane writes pods only through their
 /// status subresource and patches, never by replacing the whole object.
+/// An object as the API server answered it, trimmed and decoded for the cache.
+pub fn for_cache<K: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> Result<Arc<K>, serde_json::Error> {
+    trim_for_cache(&mut v);
+    serde_json::from_value(v).map(Arc::new)
+}
+
 pub fn trim_for_cache(v: &mut serde_json::Value) {
     let Some(o) = v.as_object_mut() else { return };
     if let Some(m) = o.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
