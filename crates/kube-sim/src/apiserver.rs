@@ -1017,23 +1017,7 @@ impl ApiServer {
             ));
         }
         match subresource {
-            Some("status") => {
-                // Status writes change only status (ResetObjectMetaForStatus).
-                let status = new.get("status").cloned();
-                let mf = new.pointer("/metadata/managedFields").cloned();
-                new = old.clone();
-                match status {
-                    Some(s) => new["status"] = s,
-                    None => {
-                        if let Some(o) = new.as_object_mut() {
-                            o.remove("status");
-                        }
-                    }
-                }
-                if let Some(mf) = mf {
-                    meta::set_meta(&mut new, "managedFields", mf);
-                }
-            }
+            Some("status") => return self.status_updated(res, old, new, opts, ownership),
             Some(other) => {
                 return Err(ApiError::no_route().with_message(format!("subresource {other} is not updatable")));
             }
@@ -1065,7 +1049,7 @@ impl ApiServer {
         }
         // Fields the server owns.
         {
-            let om = old.get("metadata").cloned().unwrap_or_default();
+            let om = old.get("metadata").and_then(Value::as_object);
             let m = meta::meta_mut(&mut new);
             for k in [
                 "name",
@@ -1075,24 +1059,17 @@ impl ApiServer {
                 "deletionTimestamp",
                 "deletionGracePeriodSeconds",
                 "generation",
+                "managedFields",
             ] {
-                match om.get(k) {
+                match om.and_then(|om| om.get(k)) {
                     Some(v) => m.insert(k.into(), v.clone()),
                     None => m.remove(k),
                 };
             }
             m.remove("selfLink");
-            match om.get("managedFields") {
-                Some(v) => m.insert("managedFields".into(), v.clone()),
-                None => m.remove("managedFields"),
-            };
         }
-        // A status write keeps the stored spec, which was defaulted and
-        // validated when it was written.
-        if subresource != Some("status") {
-            kinds::default(res, &mut new)?;
-            self.validate(res, &new, Some(&old))?;
-        }
+        kinds::default(res, &mut new)?;
+        self.validate(res, &new, Some(&old))?;
         if res.has_generation && meta::spec_part(&old) != meta::spec_part(&new) {
             let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta::set_meta(&mut new, "generation", json!(g + 1));
@@ -1102,6 +1079,46 @@ impl ApiServer {
         if meta::same_content(&old, &new) {
             return Ok(Updated::Unchanged { key: object_key(meta::namespace(&old), &name), name });
         }
+        self.updated_to(res, name, new, opts)
+    }
+
+    /// A write of the `status` subresource: the stored object with only its
+    /// status replaced (ResetObjectMetaForStatus; the stored spec was defaulted
+    /// and validated when written). The stored object is moved, not copied:
+    /// at scale this is most writes, and a pod is hundreds of JSON nodes.
+    fn status_updated(
+        &self,
+        res: &ResourceInfo,
+        old: Value,
+        mut new: Value,
+        opts: &WriteOptions,
+        ownership: Ownership,
+    ) -> ApiResult<Updated> {
+        let name = meta::name(&old).to_string();
+        let status = new.as_object_mut().and_then(|o| o.remove("status"));
+        let mut next = old;
+        let o = next.as_object_mut().ok_or_else(|| ApiError::internal("stored object is not a JSON object"))?;
+        let before = match status {
+            Some(s) => o.insert("status".into(), s),
+            None => o.remove("status"),
+        };
+        // Nothing else differs, ownership records aside (as `same_content`).
+        if next.get("status") == before.as_ref() {
+            return Ok(Updated::Unchanged { key: object_key(meta::namespace(&next), &name), name });
+        }
+        let now = self.clock.now_rfc3339();
+        let diff = || managed::compare_field(&res.kind, "status", before.as_ref(), next.get("status"));
+        if let Some((op, gained, lost)) = ownership_change(opts, ownership, diff) {
+            // The stored ownership records are `next`'s, untouched so far.
+            let entries = managed_entries(&next);
+            record_ownership(&mut next, entries, res, Some("status"), opts, op, gained, lost, &now);
+        }
+        self.updated_to(res, name, next, opts)
+    }
+
+    /// How a decided update ends: a dry run's view, the object removed (its
+    /// last finalizer gone), or stored.
+    fn updated_to(&self, res: &ResourceInfo, name: String, new: Value, opts: &WriteOptions) -> ApiResult<Updated> {
         if opts.dry_run {
             return Ok(Updated::DryRun(convert::to_view(res.conversion, new)));
         }
@@ -1526,24 +1543,21 @@ impl ApiServer {
         if !body_name.is_empty() && body_name != pod_name {
             return Err(ApiError::bad_request("name in URL does not match name in Binding object"));
         }
-        self.store.transact(|txn| {
-            let cur = txn
-                .get(&res.storage, &object_key(Some(ns), pod_name))
-                .ok_or_else(|| ApiError::not_found(Self::subject(&res, pod_name)))?;
-            let old = cur.to_value("v1", "Pod");
-            if meta::is_deleting(&old) {
+        let key = object_key(Some(ns), pod_name);
+        let decide = |cur: &Stored| -> ApiResult<Value> {
+            let mut new = cur.to_value("v1", "Pod");
+            if meta::is_deleting(&new) {
                 return Err(ApiError::conflict_msg(
                     Self::subject(&res, pod_name),
                     format!("pod {pod_name} is being deleted, cannot be assigned to a host"),
                 ));
             }
-            if let Some(n) = meta::str_at(&old, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
+            if let Some(n) = meta::str_at(&new, &["spec", "nodeName"]).filter(|n| !n.is_empty()) {
                 return Err(ApiError::conflict_msg(
                     Self::subject(&res, pod_name),
                     format!("pod {pod_name} is already assigned to node \"{n}\""),
                 ));
             }
-            let mut new = old.clone();
             new["spec"]["nodeName"] = json!(target);
             if let Some(a) = binding.pointer("/metadata/annotations").and_then(Value::as_object) {
                 for (k, v) in a {
@@ -1551,13 +1565,33 @@ impl ApiServer {
                 }
             }
             set_condition(&mut new, "PodScheduled", "True", None, None, &self.clock.now_rfc3339());
+            Ok(new)
+        };
+        let not_found = || ApiError::not_found(Self::subject(&res, pod_name));
+        // Bypasses pod update validation (nodeName is immutable through
+        // updates) and, as upstream, records no field ownership. Decided
+        // outside the store's lock and committed if the pod is still the
+        // version read, as `update` does.
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let cur = self.store.get(&res.storage, &key).ok_or_else(not_found)?;
+            let new = decide(&cur)?;
             if opts.dry_run {
                 return Ok(new);
             }
-            // Bypasses pod update validation (nodeName is immutable through
-            // updates) and, as upstream, records no field ownership.
-            let (_, written) = txn.put_value(&res.storage, new)?;
-            Ok(written)
+            let committed = self.store.transact(|txn| {
+                if txn.get(&res.storage, &key).map(|now| now.rv) != Some(cur.rv) {
+                    return Ok(None);
+                }
+                txn.put_value(&res.storage, new).map(|(_, written)| Some(written))
+            })?;
+            if let Some(written) = committed {
+                return Ok(written);
+            }
+        }
+        self.store.transact(|txn| {
+            let cur = txn.get(&res.storage, &key).ok_or_else(not_found)?;
+            let new = decide(&cur)?;
+            txn.put_value(&res.storage, new).map(|(_, written)| written)
         })
     }
 
@@ -2172,29 +2206,50 @@ fn update_managed_fields(
     ownership: Ownership,
     now: &str,
 ) {
-    if opts.field_manager.is_empty() {
-        return;
+    let diff = || managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new));
+    if let Some((op, gained, lost)) = ownership_change(opts, ownership, diff) {
+        record_ownership(new, managed_entries(old), res, sub, opts, op, gained, lost, now);
     }
-    let mut entries = managed_entries(old);
-    // (operation, what the writer owns afterwards, what other managers lose)
-    let (op, gained, lost) = match ownership {
+}
+
+/// What a write changes in field ownership: the operation, what the writer
+/// owns afterwards, and what other managers lose; `None` when nothing. An
+/// update owns what `diff` finds it changed.
+fn ownership_change(
+    opts: &WriteOptions,
+    ownership: Ownership,
+    diff: impl FnOnce() -> managed::Comparison,
+) -> Option<(&'static str, FieldSet, FieldSet)> {
+    if opts.field_manager.is_empty() {
+        return None;
+    }
+    match ownership {
         Ownership::Update => {
-            let c = match sub {
-                // A status write changes nothing else: diff only that subtree.
-                Some("status") => managed::compare_field(&res.kind, "status", old.get("status"), new.get("status")),
-                _ => managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new)),
-            };
+            let c = diff();
             let mut gained = c.added;
             gained.extend(&c.modified);
             let mut lost = c.removed;
             lost.extend(&c.modified);
-            if gained.is_empty() && lost.is_empty() {
-                return;
-            }
-            ("Update", gained, lost)
+            (!gained.is_empty() || !lost.is_empty()).then_some(("Update", gained, lost))
         }
-        Ownership::Apply(set) => ("Apply", set.clone(), set),
-    };
+        Ownership::Apply(set) => Some(("Apply", set.clone(), set)),
+    }
+}
+
+/// Write the ownership records after a change: other managers lose what the
+/// writer took, the writer's own entry gains it.
+#[allow(clippy::too_many_arguments)]
+fn record_ownership(
+    new: &mut Value,
+    mut entries: Vec<ManagedEntry>,
+    res: &ResourceInfo,
+    sub: Option<&str>,
+    opts: &WriteOptions,
+    op: &'static str,
+    gained: FieldSet,
+    lost: FieldSet,
+    now: &str,
+) {
     let is_me =
         |e: &ManagedEntry| e.manager == opts.field_manager && e.operation == op && e.subresource.as_deref() == sub;
     for e in entries.iter_mut() {

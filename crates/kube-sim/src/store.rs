@@ -497,7 +497,12 @@ fn encode(
             o.insert("apiVersion".into(), a);
         }
     }
-    Ok(Stored { key, namespace, name, uid, rv, labels, fields, body: Bytes::from(body), proto: Default::default() })
+    // A serializer's buffer grows by doubling: a stored body kept in it would
+    // carry up to as much unused room as it has content, in every version
+    // the store and its history hold.
+    let body =
+        if body.capacity() - body.len() > body.len() / 8 { Bytes::copy_from_slice(&body) } else { Bytes::from(body) };
+    Ok(Stored { key, namespace, name, uid, rv, labels, fields, body, proto: Default::default() })
 }
 
 fn ns_name(obj: &Value) -> ApiResult<(Option<String>, String)> {

@@ -85,3 +85,54 @@ fn racing_updates_of_one_object_each_commit_exactly_once() {
         .expect_err("stale");
     assert_eq!(err.code, 409);
 }
+
+/// A status write replaces status only, records its writer's ownership under
+/// the `status` subresource (taking a field from its previous owner), and an
+/// identical one is no write at all.
+#[test]
+fn status_writes_change_status_only_and_record_who_owns_it() {
+    let api: Arc<ApiServer> = ApiServer::new(ServerConfig::default(), kube_sim::Clock::default());
+    let pods = api.res("", "pods");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default",
+        "labels": {"app": "a"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    let created = api.create(&pods, Some("default"), pod, &WriteOptions::manager("maker")).expect("created").object;
+    let status = |manager: &str, status: serde_json::Value| {
+        // The body's spec and labels are ignored by a status write.
+        let body = json!({"metadata": {"name": "p", "namespace": "default", "labels": {"app": "changed"}},
+            "spec": {"containers": [{"name": "c", "image": "y"}]}, "status": status});
+        api.update(&pods, Some("default"), "p", Some("status"), body, &WriteOptions::manager(manager))
+            .expect("status written")
+            .object
+    };
+    let owners = |o: &serde_json::Value| -> Vec<(String, String, Vec<String>)> {
+        o["metadata"]["managedFields"]
+            .as_array()
+            .expect("managedFields")
+            .iter()
+            .map(|e| {
+                let fields =
+                    e["fieldsV1"]["f:status"].as_object().map(|f| f.keys().cloned().collect()).unwrap_or_default();
+                (e["manager"].as_str().unwrap_or("").into(), e["subresource"].as_str().unwrap_or("").into(), fields)
+            })
+            .collect()
+    };
+
+    let first = status("kubelet", json!({"phase": "Pending", "message": "m"}));
+    assert_eq!(first["spec"], created["spec"], "spec untouched");
+    assert_eq!(first["metadata"]["labels"], json!({"app": "a"}), "labels untouched");
+    assert_eq!(first["status"], json!({"phase": "Pending", "message": "m"}));
+    // The phase was already Pending (set on create): only the message is the kubelet's.
+    let o = owners(&first);
+    assert!(o.contains(&("kubelet".into(), "status".into(), vec!["f:message".into()])), "{o:?}");
+
+    let same = status("kubelet", json!({"phase": "Pending", "message": "m"}));
+    assert_eq!(same["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"], "identical: no write");
+
+    // Another writer changes the phase: it owns it now, the kubelet keeps the message.
+    let second = status("other", json!({"phase": "Running", "message": "m"}));
+    assert_ne!(second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    let o = owners(&second);
+    assert!(o.contains(&("kubelet".into(), "status".into(), vec!["f:message".into()])), "{o:?}");
+    assert!(o.contains(&("other".into(), "status".into(), vec!["f:phase".into()])), "{o:?}");
+    assert!(o.iter().any(|(m, sub, _)| m == "maker" && sub.is_empty()), "the creator's entry stays: {o:?}");
+}
