@@ -270,7 +270,7 @@ impl Filter {
         {
             return false;
         }
-        self.labels.matches(&o.labels) && self.fields.matches(|f| o.field(f))
+        self.labels.matches_by(|k| o.labels.get(k)) && self.fields.matches(|f| o.field(f))
     }
 
     fn is_everything(&self) -> bool {
@@ -1624,7 +1624,7 @@ impl ApiServer {
                 .map(|s| s.to_value("policy/v1", "PodDisruptionBudget"))
                 .filter(|pdb| match pdb.pointer("/spec/selector") {
                     None | Some(Value::Null) => false,
-                    Some(sel) => LabelSelector::from_object(sel).is_ok_and(|s| s.matches(&cur.labels)),
+                    Some(sel) => LabelSelector::from_object(sel).is_ok_and(|s| s.matches_by(|k| cur.labels.get(k))),
                 })
                 .collect();
             let mut pdb = match pdbs.len() {

@@ -68,7 +68,12 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        !self.nothing && self.reqs.iter().all(|r| r.holds(labels.get(&r.key).map(String::as_str)))
+        self.matches_by(|k| labels.get(k).map(String::as_str))
+    }
+
+    /// [`LabelSelector::matches`] for labels kept in any form: `get` reads one.
+    pub fn matches_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
+        !self.nothing && self.reqs.iter().all(|r| r.holds(get(&r.key)))
     }
 
     /// [`LabelSelector::matches`] for an object's optional labels (absent: none).

@@ -12,7 +12,7 @@
 //! copies bytes and never re-encodes, which keeps the simulator far from being the
 //! bottleneck of the benchmarks that run against it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -36,7 +36,7 @@ pub struct Stored {
     pub name: String,
     pub uid: String,
     pub rv: u64,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Values of the resource's selectable fields (field selectors).
     pub fields: Vec<(&'static str, String)>,
     /// The object as JSON without `kind` and `apiVersion`.
@@ -45,6 +45,31 @@ pub struct Stored {
     /// it, encoded the first time a client asks for it (objects are immutable
     /// once stored, so it never goes stale).
     pub proto: std::sync::OnceLock<(Bytes, std::ops::Range<usize>)>,
+}
+
+/// An object's labels as the store keeps them for selectors: sorted pairs in
+/// one exact-size allocation (a `BTreeMap` node holds room for eleven, in
+/// every stored version of every object).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Labels(Box<[(Box<str>, Box<str>)]>);
+
+impl Labels {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
+        let mut v: Vec<(Box<str>, Box<str>)> = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        Labels(v.into_boxed_slice())
+    }
 }
 
 impl Stored {
@@ -486,7 +511,7 @@ fn encode(
     let labels = meta
         .get("labels")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+        .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default())).collect())
         .unwrap_or_default();
     let body = serde_json::to_vec(obj).map_err(|e| ApiError::internal(e.to_string()))?;
     if let Some(o) = obj.as_object_mut() {
@@ -520,6 +545,28 @@ mod tests {
 
     fn no_fields(_: &GroupResource, _: &Value) -> Vec<(&'static str, String)> {
         Vec::new()
+    }
+
+    #[test]
+    fn stored_labels_answer_selectors_like_the_map_they_came_from() {
+        let store = Store::new(no_fields);
+        let gr = GroupResource::new("", "pods");
+        let obj = json!({"metadata": {"name": "p", "namespace": "n",
+            "labels": {"tier": "web", "app": "shop", "a.b/c": "", "zone": "z1"}}});
+        let stored = store.transact(|txn| txn.put(&gr, obj.clone())).unwrap();
+        let map: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(obj["metadata"]["labels"].clone()).unwrap();
+        for k in ["tier", "app", "a.b/c", "zone", "missing", "", "ap", "zzz"] {
+            assert_eq!(stored.labels.get(k), map.get(k).map(String::as_str), "{k}");
+        }
+        let pairs: Vec<(&str, &str)> = stored.labels.iter().collect();
+        assert_eq!(pairs, map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), "sorted by key");
+        for sel in ["app=shop", "app!=shop,tier", "tier in (web, db),!missing", "zone notin (z1)", "a.b/c="] {
+            let s = crate::selector::LabelSelector::parse(sel).unwrap();
+            assert_eq!(s.matches_by(|k| stored.labels.get(k)), s.matches(&map), "{sel}");
+        }
+        let bare = store.transact(|txn| txn.put(&gr, json!({"metadata": {"name": "q", "namespace": "n"}}))).unwrap();
+        assert_eq!(bare.labels.iter().count(), 0);
     }
 
     fn cm(name: &str, v: &str) -> Value {
