@@ -298,7 +298,8 @@ fn restore_checkpoints(plane: &mut Plane, pod: &Pod, node: &k8s_openapi::api::co
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     for c in pod.spec.iter().flat_map(|s| &s.containers) {
         let image = c.image.clone().unwrap_or_default();
-        match blocking(|| inspect(&image, registries)) {
+        // A blocking pull: the loop has a thread of its own (see `start`).
+        match inspect(&image, registries) {
             Ok(Inspected::Plain) => {}
             Ok(Inspected::Checkpoint { state, .. }) if runtime_restores(&runtime) => {
                 plane.state.write().restored.insert(format!("{uid}/{}", c.name), state.counter);
@@ -316,16 +317,6 @@ fn restore_checkpoints(plane: &mut Plane, pod: &Pod, node: &k8s_openapi::api::co
                 rt.failed.insert(c.name.clone(), ("ErrImagePull".into(), e));
             }
         }
-    }
-}
-
-/// Run blocking I/O (a registry pull) from the control-plane loop: on a
-/// multi-threaded runtime the worker hands its other tasks over first, so a
-/// registry served by the same runtime (a test's) still answers.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 

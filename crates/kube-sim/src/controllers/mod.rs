@@ -90,5 +90,18 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     inform!(Job, "batch", "jobs", Msg::Job, jobs);
     inform!(CronJob, "batch", "cronjobs", Msg::CronJob, cronjobs);
     inform!(ResourceQuota, "", "resourcequotas", Msg::Quota, quotas);
-    tokio::spawn(plane::Plane::new(cluster.clone(), shared).run(rx));
+    // The loop works in batches that keep its thread busy for a while: on a
+    // thread of its own, not a worker of the runtime that serves the API (and
+    // runs the caller's tasks), which it would otherwise hold for whole
+    // batches at a time.
+    let plane = plane::Plane::new(cluster.clone(), shared);
+    let spawned = std::thread::Builder::new().name("kube-sim-plane".into()).spawn(move || {
+        match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt.block_on(plane.run(rx)),
+            Err(e) => tracing::error!(error = %e, "cannot start the control plane's runtime; nothing will be simulated"),
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the control plane's thread; nothing will be simulated");
+    }
 }
