@@ -1108,10 +1108,10 @@ impl ApiServer {
         }
         let now = self.clock.now_rfc3339();
         let diff = || managed::compare_field(&res.kind, "status", before.as_ref(), next.get("status"));
-        if let Some((op, gained, lost)) = ownership_change(opts, ownership, diff) {
+        if let Some(change) = ownership_change(opts, ownership, diff) {
             // The stored ownership records are `next`'s, untouched so far.
             let entries = managed_entries(&next);
-            record_ownership(&mut next, entries, res, Some("status"), opts, op, gained, lost, &now);
+            record_ownership(&mut next, entries, res, Some("status"), opts, change, &now);
         }
         self.updated_to(res, name, next, opts)
     }
@@ -2207,19 +2207,22 @@ fn update_managed_fields(
     now: &str,
 ) {
     let diff = || managed::compare(&res.kind, &tracked_for(res, sub, old), &tracked_for(res, sub, new));
-    if let Some((op, gained, lost)) = ownership_change(opts, ownership, diff) {
-        record_ownership(new, managed_entries(old), res, sub, opts, op, gained, lost, now);
+    if let Some(change) = ownership_change(opts, ownership, diff) {
+        record_ownership(new, managed_entries(old), res, sub, opts, change, now);
     }
 }
 
 /// What a write changes in field ownership: the operation, what the writer
-/// owns afterwards, and what other managers lose; `None` when nothing. An
-/// update owns what `diff` finds it changed.
+/// owns afterwards, and what other managers lose.
+type OwnershipChange = (&'static str, FieldSet, FieldSet);
+
+/// A write's [`OwnershipChange`], `None` when nothing changes hands. An update
+/// owns what `diff` finds it changed.
 fn ownership_change(
     opts: &WriteOptions,
     ownership: Ownership,
     diff: impl FnOnce() -> managed::Comparison,
-) -> Option<(&'static str, FieldSet, FieldSet)> {
+) -> Option<OwnershipChange> {
     if opts.field_manager.is_empty() {
         return None;
     }
@@ -2238,16 +2241,13 @@ fn ownership_change(
 
 /// Write the ownership records after a change: other managers lose what the
 /// writer took, the writer's own entry gains it.
-#[allow(clippy::too_many_arguments)]
 fn record_ownership(
     new: &mut Value,
     mut entries: Vec<ManagedEntry>,
     res: &ResourceInfo,
     sub: Option<&str>,
     opts: &WriteOptions,
-    op: &'static str,
-    gained: FieldSet,
-    lost: FieldSet,
+    (op, gained, lost): OwnershipChange,
     now: &str,
 ) {
     let is_me =

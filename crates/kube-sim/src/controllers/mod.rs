@@ -98,7 +98,9 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     let spawned = std::thread::Builder::new().name("kube-sim-plane".into()).spawn(move || {
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt.block_on(plane.run(rx)),
-            Err(e) => tracing::error!(error = %e, "cannot start the control plane's runtime; nothing will be simulated"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the control plane's runtime; nothing will be simulated")
+            }
         }
     });
     if let Err(e) = spawned {
