@@ -914,45 +914,17 @@ impl ApiServer {
         }
         let key = object_key(ns, name);
         let want_rv = meta::resource_version(&obj).to_string();
-        let precondition = |rv: u64| {
-            if want_rv.is_empty() || want_rv == rv.to_string() {
-                Ok(())
-            } else {
-                Err(ApiError::conflict(Self::subject(res, name)))
-            }
-        };
-        // Decide outside the store's lock (parsing, defaulting, validation,
-        // field ownership), then commit if the object is still the version the
-        // decision started from, as the real API server's guaranteed update does
-        // against etcd: writers to different objects do their work in parallel.
-        let mut attempts = 0;
-        let object = loop {
-            attempts += 1;
-            let cur =
-                self.store.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
-            precondition(cur.rv)?;
-            if attempts > OPTIMISTIC_ATTEMPTS {
-                // Hot object: decide under the lock instead of racing again.
-                break self.store.transact(|txn| {
-                    let cur =
-                        txn.get(&res.storage, &key).ok_or_else(|| ApiError::not_found(Self::subject(res, name)))?;
-                    precondition(cur.rv)?;
-                    let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
-                    self.update_in(txn, res, subresource, old, obj.clone(), opts, Ownership::Update)
-                })?;
+        // Parsing, defaulting, validation and field ownership, outside the lock.
+        let not_found = || ApiError::not_found(Self::subject(res, name));
+        let decide = |cur: &Stored| {
+            if !want_rv.is_empty() && want_rv != cur.rv.to_string() {
+                return Err(ApiError::conflict(Self::subject(res, name)));
             }
             let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
-            let decided = self.updated(res, subresource, old, obj.clone(), opts, Ownership::Update)?;
-            let committed = self.store.transact(|txn| {
-                if txn.get(&res.storage, &key).map(|now| now.rv) != Some(cur.rv) {
-                    return Ok(None);
-                }
-                self.commit_update(txn, res, decided).map(Some)
-            })?;
-            if let Some(object) = committed {
-                break object;
-            }
+            self.updated(res, subresource, old, obj.clone(), opts, Ownership::Update)
         };
+        let object = self
+            .write_optimistically(res, &key, not_found, decide, |txn, decided| self.commit_update(txn, res, decided))?;
         self.after_write(res, &object);
         Ok(Written { object, warnings, created: false })
     }
@@ -973,6 +945,40 @@ impl ApiServer {
     ) -> ApiResult<Value> {
         let decided = self.updated(res, subresource, old, new, opts, ownership)?;
         self.commit_update(txn, res, decided)
+    }
+
+    /// Decide a write of the object at `key` outside the store's lock, then
+    /// commit it if the object is still the version the decision read, as the
+    /// real API server's guaranteed update does against etcd: writers to
+    /// different objects do their work in parallel. After
+    /// `OPTIMISTIC_ATTEMPTS` lost races (a hot object) it decides under the
+    /// lock instead of racing again.
+    fn write_optimistically<D, T>(
+        &self,
+        res: &ResourceInfo,
+        key: &str,
+        not_found: impl Fn() -> ApiError,
+        decide: impl Fn(&Stored) -> ApiResult<D>,
+        commit: impl Fn(&mut Txn<'_>, D) -> ApiResult<T>,
+    ) -> ApiResult<T> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let cur = self.store.get(&res.storage, key).ok_or_else(&not_found)?;
+            let decided = decide(&cur)?;
+            let committed = self.store.transact(|txn| {
+                if txn.get(&res.storage, key).map(|now| now.rv) != Some(cur.rv) {
+                    return Ok(None);
+                }
+                commit(txn, decided).map(Some)
+            })?;
+            if let Some(out) = committed {
+                return Ok(out);
+            }
+        }
+        self.store.transact(|txn| {
+            let cur = txn.get(&res.storage, key).ok_or_else(&not_found)?;
+            let decided = decide(&cur)?;
+            commit(txn, decided)
+        })
     }
 
     /// Commit what [`ApiServer::updated`] decided.
@@ -1569,28 +1575,11 @@ impl ApiServer {
         };
         let not_found = || ApiError::not_found(Self::subject(&res, pod_name));
         // Bypasses pod update validation (nodeName is immutable through
-        // updates) and, as upstream, records no field ownership. Decided
-        // outside the store's lock and committed if the pod is still the
-        // version read, as `update` does.
-        for _ in 0..OPTIMISTIC_ATTEMPTS {
-            let cur = self.store.get(&res.storage, &key).ok_or_else(not_found)?;
-            let new = decide(&cur)?;
+        // updates) and, as upstream, records no field ownership.
+        self.write_optimistically(&res, &key, not_found, decide, |txn, new| {
             if opts.dry_run {
                 return Ok(new);
             }
-            let committed = self.store.transact(|txn| {
-                if txn.get(&res.storage, &key).map(|now| now.rv) != Some(cur.rv) {
-                    return Ok(None);
-                }
-                txn.put_value(&res.storage, new).map(|(_, written)| Some(written))
-            })?;
-            if let Some(written) = committed {
-                return Ok(written);
-            }
-        }
-        self.store.transact(|txn| {
-            let cur = txn.get(&res.storage, &key).ok_or_else(not_found)?;
-            let new = decide(&cur)?;
             txn.put_value(&res.storage, new).map(|(_, written)| written)
         })
     }
@@ -1955,7 +1944,7 @@ fn decode_continue(tok: &str) -> ApiResult<(i64, String)> {
 
 // ----- managedFields ------------------------------------------------------
 
-/// Optimistic attempts of an update before it decides under the store's lock.
+/// Optimistic attempts of a write before it decides under the store's lock.
 const OPTIMISTIC_ATTEMPTS: usize = 3;
 
 /// What an update comes to, decided before it is committed.

@@ -13,8 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::json;
 
 use super::plane::Plane;
-use super::state::Dirty;
-use super::state::Msg;
+use super::state::{Dirty, Msg};
 use crate::rules;
 use crate::selector::LabelSelector;
 
