@@ -9,6 +9,7 @@
 
 pub mod apiserver;
 pub mod auth;
+pub mod cached_pod;
 pub mod clock;
 pub mod cluster;
 pub mod controllers;

@@ -16,12 +16,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use k8s_openapi::api::core::v1::Pod;
-
 use super::metrics::{Metrics, container_memory_bytes};
 use super::runtime;
 use super::state::{CheckpointRecord, Shared, node_of};
 use crate::apiserver::NodeProxy;
+use crate::cached_pod::CachedPod;
 use crate::clock::Clock;
 use crate::error::ApiResult;
 
@@ -142,7 +141,7 @@ impl Kubelets {
 
     /// The container's counter now: `base + 1` at start, one more per
     /// simulated second running. `None` when it is not running.
-    fn counter(&self, pod: &Pod, container: &str) -> Option<i64> {
+    fn counter(&self, pod: &CachedPod, container: &str) -> Option<i64> {
         let started = pod
             .status
             .as_ref()?

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Toleration};
 use super::plane::Plane;
 use super::replicaset::{controller_ref, pod_from_template};
 use super::state::{Msg, node_of};
+use crate::cached_pod::CachedPod;
 use crate::rules;
 use crate::rules::fit::Unfit;
 
@@ -55,13 +56,20 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         }
     }
     let probe = pod_from_template(&template, &ns, "", controller_ref("apps/v1", "DaemonSet", &ds.metadata));
-    let (eligible, mine): (BTreeSet<String>, BTreeMap<String, Vec<Arc<Pod>>>) = {
+    let judged = match CachedPod::of(&probe) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(daemonset = %key, error = %e, "cannot judge the daemon set's pod template");
+            return;
+        }
+    };
+    let (eligible, mine): (BTreeSet<String>, BTreeMap<String, Vec<Arc<CachedPod>>>) = {
         let state = plane.state.read();
         let eligible = state
             .nodes
             .iter()
             .filter(|(_, n)| {
-                rules::fit::check(n, Default::default(), &probe).iter().all(|u| {
+                rules::fit::check(n, Default::default(), &judged).iter().all(|u| {
                     matches!(
                         u,
                         Unfit::InsufficientCpu | Unfit::InsufficientMemory | Unfit::TooManyPods | Unfit::Unschedulable
@@ -70,7 +78,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             })
             .map(|(name, _)| name.clone())
             .collect();
-        let mut mine: BTreeMap<String, Vec<Arc<Pod>>> = BTreeMap::new();
+        let mut mine: BTreeMap<String, Vec<Arc<CachedPod>>> = BTreeMap::new();
         for p in state.claimable_pods(&ns, &uid) {
             if p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
                 && let Some(n) = node_of(&p)

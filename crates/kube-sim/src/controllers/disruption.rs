@@ -6,18 +6,18 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::plane::Plane;
 use super::state::{Dirty, Msg, State};
+use crate::cached_pod::CachedPod;
 use crate::rules;
 
 const MANAGER: &str = "disruption-controller";
 
 /// Sum of the scales of the controllers of `pods` (a ReplicaSet owned by a
 /// Deployment counts as the Deployment, as upstream's finders do).
-fn controller_scale(state: &State, pods: &[&Arc<Pod>]) -> i32 {
+fn controller_scale(state: &State, pods: &[&Arc<CachedPod>]) -> i32 {
     let mut seen = std::collections::BTreeSet::new();
     let mut total = 0;
     for p in pods {
@@ -60,7 +60,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let now = plane.api.clock.now();
     let status = {
         let state = plane.state.read();
-        let pods: Vec<&Arc<Pod>> = state.pdb_pods(key).collect();
+        let pods: Vec<&Arc<CachedPod>> = state.pdb_pods(key).collect();
         let scale = rules::disruption::needs_controller_scale(&pdb).then(|| controller_scale(&state, &pods));
         rules::disruption::pdb_status(&rules::disruption::PdbInput {
             pdb: &pdb,

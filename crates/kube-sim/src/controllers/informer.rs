@@ -72,7 +72,12 @@ pub async fn run<K, M, F>(
                     let obj = if cached {
                         None
                     } else {
-                        match super::state::for_cache::<K>(api.render(&res, &stored)) {
+                        let decoded = match res.conversion {
+                            // Served as stored: decode the stored bytes, no JSON tree in between.
+                            crate::resources::Conversion::None => super::state::decode_for_cache::<K>(&stored.body),
+                            _ => super::state::for_cache::<K>(api.render(&res, &stored)),
+                        };
+                        match decoded {
                             Ok(o) => Some(o),
                             Err(e) => {
                                 tracing::warn!(resource = %res.plural, object = %stored.key, error = %e, "informer cannot decode an object");

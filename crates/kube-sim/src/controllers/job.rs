@@ -18,12 +18,13 @@ use super::plane::Plane;
 use super::replicaset::{controller_ref, pod_from_template};
 use super::state::{Dirty, Kind, Msg};
 use crate::apiserver::Propagation;
+use crate::cached_pod::CachedPod;
 use crate::rules::job::{Counts, Decision, decide};
 use crate::rules::ranking::is_pod_ready;
 
 const MANAGER: &str = "job-controller";
 
-fn phase(p: &Pod) -> &str {
+fn phase(p: &CachedPod) -> &str {
     p.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or_default()
 }
 
@@ -37,7 +38,7 @@ fn finished(job: &Job) -> Option<(&'static str, Option<Time>)> {
 }
 
 /// The pods a job owns (by controller reference).
-fn owned_pods(plane: &Plane, job: &Job) -> Vec<Arc<Pod>> {
+fn owned_pods(plane: &Plane, job: &Job) -> Vec<Arc<CachedPod>> {
     let uid = job.metadata.uid.clone().unwrap_or_default();
     let state = plane.state.read();
     state
@@ -61,7 +62,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let Some(spec) = job.spec.clone() else { return };
     let pods = owned_pods(plane, &job);
     let on_failure = spec.template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("OnFailure");
-    let active: Vec<&Arc<Pod>> = pods
+    let active: Vec<&Arc<CachedPod>> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none() && !matches!(phase(p), "Succeeded" | "Failed"))
         .collect();
@@ -123,7 +124,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
                 let made = create_pods(plane, key, &job, create);
                 status.active = Some(counts.active + made).filter(|n| *n != 0);
             } else if create < 0 {
-                let excess: Vec<&Arc<Pod>> = active.iter().rev().take((-create) as usize).copied().collect();
+                let excess: Vec<&Arc<CachedPod>> = active.iter().rev().take((-create) as usize).copied().collect();
                 delete_pods(plane, &job, &excess);
             }
         }
@@ -221,7 +222,7 @@ fn create_pods(plane: &mut Plane, key: &str, job: &Job, n: i32) -> i32 {
     made
 }
 
-fn delete_pods(plane: &mut Plane, job: &Job, pods: &[&Arc<Pod>]) {
+fn delete_pods(plane: &mut Plane, job: &Job, pods: &[&Arc<CachedPod>]) {
     for p in pods {
         let (ns, name) = (p.metadata.namespace.clone(), p.metadata.name.clone().unwrap_or_default());
         match plane.delete::<Pod>(ns.as_deref(), &name, p.metadata.uid.as_deref(), None, None) {

@@ -27,6 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plane::Plane;
 use super::state::{Dirty, node_of, occupies};
+use crate::cached_pod::CachedPod;
 use crate::rules;
 
 pub const STARTUP: &str = "sim.kube-sim.io/startup-seconds";
@@ -61,7 +62,7 @@ impl Behaviour {
 
     /// A container's behaviour: its annotation, else `run` — or `complete`
     /// for a Job's pods, whose command runs to its end.
-    pub fn of(pod: &Pod, container: &str) -> Behaviour {
+    pub fn of(pod: &CachedPod, container: &str) -> Behaviour {
         match annotation(pod, &format!("{BEHAVIOUR}{container}")) {
             Some(b) => Behaviour::parse(b),
             None if owned_by_job(pod) => Behaviour::Complete,
@@ -70,26 +71,26 @@ impl Behaviour {
     }
 }
 
-fn owned_by_job(pod: &Pod) -> bool {
+fn owned_by_job(pod: &CachedPod) -> bool {
     pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.kind == "Job")
 }
 
 /// Whether a failing container is restarted (crash loop) rather than ending the pod.
-fn restarts_on_failure(pod: &Pod) -> bool {
+fn restarts_on_failure(pod: &CachedPod) -> bool {
     pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) != Some("Never")
 }
 
 impl Behaviour {
-    fn crash_loops(&self, pod: &Pod) -> bool {
+    fn crash_loops(&self, pod: &CachedPod) -> bool {
         matches!(self, Behaviour::Crash(_)) && restarts_on_failure(pod)
     }
 }
 
-fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+fn annotation<'a>(pod: &'a CachedPod, key: &str) -> Option<&'a str> {
     pod.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
 }
 
-fn seconds(pod: &Pod, key: &str, default: f64) -> f64 {
+fn seconds(pod: &CachedPod, key: &str, default: f64) -> f64 {
     annotation(pod, key)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|v| v.is_finite() && *v >= 0.0)
@@ -195,7 +196,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
 }
 
 /// A pod that already runs (seen after a re-list): take over its state.
-fn adopt_running(pod: &Pod, uid: &str) -> Option<PodRuntime> {
+fn adopt_running(pod: &CachedPod, uid: &str) -> Option<PodRuntime> {
     let status = pod.status.as_ref()?;
     if status.phase.as_deref() != Some("Running") {
         return None;
@@ -219,7 +220,7 @@ fn adopt_running(pod: &Pod, uid: &str) -> Option<PodRuntime> {
 fn admit(
     plane: &mut Plane,
     key: &str,
-    pod: &Arc<Pod>,
+    pod: &Arc<CachedPod>,
     node: &k8s_openapi::api::core::v1::Node,
     node_name: &str,
     uid: &str,
@@ -265,7 +266,7 @@ fn admit(
     }
 }
 
-fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, mut rt: PodRuntime) {
+fn start(plane: &mut Plane, key: &str, pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, mut rt: PodRuntime) {
     let now = plane.now();
     rt.started = Some(plane.now_rfc3339());
     restore_checkpoints(plane, pod, node, &mut rt);
@@ -283,7 +284,12 @@ fn start(plane: &mut Plane, key: &str, pod: &Pod, node: &k8s_openapi::api::core:
 /// checkpoint image is restored (its counter continues) where the runtime can
 /// restore, and fails to start where it cannot; an image that cannot be pulled
 /// leaves the container waiting in `ErrImagePull`.
-fn restore_checkpoints(plane: &mut Plane, pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &mut PodRuntime) {
+fn restore_checkpoints(
+    plane: &mut Plane,
+    pod: &CachedPod,
+    node: &k8s_openapi::api::core::v1::Node,
+    rt: &mut PodRuntime,
+) {
     use super::runtime::{Inspected, inspect, runtime_restores};
     let registries = &plane.api.config.registries;
     if registries.is_empty() {
@@ -320,7 +326,7 @@ fn restore_checkpoints(plane: &mut Plane, pod: &Pod, node: &k8s_openapi::api::co
     }
 }
 
-fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
+fn finish_deletion(plane: &mut Plane, key: &str, pod: &CachedPod, uid: &str) {
     let now = plane.now();
     let shutdown = seconds(pod, SHUTDOWN, plane.state.read().settings.shutdown_seconds);
     let since = {
@@ -360,7 +366,7 @@ fn finish_deletion(plane: &mut Plane, key: &str, pod: &Pod, uid: &str) {
 /// Write the pod's new status from a helper thread ([`super::offload`]); a
 /// failed write makes the kubelet sync the pod again shortly. The body holds
 /// what a status write reads: identity, the version the kubelet saw, status.
-fn write_status(plane: &mut Plane, key: &str, pod: &Pod, status: PodStatus) {
+fn write_status(plane: &mut Plane, key: &str, pod: &CachedPod, status: PodStatus) {
     let m = &pod.metadata;
     let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
     let ident = serde_json::json!({"name": name, "namespace": ns, "uid": m.uid, "resourceVersion": m.resource_version});
@@ -397,7 +403,7 @@ fn condition(ty: &str, ok: bool, now: &str, old: Option<&PodStatus>) -> PodCondi
     }
 }
 
-fn base_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
+fn base_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
     let old = pod.status.as_ref();
     let mut s = old.cloned().unwrap_or_default();
     s.host_ip = host_ip(node);
@@ -413,7 +419,7 @@ fn image_id(image: &str) -> String {
     format!("sha256:{h:016x}{h:016x}{h:016x}{h:016x}")
 }
 
-fn creating_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
+fn creating_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
     let old = pod.status.as_ref();
     let mut s = base_status(pod, node, rt, now);
     s.phase = Some("Pending".into());
@@ -447,7 +453,7 @@ fn creating_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodR
     s
 }
 
-fn running_status(pod: &Pod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
+fn running_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
     let old = pod.status.as_ref();
     let mut s = base_status(pod, node, rt, now);
     let started = rt.started.clone().unwrap_or_else(|| now.to_string());

@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::kubelet::{Behaviour, node_up};
 use super::state::{Shared, State, node_of};
 use crate::apiserver::ComputedResources;
+use crate::cached_pod::CachedPod;
 use crate::clock::Clock;
 use crate::resources::ResourceInfo;
 use crate::scenario::profile::Profile;
@@ -47,7 +48,7 @@ pub struct Metrics {
 const DEFAULT_SYSTEM_CPU: &str = "100m";
 const DEFAULT_SYSTEM_MEMORY: &str = "256Mi";
 
-fn request_milli(c: &Container, resource: &str) -> i128 {
+fn request_milli(c: &crate::cached_pod::CachedContainer, resource: &str) -> i128 {
     c.resources
         .as_ref()
         .and_then(|r| {
@@ -70,12 +71,12 @@ impl Metrics {
         cache.entry(text.to_string()).or_insert_with(|| text.parse::<Profile>().ok()).clone()
     }
 
-    fn annotation_profile(&self, pod: &Pod, key: &str) -> Option<Profile> {
+    fn annotation_profile(&self, pod: &CachedPod, key: &str) -> Option<Profile> {
         pod.metadata.annotations.as_ref().and_then(|a| a.get(key)).and_then(|t| self.profile(t))
     }
 
     /// The timeline override of a pod's total usage of `resource`, if any (the latest wins).
-    fn override_profile(&self, state: &State, pod: &Pod, resource: &str) -> Option<Profile> {
+    fn override_profile(&self, state: &State, pod: &CachedPod, resource: &str) -> Option<Profile> {
         let ns = pod.metadata.namespace.as_deref();
         state.usage_overrides.iter().rev().find_map(|o| {
             let applies = o.namespace.as_deref().is_none_or(|n| Some(n) == ns)
@@ -89,7 +90,7 @@ impl Metrics {
     }
 
     /// Usage of every container of a pod (milli-units), by name.
-    pub fn pod_usage(&self, state: &State, pod: &Pod, t: f64) -> Vec<(String, Usage)> {
+    pub fn pod_usage(&self, state: &State, pod: &CachedPod, t: f64) -> Vec<(String, Usage)> {
         let Some(spec) = pod.spec.as_ref() else { return Vec::new() };
         let seed = state.settings.seed;
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -203,7 +204,7 @@ impl ComputedResources for Metrics {
 }
 
 /// A container's memory usage in bytes now (for checkpoint archive sizes).
-pub fn container_memory_bytes(metrics: &Arc<Metrics>, pod: &Pod, container: &str) -> i64 {
+pub fn container_memory_bytes(metrics: &Arc<Metrics>, pod: &CachedPod, container: &str) -> i64 {
     let state = metrics.state.read();
     metrics
         .pod_usage(&state, pod, metrics.t())

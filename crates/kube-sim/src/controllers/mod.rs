@@ -33,7 +33,9 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, ResourceQuota};
+
+use crate::cached_pod::CachedPod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use tokio::sync::mpsc;
 
@@ -79,7 +81,7 @@ pub fn start(cluster: &Cluster, simulate: bool) {
         };
     }
     inform!(Node, "", "nodes", Msg::Node, nodes);
-    inform!(Pod, "", "pods", Msg::Pod, pods);
+    inform!(CachedPod, "", "pods", Msg::Pod, pods);
     inform!(ReplicaSet, "apps", "replicasets", Msg::ReplicaSet, replicasets);
     inform!(Deployment, "apps", "deployments", Msg::Deployment, deployments);
     inform!(StatefulSet, "apps", "statefulsets", Msg::StatefulSet, statefulsets);

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeAddress, NodeCondition, NodeSystemInfo, Pod, Taint};
+
+use crate::cached_pod::CachedPod;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use serde_json::json;
@@ -216,7 +218,7 @@ fn lifecycle_for_down_node(plane: &mut Plane, name: &str) {
         .and_then(|t| t.time_added.clone())
         .map(|t| t.0)
         .unwrap_or_else(|| plane.api.clock.now());
-    let pods: Vec<std::sync::Arc<Pod>> = plane.state.read().pods_on(name).cloned().collect();
+    let pods: Vec<std::sync::Arc<CachedPod>> = plane.state.read().pods_on(name).cloned().collect();
     let now_wall = plane.api.clock.now();
     let now_str = plane.now_rfc3339();
     for pod in pods {
@@ -227,15 +229,15 @@ fn lifecycle_for_down_node(plane: &mut Plane, name: &str) {
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         if ready {
-            let mut p = (*pod).clone();
-            if let Some(cs) = p.status.as_mut().and_then(|s| s.conditions.as_mut()) {
-                for c in cs.iter_mut().filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady") {
-                    c.status = "False".into();
-                    c.reason = Some("NodeNotReady".into());
-                    c.last_transition_time = crate::clock::parse_time(&now_str).map(Time);
-                }
+            let mut status = pod.status.clone().unwrap_or_default();
+            for c in
+                status.conditions.iter_mut().flatten().filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady")
+            {
+                c.status = "False".into();
+                c.reason = Some("NodeNotReady".into());
+                c.last_transition_time = crate::clock::parse_time(&now_str).map(Time);
             }
-            if let Err(e) = plane.replace(LIFECYCLE, &p, true, Msg::Pod) {
+            if let Err(e) = plane.replace_pod_status(LIFECYCLE, &pod, &status) {
                 plane.note("mark pod not ready", &key, &e);
             }
         }
@@ -268,7 +270,7 @@ enum Toleration {
 
 /// How long a pod tolerates the NoExecute unreachable taint (the longest of
 /// its matching tolerations; one without `tolerationSeconds` is forever).
-fn unreachable_toleration(pod: &Pod) -> Toleration {
+fn unreachable_toleration(pod: &CachedPod) -> Toleration {
     let mut best = Toleration::No;
     for t in pod.spec.iter().flat_map(|s| s.tolerations.iter().flatten()) {
         let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");

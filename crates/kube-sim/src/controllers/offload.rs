@@ -26,21 +26,21 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 
 use super::informer::Change;
 use super::plane::Plane;
 use super::state::{Dirty, Msg};
 use crate::apiserver::ApiServer;
+use crate::cached_pod::CachedPod;
 use crate::error::{ApiError, ApiResult};
 
 /// A pod's status write, run on a helper: the pod as written, for the cache.
-pub type Write = Box<dyn FnOnce(&ApiServer) -> ApiResult<Arc<Pod>> + Send>;
+pub type Write = Box<dyn FnOnce(&ApiServer) -> ApiResult<Arc<CachedPod>> + Send>;
 
 /// A write and the pod (key) it is for.
 type Job = (String, Write);
-type Answer = (String, ApiResult<Arc<Pod>>);
+type Answer = (String, ApiResult<Arc<CachedPod>>);
 
 /// The helpers and the writes they have not answered yet.
 pub struct Offload {

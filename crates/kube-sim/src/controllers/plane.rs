@@ -10,7 +10,8 @@ use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,6 +24,7 @@ use super::{
     volumes,
 };
 use crate::apiserver::{ApiServer, DeleteOptions, WriteOptions};
+use crate::cached_pod::CachedPod;
 use crate::cluster::Cluster;
 use crate::error::{ApiError, ApiResult};
 
@@ -279,7 +281,7 @@ impl Plane {
 
     /// A pod without a controller may be adopted: let the ReplicaSets of its
     /// namespace whose selector matches it look (upstream's pod handlers do).
-    fn wake_matching_replicasets(&mut self, pod: &Pod) {
+    fn wake_matching_replicasets(&mut self, pod: &CachedPod) {
         let has_controller = pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true));
         if has_controller || pod.metadata.deletion_timestamp.is_some() {
             return;
@@ -322,12 +324,12 @@ impl Plane {
     }
 
     /// Create an object of kind `K`; cached when `wrap` is given.
-    pub fn create<K: k8s_openapi::Resource + Serialize + DeserializeOwned>(
+    pub fn create<K: CachedAs + Serialize>(
         &mut self,
         manager: &str,
         ns: Option<&str>,
         obj: &K,
-        wrap: Option<fn(Change<K>) -> Msg>,
+        wrap: Option<Wrap<K>>,
     ) -> ApiResult<Value> {
         let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
         let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -356,14 +358,14 @@ impl Plane {
     }
 
     /// Merge-patch an object of kind `K`, caching the result when `wrap` is given.
-    pub fn patch<K: k8s_openapi::Resource + DeserializeOwned>(
+    pub fn patch<K: CachedAs>(
         &mut self,
         manager: &str,
         ns: Option<&str>,
         name: &str,
         status: bool,
         patch: &Value,
-        wrap: Option<fn(Change<K>) -> Msg>,
+        wrap: Option<Wrap<K>>,
     ) -> ApiResult<Value> {
         let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
         let body = serde_json::to_vec(patch).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -373,6 +375,28 @@ impl Plane {
             self.write_through(w.object.clone(), wrap);
         }
         Ok(w.object)
+    }
+
+    /// Replace a cached pod's status (the status subresource reads identity,
+    /// the version written against, and status), caching the result.
+    pub fn replace_pod_status(
+        &mut self,
+        manager: &str,
+        pod: &CachedPod,
+        status: &PodStatus,
+    ) -> ApiResult<Arc<CachedPod>> {
+        let m = &pod.metadata;
+        let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
+        let res = self.api.res("", "pods");
+        let w = self.api.update(
+            &res,
+            Some(&ns),
+            &name,
+            Some("status"),
+            pod_status_body(m, status)?,
+            &Self::opts(manager),
+        )?;
+        self.write_through(w.object, Msg::Pod).ok_or_else(|| ApiError::internal("decoding a written pod"))
     }
 
     /// Delete an object of kind `K` (uid precondition when given).
@@ -431,12 +455,12 @@ impl Plane {
     }
 
     /// An Event about a pod.
-    pub fn event(&mut self, pod: &Pod, reason: &str, message: &str, type_: &str, component: &str, action: &str) {
+    pub fn event(&mut self, pod: &CachedPod, reason: &str, message: &str, type_: &str, component: &str, action: &str) {
         self.event_about(&pod.metadata, "v1", "Pod", reason, message, type_, component, action);
     }
 
     /// Cached pod by key.
-    pub fn pod(&self, key: &str) -> Option<Arc<Pod>> {
+    pub fn pod(&self, key: &str) -> Option<Arc<CachedPod>> {
         self.state.read().pods.get(key).cloned()
     }
 
@@ -455,3 +479,43 @@ impl Plane {
         }
     }
 }
+
+/// The body of a pod status write: what the status subresource reads of it.
+pub fn pod_status_body(meta: &ObjectMeta, status: &PodStatus) -> ApiResult<Value> {
+    let ident = serde_json::json!({"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
+        "resourceVersion": meta.resource_version});
+    let status = serde_json::to_value(status).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(serde_json::json!({"metadata": ident, "status": status}))
+}
+
+/// How a written object of kind `K` enters the control plane's cache.
+pub type Wrap<K> = fn(Change<<K as CachedAs>::Cached>) -> Msg;
+
+/// How the control plane caches the objects of a kind it writes: pods in their
+/// lean form ([`CachedPod`]), everything else as it is.
+pub trait CachedAs: k8s_openapi::Resource + DeserializeOwned {
+    type Cached: DeserializeOwned;
+}
+
+impl CachedAs for Pod {
+    type Cached = CachedPod;
+}
+
+macro_rules! cached_as_itself {
+    ($($t:ty),* $(,)?) => { $(impl CachedAs for $t { type Cached = $t; })* };
+}
+
+cached_as_itself!(
+    Node,
+    k8s_openapi::api::coordination::v1::Lease,
+    k8s_openapi::api::core::v1::PersistentVolume,
+    k8s_openapi::api::core::v1::PersistentVolumeClaim,
+    k8s_openapi::api::core::v1::ResourceQuota,
+    k8s_openapi::api::apps::v1::ReplicaSet,
+    k8s_openapi::api::apps::v1::Deployment,
+    k8s_openapi::api::apps::v1::StatefulSet,
+    k8s_openapi::api::apps::v1::DaemonSet,
+    k8s_openapi::api::batch::v1::Job,
+    k8s_openapi::api::batch::v1::CronJob,
+    k8s_openapi::api::policy::v1::PodDisruptionBudget,
+);

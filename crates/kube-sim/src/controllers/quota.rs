@@ -6,11 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota, ResourceQuotaStatus};
+use k8s_openapi::api::core::v1::{ResourceQuota, ResourceQuotaStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::plane::Plane;
 use super::state::{Msg, occupies};
+use crate::cached_pod::CachedPod;
 use crate::resources::GroupResource;
 
 const MANAGER: &str = "resourcequota-controller";
@@ -29,7 +30,7 @@ fn bytes(n: i64) -> String {
 }
 
 /// Sum of the containers' limits (cpu millicores, memory bytes).
-fn limits(pod: &Pod) -> (i64, i64) {
+fn limits(pod: &CachedPod) -> (i64, i64) {
     let mut out = (0, 0);
     for c in pod.spec.iter().flat_map(|s| &s.containers) {
         let l = c.resources.as_ref().and_then(|r| r.limits.as_ref());

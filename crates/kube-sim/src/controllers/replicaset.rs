@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::plane::Plane;
 use super::state::{Dirty, Msg};
+use crate::cached_pod::CachedPod;
 use crate::rules;
 use crate::selector::LabelSelector;
 
@@ -60,7 +61,7 @@ pub fn pod_from_template(template: &PodTemplateSpec, ns: &str, generate_name: &s
 }
 
 /// Claim (adopt) or release one pod so that ownership follows the selector.
-fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &Pod) -> Option<bool> {
+fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &CachedPod) -> Option<bool> {
     let uid = rs.metadata.uid.as_deref()?;
     static NONE: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
         std::sync::LazyLock::new(Default::default);
@@ -106,8 +107,8 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let ns = rs.metadata.namespace.clone().unwrap_or_default();
     let sel = selector_of(&spec.selector);
     let uid = rs.metadata.uid.clone().unwrap_or_default();
-    let candidates: Vec<Arc<Pod>> = plane.state.read().claimable_pods(&ns, &uid);
-    let mut owned: Vec<Arc<Pod>> = Vec::new();
+    let candidates: Vec<Arc<CachedPod>> = plane.state.read().claimable_pods(&ns, &uid);
+    let mut owned: Vec<Arc<CachedPod>> = Vec::new();
     for pod in candidates {
         if claim(plane, &rs, &sel, &pod) == Some(true) {
             owned.push(plane.pod(&super::state::key_of(&pod.metadata)).unwrap_or(pod));
@@ -115,7 +116,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     }
     // Shared, not copied: a ReplicaSet is reconciled on every change of one of
     // its pods, so a copy here would be quadratic in its size.
-    let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
+    let active: Vec<&Arc<CachedPod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
     if active.len() < want {
         let template = spec.template.clone().unwrap_or_default();
@@ -149,7 +150,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         // kubelets' writes are in.
         plane.soon(Dirty::ReplicaSet(key.to_string()));
     } else if active.len() > want {
-        let active: Vec<Pod> = active.iter().map(|p| (***p).clone()).collect();
+        let active: Vec<CachedPod> = active.iter().map(|p| (***p).clone()).collect();
         let order = rules::ranking::scale_down_order(&active, plane.api.clock.now());
         for i in order.into_iter().take(active.len() - want) {
             let Some(p) = active.get(i) else { continue };
@@ -172,14 +173,14 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     update_status(plane, &rs, &owned);
 }
 
-fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<Pod>]) {
+fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<CachedPod>]) {
     let template_labels = rs
         .spec
         .as_ref()
         .and_then(|s| s.template.as_ref())
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.as_ref());
-    let active: Vec<&Arc<Pod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
+    let active: Vec<&Arc<CachedPod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let fully = active
         .iter()
         .filter(|p| {

@@ -14,11 +14,11 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::json;
 
 use super::plane::Plane;
 use super::state::{Dirty, Msg, node_of};
+use crate::cached_pod::CachedPod;
 use crate::rules;
 use crate::rules::resources::Resources;
 
@@ -38,7 +38,7 @@ pub struct Queue {
     pub unschedulable: BTreeSet<String>,
 }
 
-fn wants_scheduling(pod: &Pod) -> bool {
+fn wants_scheduling(pod: &CachedPod) -> bool {
     let spec = pod.spec.as_ref();
     let ours = spec.and_then(|s| s.scheduler_name.as_deref()).is_none_or(|n| n == SCHEDULER);
     let gated = spec.and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty());
@@ -73,10 +73,10 @@ pub fn retry_unschedulable(plane: &mut Plane) {
 }
 
 /// The best node for `pod`, or every node's reasons for not fitting.
-fn choose(plane: &Plane, pod: &Pod) -> Result<String, String> {
+fn choose(plane: &Plane, pod: &CachedPod) -> Result<String, String> {
     let state = plane.state.read();
     let want = super::state::requests(pod);
-    let empty = k8s_openapi::api::core::v1::PodSpec::default();
+    let empty = crate::cached_pod::CachedPodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty);
     let mut feasible: Vec<(i64, String)> = Vec::new();
     let consider = |name: &String, feasible: &mut Vec<(i64, String)>| {
@@ -136,7 +136,7 @@ fn choose(plane: &Plane, pod: &Pod) -> Result<String, String> {
     Err(rules::fit::fit_error_message(state.nodes.len(), &reasons))
 }
 
-fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
+fn schedule(plane: &mut Plane, key: &str, pod: &Arc<CachedPod>) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     match choose(plane, pod) {
@@ -188,7 +188,7 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<Pod>) {
                 &Plane::opts(SCHEDULER),
             ) {
                 Ok(w) => {
-                    if let Ok(p) = serde_json::from_value::<Pod>(w.object) {
+                    if let Ok(p) = serde_json::from_value::<CachedPod>(w.object) {
                         let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
                         plane.mark_all(dirty);
                     }

@@ -11,12 +11,13 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{Node, PersistentVolume, PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
 use super::informer::Change;
+use crate::cached_pod::CachedPod;
 use crate::rules::resources::Resources;
 use crate::scenario::profile::Profile;
 
@@ -42,7 +43,7 @@ pub enum Kind {
 /// One change delivered by an informer.
 #[derive(Debug)]
 pub enum Msg {
-    Pod(Change<Pod>),
+    Pod(Change<CachedPod>),
     Node(Change<Node>),
     ReplicaSet(Change<ReplicaSet>),
     Deployment(Change<Deployment>),
@@ -105,7 +106,7 @@ impl Default for SimSettings {
 
 #[derive(Debug, Default)]
 pub struct State {
-    pub pods: HashMap<String, Arc<Pod>>,
+    pub pods: HashMap<String, Arc<CachedPod>>,
     pub nodes: BTreeMap<String, Arc<Node>>,
     pub replicasets: HashMap<String, Arc<ReplicaSet>>,
     pub deployments: HashMap<String, Arc<Deployment>>,
@@ -199,49 +200,26 @@ cached!(Job, Job, jobs, Dirty::Job);
 cached!(CronJob, CronJob, cronjobs, Dirty::CronJob);
 cached!(ResourceQuota, Quota, quotas, Dirty::Quota);
 
-/// Drop what no controller reads before an object is cached: field ownership,
-/// and a pod's volumes, mounts, environment and the other container fields
-/// only a real container runtime would use — kilobytes per pod at 150,000
-/// pods. Safe because the control plane writes pods only through their
-/// status subresource and patches, never by replacing the whole object.
-/// An object as the API server answered it, trimmed and decoded for the cache.
+/// An object as the API server answered it, decoded for the cache without
+/// its field ownership, which no controller reads (pods: see [`CachedPod`],
+/// which also skips what only a real container runtime would use).
 pub fn for_cache<K: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> Result<Arc<K>, serde_json::Error> {
-    trim_for_cache(&mut v);
+    if let Some(m) = v.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
+        m.remove("managedFields");
+    }
     serde_json::from_value(v).map(Arc::new)
 }
 
-pub fn trim_for_cache(v: &mut serde_json::Value) {
-    let Some(o) = v.as_object_mut() else { return };
-    if let Some(m) = o.get_mut("metadata").and_then(serde_json::Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    // A pod: the only cached kind with containers right in its spec.
-    let Some(spec) = o.get_mut("spec").and_then(serde_json::Value::as_object_mut) else { return };
-    if !spec.contains_key("containers") {
-        return;
-    }
-    spec.remove("volumes");
-    for list in ["containers", "initContainers"] {
-        for c in spec.get_mut(list).and_then(serde_json::Value::as_array_mut).into_iter().flatten() {
-            if let Some(c) = c.as_object_mut() {
-                for k in [
-                    "volumeMounts",
-                    "env",
-                    "envFrom",
-                    "terminationMessagePath",
-                    "terminationMessagePolicy",
-                    "imagePullPolicy",
-                    "command",
-                    "args",
-                    "livenessProbe",
-                    "readinessProbe",
-                    "startupProbe",
-                ] {
-                    c.remove(k);
-                }
-            }
-        }
-    }
+/// An object as stored (JSON bytes), decoded for the cache without its field
+/// ownership. Pods decode into [`CachedPod`], which skips what no controller
+/// reads while parsing; other kinds keep every field but `managedFields`.
+pub fn decode_for_cache<K>(body: &[u8]) -> Result<Arc<K>, serde_json::Error>
+where
+    K: serde::de::DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    let mut k: K = serde_json::from_slice(body)?;
+    k.metadata_mut().managed_fields = None;
+    Ok(Arc::new(k))
 }
 
 /// What decides whether a node admits a pod, load aside: its labels (but the
@@ -285,16 +263,21 @@ fn stale(cached: &ObjectMeta, incoming: &ObjectMeta) -> bool {
 }
 
 /// Whether a pod still occupies its node's resources (upstream: not terminal).
-pub fn occupies(pod: &Pod) -> bool {
+pub fn occupies(pod: &CachedPod) -> bool {
     !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
 }
 
 /// What a pod requests of its node (upstream's effective requests).
-pub fn requests(pod: &Pod) -> Resources {
+pub fn requests(pod: &CachedPod) -> Resources {
     pod.spec.as_ref().map(crate::rules::resources::pod_requests).unwrap_or_default()
 }
 
-pub fn node_of(pod: &Pod) -> Option<&str> {
+/// Whether a controller owns the object (otherwise it may be adopted).
+fn has_controller(meta: &ObjectMeta) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.controller == Some(true))
+}
+
+pub fn node_of(pod: &CachedPod) -> Option<&str> {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
 }
 
@@ -438,18 +421,31 @@ impl State {
         self.free_by_kind.entry(kind).or_default().insert((-score, node.to_string()));
     }
 
-    fn unindex_pod(&mut self, key: &str, pod: &Pod) {
-        if let Some(n) = node_of(pod) {
-            if let Some(set) = self.pods_by_node.get_mut(n) {
-                set.remove(key);
-            }
-            if occupies(pod) {
-                let r = self.requested.entry(n.to_string()).or_default();
-                *r = r.saturating_sub(requests(pod));
-                self.rescore(n);
-            }
+    /// Count a pod on its node (or stop counting it): the node's pod set,
+    /// its requested resources and its place in the scheduler's order.
+    fn index_pod_on_node(&mut self, key: &str, pod: &CachedPod, add: bool) {
+        let Some(n) = node_of(pod) else { return };
+        if add {
+            self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
+        } else if let Some(set) = self.pods_by_node.get_mut(n) {
+            set.remove(key);
         }
-        if let Some(ns) = pod.metadata.namespace.as_deref() {
+        if occupies(pod) {
+            let r = self.requested.entry(n.to_string()).or_default();
+            *r = if add { r.saturating_add(requests(pod)) } else { r.saturating_sub(requests(pod)) };
+            self.rescore(n);
+        }
+    }
+
+    /// File a pod under its namespace, and as an orphan when no controller owns it.
+    fn index_pod_in_namespace(&mut self, key: &str, pod: &CachedPod, add: bool) {
+        let Some(ns) = pod.metadata.namespace.as_deref() else { return };
+        if add {
+            self.pods_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+            if !has_controller(&pod.metadata) {
+                self.orphans_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+            }
+        } else {
             if let Some(set) = self.pods_by_ns.get_mut(ns) {
                 set.remove(key);
             }
@@ -457,29 +453,49 @@ impl State {
                 set.remove(key);
             }
         }
-        self.index_owner(Kind::Pod, key, &pod.metadata, false);
     }
 
-    fn index_pod(&mut self, key: &str, pod: &Pod) {
-        if let Some(n) = node_of(pod) {
-            self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
-            if occupies(pod) {
-                let r = self.requested.entry(n.to_string()).or_default();
-                *r = r.saturating_add(requests(pod));
-                self.rescore(n);
+    /// Move a pod's index entries from `old` to `new` (either absent), touching
+    /// only the indexes whose inputs changed: most pod changes are status
+    /// writes that leave node, requests, namespace and owners as they were,
+    /// and re-filing 150,000 keys in ordered sets per write is most of the
+    /// cache's cost.
+    fn reindex_pod(&mut self, key: &str, old: Option<&CachedPod>, new: Option<&CachedPod>) {
+        let same_placement = |o: &CachedPod, n: &CachedPod| o.spec == n.spec && occupies(o) == occupies(n);
+        if !matches!((old, new), (Some(o), Some(n)) if same_placement(o, n)) {
+            if let Some(o) = old {
+                self.index_pod_on_node(key, o, false);
+            }
+            if let Some(n) = new {
+                self.index_pod_on_node(key, n, true);
             }
         }
-        if let Some(ns) = pod.metadata.namespace.as_deref() {
-            self.pods_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
-            if !pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true)) {
-                self.orphans_by_ns.entry(ns.to_string()).or_default().insert(key.to_string());
+        let same_filing = |o: &CachedPod, n: &CachedPod| {
+            o.metadata.namespace == n.metadata.namespace && has_controller(&o.metadata) == has_controller(&n.metadata)
+        };
+        if !matches!((old, new), (Some(o), Some(n)) if same_filing(o, n)) {
+            if let Some(o) = old {
+                self.index_pod_in_namespace(key, o, false);
+            }
+            if let Some(n) = new {
+                self.index_pod_in_namespace(key, n, true);
             }
         }
-        self.index_owner(Kind::Pod, key, &pod.metadata, true);
+        let same_owners = |o: &CachedPod, n: &CachedPod| {
+            o.metadata.uid == n.metadata.uid && o.metadata.owner_references == n.metadata.owner_references
+        };
+        if !matches!((old, new), (Some(o), Some(n)) if same_owners(o, n)) {
+            if let Some(o) = old {
+                self.index_owner(Kind::Pod, key, &o.metadata, false);
+            }
+            if let Some(n) = new {
+                self.index_owner(Kind::Pod, key, &n.metadata, true);
+            }
+        }
     }
 
     /// Cache a pod (from an informer or a controller's own write).
-    pub fn apply_pod(&mut self, change: Change<Pod>) -> Vec<Dirty> {
+    pub fn apply_pod(&mut self, change: Change<CachedPod>) -> Vec<Dirty> {
         let mut out = Vec::new();
         let (obj, deleted) = match change {
             Change::Upsert(o) => (o, false),
@@ -490,8 +506,8 @@ impl State {
             return out;
         }
         let old = self.pods.remove(&key);
+        self.reindex_pod(&key, old.as_deref(), (!deleted).then_some(&*obj));
         if let Some(old) = &old {
-            self.unindex_pod(&key, old);
             Self::owner_dirty(&old.metadata, &mut out);
         }
         if let Some(ns) = obj.metadata.namespace.as_deref() {
@@ -506,7 +522,6 @@ impl State {
             }
             out.push(Dirty::Capacity);
         } else {
-            self.index_pod(&key, &obj);
             Self::owner_dirty(&obj.metadata, &mut out);
             let freed = old.as_ref().is_some_and(|o| occupies(o) && !occupies(&obj));
             if freed {
@@ -567,7 +582,7 @@ impl State {
     }
 
     /// The pods a budget selects.
-    pub fn pdb_pods(&self, key: &str) -> impl Iterator<Item = &Arc<Pod>> {
+    pub fn pdb_pods(&self, key: &str) -> impl Iterator<Item = &Arc<CachedPod>> {
         let ns = key.split_once('/').map_or("", |(ns, _)| ns);
         self.pdb_members
             .get(ns)
@@ -603,18 +618,18 @@ impl State {
     }
 
     /// Pods bound to `node`.
-    pub fn pods_on(&self, node: &str) -> impl Iterator<Item = &Arc<Pod>> {
+    pub fn pods_on(&self, node: &str) -> impl Iterator<Item = &Arc<CachedPod>> {
         self.pods_by_node.get(node).into_iter().flatten().filter_map(|k| self.pods.get(k))
     }
 
     /// Pods of a namespace.
-    pub fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Arc<Pod>> {
+    pub fn pods_in(&self, ns: &str) -> impl Iterator<Item = &Arc<CachedPod>> {
         self.pods_by_ns.get(ns).into_iter().flatten().filter_map(|k| self.pods.get(k))
     }
 
     /// Pods a controller with `uid` in `ns` may claim: its own and the
     /// namespace's orphans (never a scan of the whole namespace).
-    pub fn claimable_pods(&self, ns: &str, uid: &str) -> Vec<Arc<Pod>> {
+    pub fn claimable_pods(&self, ns: &str, uid: &str) -> Vec<Arc<CachedPod>> {
         let own = self.by_owner.get(uid).into_iter().flatten().filter(|(k, _)| *k == Kind::Pod).map(|(_, key)| key);
         let orphans = self.orphans_by_ns.get(ns).into_iter().flatten();
         let keys: BTreeSet<&String> = own.chain(orphans).collect();
@@ -631,7 +646,7 @@ impl State {
 mod tests {
     use super::*;
 
-    fn pod(name: &str, app: &str) -> Change<Pod> {
+    fn pod(name: &str, app: &str) -> Change<CachedPod> {
         let v = serde_json::json!({"metadata": {"name": name, "namespace": "ns", "labels": {"app": app}}});
         Change::Upsert(Arc::new(serde_json::from_value(v).expect("a pod")))
     }
@@ -695,5 +710,42 @@ mod tests {
         let Change::Upsert(b) = pdb("db") else { unreachable!() };
         s.apply(Msg::Pdb(Change::Delete(b)));
         assert!(members(&s).is_empty() && s.pdb_members.get("ns").is_some_and(BTreeMap::is_empty));
+    }
+
+    /// A pod's index entries follow what they are filed by: binding files it
+    /// under its node with its requests, status writes leave the entries as
+    /// they were, a terminal phase frees the requests, deletion removes it.
+    #[test]
+    fn pod_indexes_follow_binding_status_and_deletion() {
+        let mut s = State::default();
+        let pod = |rv: u64, node: Option<&str>, phase: Option<&str>| {
+            let v = serde_json::json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1", "resourceVersion": rv.to_string(),
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-uid", "controller": true}]},
+                "spec": {"nodeName": node, "containers": [{"name": "c", "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]},
+                "status": {"phase": phase}});
+            Arc::new(serde_json::from_value::<CachedPod>(v).expect("a pod"))
+        };
+        let on = |s: &State, n: &str| s.pods_on(n).count();
+        let cpu = |s: &State, n: &str| s.requested.get(n).map_or(0, |r| r.cpu_milli);
+        s.apply(Msg::Pod(Change::Upsert(pod(1, None, Some("Pending")))));
+        assert_eq!((on(&s, "n1"), cpu(&s, "n1")), (0, 0));
+        assert_eq!(s.pods_in("ns").count(), 1);
+        assert!(s.by_owner.get("rs-uid").is_some_and(|d| d.contains(&(Kind::Pod, "ns/p".to_string()))));
+        assert_eq!(s.uids.get("u1"), Some(&(Kind::Pod, "ns/p".to_string())));
+        assert!(s.orphans_by_ns.get("ns").is_none_or(|o| o.is_empty()), "a pod with a controller is no orphan");
+
+        s.apply(Msg::Pod(Change::Upsert(pod(2, Some("n1"), Some("Pending")))));
+        assert_eq!((on(&s, "n1"), cpu(&s, "n1")), (1, 250));
+        s.apply(Msg::Pod(Change::Upsert(pod(3, Some("n1"), Some("Running")))));
+        assert_eq!((on(&s, "n1"), cpu(&s, "n1")), (1, 250), "a status write keeps the node's count and requests");
+        assert_eq!(s.pods_in("ns").count(), 1);
+        s.apply(Msg::Pod(Change::Upsert(pod(4, Some("n1"), Some("Succeeded")))));
+        assert_eq!((on(&s, "n1"), cpu(&s, "n1")), (1, 0), "a finished pod stays on its node but frees its requests");
+
+        s.apply(Msg::Pod(Change::Delete(pod(5, Some("n1"), Some("Succeeded")))));
+        assert_eq!((on(&s, "n1"), cpu(&s, "n1")), (0, 0));
+        assert_eq!(s.pods_in("ns").count(), 0);
+        assert!(!s.by_owner.contains_key("rs-uid"));
+        assert!(!s.uids.contains_key("u1"));
     }
 }

@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::plane::Plane;
 use super::replicaset::{controller_ref, pod_from_template};
 use super::state::Msg;
+use crate::cached_pod::CachedPod;
 use crate::rules;
 
 const MANAGER: &str = "statefulset-controller";
@@ -35,7 +36,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let uid = sts.metadata.uid.clone().unwrap_or_default();
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
-    let mut pods: BTreeMap<usize, Arc<Pod>> = BTreeMap::new();
+    let mut pods: BTreeMap<usize, Arc<CachedPod>> = BTreeMap::new();
     for p in plane.state.read().claimable_pods(&ns, &uid) {
         let owned = p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true));
         if let (true, Some(i)) = (owned, ordinal(&name, p.metadata.name.as_deref().unwrap_or_default())) {
@@ -72,7 +73,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             break;
         }
     }
-    let active: Vec<&Arc<Pod>> = pods.values().filter(|p| rules::ranking::is_pod_active(p)).collect();
+    let active: Vec<&Arc<CachedPod>> = pods.values().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let ready = active.iter().filter(|p| rules::ranking::is_pod_ready(p)).count() as i32;
     let nz = |n: i32| (n != 0).then_some(n);
     let status = StatefulSetStatus {

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ranking::is_pod_ready;
+use crate::cached_pod::CachedPod;
 
 /// How long an entry of `status.disruptedPods` (an eviction the API server approved) keeps the
 /// pod out of `currentHealthy` while waiting for the pod to be deleted.
@@ -26,7 +26,7 @@ pub const REASON_SYNC_FAILED: &str = "SyncFailed";
 pub struct PdbInput<'a> {
     pub pdb: &'a PodDisruptionBudget,
     /// Pods of the budget's namespace matching its selector.
-    pub pods: Vec<&'a Pod>,
+    pub pods: Vec<&'a CachedPod>,
     /// Sum of `spec.replicas` of the distinct controllers owning `pods` (a Deployment's for pods
     /// of its ReplicaSets), needed when [`needs_controller_scale`]. `None` counts as no
     /// controller found: upstream then sees only unmanaged pods and expects 0.
@@ -67,7 +67,7 @@ fn scaled(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String
     Ok(i32::try_from(v).unwrap_or(if v < 0 { i32::MIN } else { i32::MAX }))
 }
 
-fn has_controller(pod: &Pod) -> bool {
+fn has_controller(pod: &CachedPod) -> bool {
     pod.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true))
 }
 
@@ -272,7 +272,7 @@ mod tests {
         .unwrap()
     }
 
-    fn pod(name: &str, ready: bool, deleting: bool, owned: bool) -> Pod {
+    fn pod(name: &str, ready: bool, deleting: bool, owned: bool) -> CachedPod {
         let mut meta = json!({"name": name, "namespace": "ref", "labels": {"app": "web"}});
         if deleting {
             meta["deletionTimestamp"] = json!("2026-11-21T08:59:00Z");
@@ -288,7 +288,7 @@ mod tests {
         .unwrap()
     }
 
-    fn input<'a>(pdb: &'a PodDisruptionBudget, pods: &'a [Pod], scale: Option<i32>, now: &str) -> PdbInput<'a> {
+    fn input<'a>(pdb: &'a PodDisruptionBudget, pods: &'a [CachedPod], scale: Option<i32>, now: &str) -> PdbInput<'a> {
         PdbInput { pdb, pods: pods.iter().collect(), controller_scale: scale, now: ts(now) }
     }
 
@@ -306,7 +306,8 @@ mod tests {
         );
         // Then the two Ready pods of deployment-pods-list.json.
         budget.status = Some(first);
-        let pods: Vec<Pod> = serde_json::from_value(reference("deployment-pods-list.json")["items"].clone()).unwrap();
+        let pods: Vec<CachedPod> =
+            serde_json::from_value(reference("deployment-pods-list.json")["items"].clone()).unwrap();
         let got = pdb_status(&input(&budget, &pods, None, "2026-11-21T08:11:40Z"));
         assert_eq!(serde_json::to_value(&got).unwrap(), recorded["status"]);
         // Re-syncing changes nothing.
@@ -449,7 +450,7 @@ mod tests {
         ) {
             let spec = if use_pct { json!({"maxUnavailable": format!("{pct}%")}) } else { json!({"minAvailable": min}) };
             let budget = pdb(spec, json!(null));
-            let pods: Vec<Pod> = readiness.iter().enumerate().map(|(i, (r, d))| pod(&format!("p{i}"), *r, *d, true)).collect();
+            let pods: Vec<CachedPod> = readiness.iter().enumerate().map(|(i, (r, d))| pod(&format!("p{i}"), *r, *d, true)).collect();
             let got = pdb_status(&input(&budget, &pods, scale, "2026-11-21T09:00:00Z"));
             prop_assert!(got.disruptions_allowed >= 0);
             prop_assert!(got.disruptions_allowed <= got.current_healthy.max(0));

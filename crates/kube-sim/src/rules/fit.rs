@@ -8,9 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, NodeSelectorRequirement, NodeSelectorTerm, Taint, Toleration};
 
 use super::resources::{Resources, node_allocatable, pod_requests};
+use crate::cached_pod::{CachedPod, CachedPodSpec};
 
 /// Taint the node controller puts on a node whose Ready condition is False.
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -182,7 +183,7 @@ pub fn matches_node_selector_terms(node: &Node, terms: &[NodeSelectorTerm]) -> b
 }
 
 /// Whether every `spec.nodeSelector` entry is a label of the node with that value.
-pub fn matches_node_selector(spec: &PodSpec, node: &Node) -> bool {
+pub fn matches_node_selector(spec: &CachedPodSpec, node: &Node) -> bool {
     let Some(selector) = spec.node_selector.as_ref() else {
         return true;
     };
@@ -191,7 +192,7 @@ pub fn matches_node_selector(spec: &PodSpec, node: &Node) -> bool {
 }
 
 /// Whether the required node affinity (if any) matches the node.
-pub fn matches_required_node_affinity(spec: &PodSpec, node: &Node) -> bool {
+pub fn matches_required_node_affinity(spec: &CachedPodSpec, node: &Node) -> bool {
     let required = spec
         .affinity
         .as_ref()
@@ -212,8 +213,8 @@ pub fn matches_required_node_affinity(spec: &PodSpec, node: &Node) -> bool {
 /// the sum of the effective requests of the pods already bound to the node, with `pods` their
 /// count. Upstream stops at the first failing plugin; [`fit_error_message`] does too, while
 /// this list keeps all of them for diagnostics. Empty means the pod fits.
-pub fn check(node: &Node, node_requested: Resources, pod: &Pod) -> Vec<Unfit> {
-    let empty_spec = PodSpec::default();
+pub fn check(node: &Node, node_requested: Resources, pod: &CachedPod) -> Vec<Unfit> {
+    let empty_spec = CachedPodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
     check_with(node, node_allocatable(node), node_requested, spec, pod_requests(spec))
 }
@@ -224,7 +225,7 @@ pub fn check_with(
     node: &Node,
     allocatable: Resources,
     node_requested: Resources,
-    spec: &PodSpec,
+    spec: &CachedPodSpec,
     requests: Resources,
 ) -> Vec<Unfit> {
     let tolerations = spec.tolerations.as_deref().unwrap_or(&[]);
@@ -295,7 +296,7 @@ pub const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 /// Whether the pod picks nodes by name: by field in its required node affinity
 /// (a DaemonSet pod's `metadata.name`) or by the hostname label. Then two nodes
 /// of the same kind may still answer [`node_admits`] differently.
-pub fn depends_on_node_name(spec: &PodSpec) -> bool {
+pub fn depends_on_node_name(spec: &CachedPodSpec) -> bool {
     let by_label = spec.node_selector.as_ref().is_some_and(|s| s.contains_key(HOSTNAME_LABEL));
     let terms = spec
         .affinity
@@ -316,7 +317,7 @@ pub fn depends_on_node_name(spec: &PodSpec) -> bool {
 /// taints implied by the Ready condition. Nodes alike in labels, taints and
 /// readiness answer alike (unless [`depends_on_node_name`]), which lets the
 /// scheduler ask once per kind of node instead of once per node.
-pub fn node_admits(node: &Node, spec: &PodSpec) -> bool {
+pub fn node_admits(node: &Node, spec: &CachedPodSpec) -> bool {
     if !matches_node_selector(spec, node) || !matches_required_node_affinity(spec, node) {
         return false;
     }
@@ -491,8 +492,8 @@ pub fn fit_error_message(total_nodes: usize, reasons: &[(String, Vec<Unfit>)]) -
 /// `other_pods_requests` sums the node's other active pods, `pods` being their count. On
 /// failure returns upstream's reason and message for the first failure, e.g.
 /// `("OutOfcpu", "Node didn't have enough resource: cpu, requested: 2000, used: 3000, capacity: 4000")`.
-pub fn kubelet_admit(node: &Node, other_pods_requests: Resources, pod: &Pod) -> Result<(), (String, String)> {
-    let empty_spec = PodSpec::default();
+pub fn kubelet_admit(node: &Node, other_pods_requests: Resources, pod: &CachedPod) -> Result<(), (String, String)> {
+    let empty_spec = CachedPodSpec::default();
     let spec = pod.spec.as_ref().unwrap_or(&empty_spec);
     let shortfalls = resource_shortfalls(node_allocatable(node), other_pods_requests, pod_requests(spec));
     if let Some(s) = shortfalls.first() {
@@ -532,7 +533,7 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn pod(v: Value) -> Pod {
+    fn pod(v: Value) -> CachedPod {
         serde_json::from_value(v).unwrap()
     }
 
@@ -550,7 +551,7 @@ mod tests {
     }
 
     /// The reference deployment's pod: 200m / 128Mi plus the default 300 s tolerations.
-    fn web_pod(extra_spec: Value) -> Pod {
+    fn web_pod(extra_spec: Value) -> CachedPod {
         let mut spec = json!({
             "containers": [{"name": "c", "image": "nginx:1.27",
                             "resources": {"requests": {"cpu": "200m", "memory": "128Mi"}}}],
@@ -893,7 +894,7 @@ mod tests {
 
     #[test]
     fn degenerate_objects_do_not_panic() {
-        let p = Pod::default();
+        let p = CachedPod::default();
         let n = Node::default();
         assert_eq!(check(&n, Resources::ZERO, &p), vec![Unfit::NotReady, Unfit::TooManyPods]);
         assert!(kubelet_admit(&n, Resources::ZERO, &p).is_err());

@@ -3,8 +3,10 @@
 //! both on by default in v1.32), and the `pod-template-hash` label value (`ComputeHash`).
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::Value;
+
+use crate::cached_pod::CachedPod;
 
 /// Annotation whose integer value orders scale-down among equally ready pods (lower goes first).
 pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -13,32 +15,32 @@ pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost"
 /// Upstream counts the pod itself too; only differences between ranks matter.
 #[derive(Debug, Clone, Copy)]
 pub struct RankedPod<'a> {
-    pub pod: &'a Pod,
+    pub pod: &'a CachedPod,
     pub related_on_same_node: usize,
 }
 
-fn phase(pod: &Pod) -> &str {
+fn phase(pod: &CachedPod) -> &str {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("")
 }
 
 /// Not Succeeded, not Failed, and not being deleted (`IsPodActive`).
-pub fn is_pod_active(pod: &Pod) -> bool {
+pub fn is_pod_active(pod: &CachedPod) -> bool {
     let p = phase(pod);
     p != "Succeeded" && p != "Failed" && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn ready_condition(pod: &Pod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+fn ready_condition(pod: &CachedPod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
     pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
 }
 
 /// The pod's Ready condition is True (`podutil.IsPodReady`).
-pub fn is_pod_ready(pod: &Pod) -> bool {
+pub fn is_pod_ready(pod: &CachedPod) -> bool {
     ready_condition(pod).is_some_and(|c| c.status == "True")
 }
 
 /// Ready for at least `min_ready_seconds` before `now` (`podutil.IsPodAvailable`): with 0 any
 /// ready pod is available; otherwise the Ready transition must be known and old enough.
-pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+pub fn is_pod_available(pod: &CachedPod, min_ready_seconds: i32, now: Timestamp) -> bool {
     if !is_pod_ready(pod) {
         return false;
     }
@@ -54,7 +56,7 @@ pub fn is_pod_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bo
 
 /// The pod-deletion-cost annotation (`GetDeletionCostFromPodAnnotations`): a base-10 `int32`
 /// without a leading `+` or leading zeros; anything else counts as 0.
-pub fn pod_deletion_cost(pod: &Pod) -> i32 {
+pub fn pod_deletion_cost(pod: &CachedPod) -> i32 {
     let Some(value) = pod.metadata.annotations.as_ref().and_then(|a| a.get(POD_DELETION_COST)) else {
         return 0;
     };
@@ -71,7 +73,7 @@ pub fn pod_deletion_cost(pod: &Pod) -> i32 {
     value.parse::<i32>().unwrap_or(0)
 }
 
-fn phase_ordinal(pod: &Pod) -> u8 {
+fn phase_ordinal(pod: &CachedPod) -> u8 {
     match phase(pod) {
         "Unknown" => 1,
         "Running" => 2,
@@ -79,14 +81,14 @@ fn phase_ordinal(pod: &Pod) -> u8 {
     }
 }
 
-fn ready_time(pod: &Pod) -> Option<Timestamp> {
+fn ready_time(pod: &CachedPod) -> Option<Timestamp> {
     if !is_pod_ready(pod) {
         return None;
     }
     ready_condition(pod).and_then(|c| c.last_transition_time.as_ref()).map(|t| t.0)
 }
 
-fn max_restarts(pod: &Pod) -> i32 {
+fn max_restarts(pod: &CachedPod) -> i32 {
     pod.status
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref())
@@ -95,11 +97,11 @@ fn max_restarts(pod: &Pod) -> i32 {
         .max(0)
 }
 
-fn uid(pod: &Pod) -> &str {
+fn uid(pod: &CachedPod) -> &str {
     pod.metadata.uid.as_deref().unwrap_or("")
 }
 
-fn node_name(pod: &Pod) -> &str {
+fn node_name(pod: &CachedPod) -> &str {
     pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).unwrap_or("")
 }
 
@@ -214,7 +216,7 @@ pub fn scale_down_order_ranked(pods: &[RankedPod<'_>], now: Timestamp) -> Vec<us
 
 /// Indices of `pods` (a ReplicaSet's active pods) in the order the ReplicaSet deletes them when
 /// scaling down; each pod's rank is the number of active pods in `pods` on its node.
-pub fn scale_down_order(pods: &[Pod], now: Timestamp) -> Vec<usize> {
+pub fn scale_down_order(pods: &[CachedPod], now: Timestamp) -> Vec<usize> {
     let mut per_node: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for p in pods.iter().filter(|p| is_pod_active(p)) {
         *per_node.entry(node_name(p)).or_default() += 1;
@@ -342,7 +344,7 @@ mod tests {
         }
     }
 
-    fn mk(p: P) -> Pod {
+    fn mk(p: P) -> CachedPod {
         let mut annotations = serde_json::Map::new();
         if let Some(c) = p.cost {
             annotations.insert(POD_DELETION_COST.into(), json!(c));
@@ -362,11 +364,11 @@ mod tests {
         .unwrap()
     }
 
-    fn names(pods: &[Pod], order: &[usize]) -> Vec<String> {
+    fn names(pods: &[CachedPod], order: &[usize]) -> Vec<String> {
         order.iter().map(|i| pods[*i].metadata.name.clone().unwrap_or_default()).collect()
     }
 
-    fn order(pods: &[Pod]) -> Vec<String> {
+    fn order(pods: &[CachedPod]) -> Vec<String> {
         names(pods, &scale_down_order(pods, ts(NOW)))
     }
 
@@ -380,7 +382,7 @@ mod tests {
         deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(ts(NOW)));
         assert!(!is_pod_active(&deleting));
         assert!(!is_pod_ready(&mk(P { ready: false, ..P::default() })));
-        assert!(!is_pod_ready(&Pod::default()) && is_pod_active(&Pod::default()));
+        assert!(!is_pod_ready(&CachedPod::default()) && is_pod_active(&CachedPod::default()));
     }
 
     #[test]
@@ -423,7 +425,7 @@ mod tests {
     #[test]
     fn reference_pods_order() {
         let list = reference("deployment-pods-list.json");
-        let pods: Vec<Pod> = serde_json::from_value(list["items"].clone()).unwrap();
+        let pods: Vec<CachedPod> = serde_json::from_value(list["items"].clone()).unwrap();
         assert!(pods.len() >= 2);
         assert!(pods.iter().all(|p| is_pod_active(p) && is_pod_ready(p)));
         let now = ts("2026-11-21T08:12:00Z");
@@ -521,7 +523,7 @@ mod tests {
 
     #[test]
     fn identical_pods_keep_their_order() {
-        let pods: Vec<Pod> = (0..5).map(|_| mk(P::default())).collect();
+        let pods: Vec<CachedPod> = (0..5).map(|_| mk(P::default())).collect();
         assert_eq!(scale_down_order(&pods, ts(NOW)), [0, 1, 2, 3, 4]);
         assert!(scale_down_order(&[], ts(NOW)).is_empty());
     }
@@ -565,7 +567,7 @@ mod tests {
             let nodes = ["", "n1", "n2", "n3"];
             let phases = ["Pending", "Running", "Unknown", "Succeeded"];
             let base = ts("2026-11-21T00:00:00Z");
-            let pods: Vec<Pod> = specs.iter().enumerate().map(|(i, (n, ph, ready, cost, r, c, restarts))| {
+            let pods: Vec<CachedPod> = specs.iter().enumerate().map(|(i, (n, ph, ready, cost, r, c, restarts))| {
                 let mut p = mk(P { node: nodes[*n], phase: phases[*ph], ready: *ready, restarts: *restarts, ..P::default() });
                 p.metadata.uid = Some(format!("u{i}"));
                 let ann = p.metadata.annotations.get_or_insert_with(Default::default);

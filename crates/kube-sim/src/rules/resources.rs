@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 
-use k8s_openapi::api::core::v1::{Container, Node, PodSpec};
+use k8s_openapi::api::core::v1::Node;
+
+use crate::cached_pod::{CachedContainer, CachedPodSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// CPU (millicores), memory (bytes) and a pod count, as the scheduler's `framework.Resource`
@@ -267,7 +269,7 @@ fn quantity_nanos(list: Option<&BTreeMap<String, Quantity>>, name: &str) -> Opti
 /// as the API server's defaulting (`SetDefaults_ResourceRequirements`) would have stored it.
 /// With `non_zero`, a resource still missing gets the scheduler's scoring defaults (100m CPU,
 /// 200Mi memory), like upstream's `NonMissingContainerRequests`.
-fn container_requests(c: &Container, non_zero: bool) -> Exact {
+fn container_requests(c: &CachedContainer, non_zero: bool) -> Exact {
     let reqs = c.resources.as_ref().and_then(|r| r.requests.as_ref());
     let limits = c.resources.as_ref().and_then(|r| r.limits.as_ref());
     let pick = |name: &str, default_nanos: i128| -> i128 {
@@ -283,7 +285,7 @@ fn container_requests(c: &Container, non_zero: bool) -> Exact {
     }
 }
 
-fn aggregate_requests(spec: &PodSpec, non_zero: bool) -> Exact {
+fn aggregate_requests(spec: &CachedPodSpec, non_zero: bool) -> Exact {
     // App containers run together: their requests add up.
     let mut reqs = spec.containers.iter().fold(Exact::default(), |acc, c| acc.add(container_requests(c, non_zero)));
 
@@ -317,13 +319,13 @@ fn aggregate_requests(spec: &PodSpec, non_zero: bool) -> Exact {
 /// The pod's effective requests, as the scheduler's NodeResourcesFit filter and the kubelet's
 /// admission see them: sum of containers, max'd with each init container's peak (sidecars
 /// included), plus overhead; `pods` is 1. Unparseable quantities count as 0.
-pub fn pod_requests(spec: &PodSpec) -> Resources {
+pub fn pod_requests(spec: &CachedPodSpec) -> Resources {
     aggregate_requests(spec, false).into_resources()
 }
 
 /// The requests the scheduler's scoring plugins use (`LeastAllocated`): like [`pod_requests`]
 /// but a container without a CPU or memory request counts as 100m / 200Mi.
-pub fn pod_requests_non_zero(spec: &PodSpec) -> Resources {
+pub fn pod_requests_non_zero(spec: &CachedPodSpec) -> Resources {
     aggregate_requests(spec, true).into_resources()
 }
 
@@ -363,16 +365,16 @@ mod tests {
         Some(m)
     }
 
-    fn container(name: &str, cpu: Option<&str>, mem: Option<&str>) -> Container {
-        Container {
+    fn container(name: &str, cpu: Option<&str>, mem: Option<&str>) -> CachedContainer {
+        CachedContainer {
             name: name.into(),
             resources: Some(ResourceRequirements { requests: list(cpu, mem), ..Default::default() }),
             ..Default::default()
         }
     }
 
-    fn sidecar(name: &str, cpu: Option<&str>, mem: Option<&str>) -> Container {
-        Container { restart_policy: Some("Always".into()), ..container(name, cpu, mem) }
+    fn sidecar(name: &str, cpu: Option<&str>, mem: Option<&str>) -> CachedContainer {
+        CachedContainer { restart_policy: Some("Always".into()), ..container(name, cpu, mem) }
     }
 
     const MI: i64 = 1024 * 1024;
@@ -428,13 +430,14 @@ mod tests {
     #[test]
     fn reference_pod_requests() {
         // deployment-available.json's container: cpu 200m, memory 128Mi.
-        let spec = PodSpec { containers: vec![container("c", Some("200m"), Some("128Mi"))], ..Default::default() };
+        let spec =
+            CachedPodSpec { containers: vec![container("c", Some("200m"), Some("128Mi"))], ..Default::default() };
         assert_eq!(pod_requests(&spec), Resources::new(200, 128 * MI, 1));
     }
 
     #[test]
     fn containers_sum_and_init_containers_max() {
-        let spec = PodSpec {
+        let spec = CachedPodSpec {
             containers: vec![container("a", Some("100m"), Some("64Mi")), container("b", Some("300m"), None)],
             init_containers: Some(vec![
                 container("i1", Some("1"), Some("10Mi")),
@@ -448,7 +451,7 @@ mod tests {
 
     #[test]
     fn sidecars_add_to_app_containers_and_to_later_init_containers() {
-        let spec = PodSpec {
+        let spec = CachedPodSpec {
             containers: vec![container("app", Some("100m"), Some("100Mi"))],
             init_containers: Some(vec![
                 container("before", Some("150m"), None),
@@ -464,7 +467,7 @@ mod tests {
 
     #[test]
     fn overhead_is_added() {
-        let spec = PodSpec {
+        let spec = CachedPodSpec {
             containers: vec![container("a", Some("100m"), Some("64Mi"))],
             overhead: list(Some("250m"), Some("120Mi")),
             ..Default::default()
@@ -474,7 +477,7 @@ mod tests {
 
     #[test]
     fn quantities_are_summed_exactly_before_rounding() {
-        let spec = PodSpec {
+        let spec = CachedPodSpec {
             containers: vec![container("a", Some("0.5m"), None), container("b", Some("0.5m"), None)],
             ..Default::default()
         };
@@ -483,18 +486,18 @@ mod tests {
 
     #[test]
     fn limits_stand_in_for_missing_requests() {
-        let c = Container {
+        let c = CachedContainer {
             name: "c".into(),
             resources: Some(ResourceRequirements { limits: list(Some("2"), Some("1Gi")), ..Default::default() }),
             ..Default::default()
         };
-        let spec = PodSpec { containers: vec![c], ..Default::default() };
+        let spec = CachedPodSpec { containers: vec![c], ..Default::default() };
         assert_eq!(pod_requests(&spec), Resources::new(2000, 1024 * MI, 1));
     }
 
     #[test]
     fn non_zero_requests_for_scoring() {
-        let spec = PodSpec {
+        let spec = CachedPodSpec {
             containers: vec![container("a", None, None), container("b", Some("0"), Some("1Mi"))],
             ..Default::default()
         };
@@ -505,7 +508,7 @@ mod tests {
 
     #[test]
     fn empty_pod_requests_one_pod_slot() {
-        assert_eq!(pod_requests(&PodSpec::default()), Resources::new(0, 0, 1));
+        assert_eq!(pod_requests(&CachedPodSpec::default()), Resources::new(0, 0, 1));
     }
 
     #[test]
