@@ -27,7 +27,7 @@ use crate::patch::managed::{self, FieldSet};
 use crate::patch::strategic;
 use crate::resources::{Conversion, GroupResource, Registry, ResourceInfo, crd_resources};
 use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{Snapshot, Store, Stored, Txn, object_key};
+use crate::store::{Reader, RecordedReads, Snapshot, Store, Stored, Txn, object_key};
 
 /// Tunables of the simulated server.
 #[derive(Debug, Clone)]
@@ -619,12 +619,33 @@ impl ApiServer {
             }
             meta::set_meta(&mut obj, "name", json!(format!("{generate}{}", meta::random_suffix(5))));
         }
-        let object = self.store.transact(|txn| {
-            let o = self.create_in(txn, res, obj, opts, None)?;
-            Ok(o)
-        })?;
+        let object = self.create_optimistically(res, obj, opts)?;
         self.after_write(res, &object);
         Ok(Written { object, warnings, created: true })
+    }
+
+    /// Decide a create outside the store's lock (defaulting, admission,
+    /// validation, field ownership), reading what admission needs
+    /// (namespace, service account, priority classes) as recorded reads; then
+    /// commit it if none of the resources read has been written since, so
+    /// that creates, like updates, do their work in parallel. After
+    /// `OPTIMISTIC_ATTEMPTS` lost races it decides under the lock.
+    fn create_optimistically(&self, res: &ResourceInfo, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+        for _ in 0..OPTIMISTIC_ATTEMPTS {
+            let reads = RecordedReads::new(&self.store);
+            let decided = self.decide_create(&reads, res, obj.clone(), opts, None)?;
+            let reads = reads.reads();
+            let committed = self.store.transact(|txn| {
+                if !txn.unchanged(&reads) {
+                    return Ok(None);
+                }
+                self.commit_create(txn, res, decided, opts).map(Some)
+            })?;
+            if let Some(object) = committed {
+                return Ok(object);
+            }
+        }
+        self.store.transact(|txn| self.create_in(txn, res, obj, opts, None))
     }
 
     fn place_in_namespace(&self, res: &ResourceInfo, ns: Option<&str>, obj: &mut Value) -> ApiResult<()> {
@@ -660,6 +681,21 @@ impl ApiServer {
         &self,
         txn: &mut Txn<'_>,
         res: &ResourceInfo,
+        obj: Value,
+        opts: &WriteOptions,
+        apply_set: Option<FieldSet>,
+    ) -> ApiResult<Value> {
+        let decided = self.decide_create(&*txn, res, obj, opts, apply_set)?;
+        self.commit_create(txn, res, decided, opts)
+    }
+
+    /// The object a create stores: namespace admission, defaulting, field
+    /// ownership, PrepareForCreate, mutating admission and validation, with
+    /// the server-owned metadata set (all but the resourceVersion).
+    fn decide_create(
+        &self,
+        reader: &impl Reader,
+        res: &ResourceInfo,
         mut obj: Value,
         opts: &WriteOptions,
         apply_set: Option<FieldSet>,
@@ -667,11 +703,7 @@ impl ApiServer {
         let name = meta::name(&obj).to_string();
         let ns = meta::namespace(&obj).map(str::to_string);
         if res.namespaced {
-            self.admit_namespace(txn, res, ns.as_deref().unwrap_or_default(), &name)?;
-        }
-        let key = object_key(ns.as_deref(), &name);
-        if txn.get(&res.storage, &key).is_some() {
-            return Err(ApiError::already_exists(Self::subject(res, &name)));
+            self.admit_namespace(reader, res, ns.as_deref().unwrap_or_default(), &name)?;
         }
         kinds::default(res, &mut obj)?;
         let now = self.clock.now_rfc3339();
@@ -689,7 +721,7 @@ impl ApiServer {
         let uid = uuid::Uuid::new_v4().to_string();
         meta::meta_mut(&mut obj).insert("uid".into(), json!(uid));
         kinds::prepare_create(res, &mut obj, self.clock.now())?;
-        self.admit_create(txn, res, &mut obj)?;
+        self.admit_create(reader, res, &mut obj)?;
         self.validate(res, &obj, None)?;
         let m = meta::meta_mut(&mut obj);
         m.insert("uid".into(), json!(uid));
@@ -708,6 +740,22 @@ impl ApiServer {
         let owns_nothing = entry.get("fieldsV1").and_then(Value::as_object).is_some_and(|f| f.is_empty());
         if opts.field_manager.is_empty() || owns_nothing {
             m.remove("managedFields");
+        }
+        Ok(obj)
+    }
+
+    /// Store a decided create, unless its name is taken (as the storage layer
+    /// answers, after admission and validation) or it is a dry run.
+    fn commit_create(
+        &self,
+        txn: &mut Txn<'_>,
+        res: &ResourceInfo,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let key = object_key(meta::namespace(&obj), meta::name(&obj));
+        if txn.get(&res.storage, &key).is_some() {
+            return Err(ApiError::already_exists(Self::subject(res, meta::name(&obj))));
         }
         if opts.dry_run {
             return Ok(convert::to_view(res.conversion, obj));
@@ -747,7 +795,7 @@ impl ApiServer {
     }
 
     /// NamespaceLifecycle admission: no content in missing or terminating namespaces.
-    fn admit_namespace(&self, txn: &Txn<'_>, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
+    fn admit_namespace(&self, txn: &impl Reader, res: &ResourceInfo, ns: &str, name: &str) -> ApiResult<()> {
         let nsr = self.res("", "namespaces");
         match txn.get(&nsr.storage, ns) {
             None => Err(ApiError::not_found(Subject { group: "", resource: "namespaces", name: ns })),
@@ -761,7 +809,7 @@ impl ApiServer {
 
     /// Mutating admission on create (service account, tolerations, priority,
     /// cluster IPs, CRD status).
-    fn admit_create(&self, txn: &Txn<'_>, res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
+    fn admit_create(&self, txn: &impl Reader, res: &ResourceInfo, obj: &mut Value) -> ApiResult<()> {
         match (res.storage.group.as_str(), res.storage.resource.as_str()) {
             ("", "pods") => {
                 let name = meta::name(obj).to_string();

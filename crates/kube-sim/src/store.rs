@@ -161,12 +161,64 @@ struct Table {
     log: VecDeque<Event>,
     /// Every event with `rv <= compacted` has been dropped from `log`.
     compacted: u64,
+    /// The resourceVersion of the table's last write (0: never written).
+    written: u64,
     notify: watch::Sender<u64>,
 }
 
 impl Table {
     fn new() -> Self {
-        Table { objects: OrdMap::new(), log: VecDeque::new(), compacted: 0, notify: watch::channel(0).0 }
+        Table { objects: OrdMap::new(), log: VecDeque::new(), compacted: 0, written: 0, notify: watch::channel(0).0 }
+    }
+}
+
+/// Reads of committed state, inside a transaction or outside one.
+pub trait Reader {
+    fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>>;
+    fn snapshot(&self, gr: &GroupResource) -> Snapshot;
+}
+
+/// Reads outside the store's lock that remember which resources they read
+/// and as of which write, so that a decision made from them can be committed
+/// later only if none of those resources changed meanwhile
+/// ([`Txn::unchanged`]).
+#[derive(Debug)]
+pub struct RecordedReads<'a> {
+    store: &'a Store,
+    read: parking_lot::Mutex<Vec<(GroupResource, u64)>>,
+}
+
+impl<'a> RecordedReads<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        RecordedReads { store, read: parking_lot::Mutex::new(Vec::new()) }
+    }
+
+    fn note(&self, gr: &GroupResource, written: u64) {
+        let mut read = self.read.lock();
+        if !read.iter().any(|(g, _)| g == gr) {
+            read.push((gr.clone(), written));
+        }
+    }
+
+    /// The resources read, each with the version of its last write when first read.
+    pub fn reads(self) -> Vec<(GroupResource, u64)> {
+        self.read.into_inner()
+    }
+}
+
+impl Reader for RecordedReads<'_> {
+    fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>> {
+        let inner = self.store.inner.read();
+        let t = inner.tables.get(gr);
+        self.note(gr, t.map_or(0, |t| t.written));
+        t.and_then(|t| t.objects.get(key).cloned())
+    }
+
+    fn snapshot(&self, gr: &GroupResource) -> Snapshot {
+        let inner = self.store.inner.read();
+        let t = inner.tables.get(gr);
+        self.note(gr, t.map_or(0, |t| t.written));
+        Snapshot { rv: inner.rv, objects: t.map(|t| t.objects.clone()).unwrap_or_default() }
     }
 }
 
@@ -369,6 +421,7 @@ impl Store {
                     t.compacted = old.rv;
                 }
             }
+            t.written = w.obj.rv;
             inner.rv = w.obj.rv;
             if !touched.contains(&w.gr) {
                 touched.push(w.gr);
@@ -425,10 +478,28 @@ pub struct Txn<'a> {
     writes: Vec<Write>,
 }
 
+impl Reader for Txn<'_> {
+    fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>> {
+        Txn::get(self, gr, key)
+    }
+
+    fn snapshot(&self, gr: &GroupResource) -> Snapshot {
+        Txn::snapshot(self, gr)
+    }
+}
+
 impl Txn<'_> {
     /// The resourceVersion of the last write so far (including this transaction's).
     pub fn rv(&self) -> u64 {
         self.next_rv
+    }
+
+    /// Whether none of `reads` (see [`RecordedReads`]) has been written since
+    /// it was read, this transaction's own writes included.
+    pub fn unchanged(&self, reads: &[(GroupResource, u64)]) -> bool {
+        reads.iter().all(|(gr, written)| {
+            !self.writes.iter().any(|w| &w.gr == gr) && self.inner.tables.get(gr).map_or(0, |t| t.written) == *written
+        })
     }
 
     pub fn get(&self, gr: &GroupResource, key: &str) -> Option<Arc<Stored>> {

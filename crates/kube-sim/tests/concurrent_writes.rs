@@ -1,11 +1,13 @@
-//! Updates decide outside the store's lock and commit only if the object is
-//! still the version they read: writers racing on one object must neither
-//! lose a write nor commit one twice, and a stale resourceVersion still
-//! conflicts.
+//! Writes decide outside the store's lock and commit only if what they read
+//! is unchanged (an update: its object's version; a create: the resources
+//! admission read): writers racing on one object must neither lose a write
+//! nor commit one twice, a stale resourceVersion still conflicts, and a create
+//! never commits on admission state that has changed.
 
 use std::sync::Arc;
 
 use kube_sim::apiserver::{ApiServer, ServerConfig, WriteOptions};
+use kube_sim::store::{EventKind, Since};
 use serde_json::json;
 
 const WRITERS: usize = 4;
@@ -135,4 +137,69 @@ fn status_writes_change_status_only_and_record_who_owns_it() {
     assert!(o.contains(&("kubelet".into(), "status".into(), vec!["f:message".into()])), "{o:?}");
     assert!(o.contains(&("other".into(), "status".into(), vec!["f:phase".into()])), "{o:?}");
     assert!(o.iter().any(|(m, sub, _)| m == "maker" && sub.is_empty()), "the creator's entry stays: {o:?}");
+}
+
+/// Creates also decide outside the lock, reading what admission needs. A pod
+/// takes its priority from its PriorityClass; while creators race, the class
+/// is deleted and created again with a new value (a class's value is
+/// immutable). Each pod must carry the value of the class that existed when it
+/// committed, and none may commit while the class did not exist.
+#[test]
+fn racing_creates_see_the_admission_state_they_commit_with() {
+    let api: Arc<ApiServer> = ApiServer::new(ServerConfig::default(), kube_sim::Clock::default());
+    let (pods, classes) = (api.res("", "pods"), api.res("scheduling.k8s.io", "priorityclasses"));
+    let class = |value: i64| json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "racing"}, "value": value});
+    let opts = WriteOptions::manager("test");
+    let rv_of = |v: &serde_json::Value| -> u64 {
+        v["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).expect("a resourceVersion")
+    };
+    api.create(&classes, None, class(0), &opts).expect("class");
+    let created: Vec<(u64, i64)> = std::thread::scope(|s| {
+        let creators: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (api, pods) = (&api, &pods);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..EACH {
+                        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+                            "metadata": {"name": format!("p-{w}-{i}"), "namespace": "default"},
+                            "spec": {"priorityClassName": "racing", "containers": [{"name": "c", "image": "x"}]}});
+                        match api.create(pods, Some("default"), pod, &WriteOptions::manager("test")) {
+                            Ok(w) => mine
+                                .push((rv_of(&w.object), w.object["spec"]["priority"].as_i64().expect("a priority"))),
+                            Err(e) => assert_eq!(e.code, 403, "only a missing class may refuse a pod: {e}"),
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        for value in 1..=40 {
+            api.delete(&classes, None, "racing", &Default::default()).expect("deleted");
+            std::thread::yield_now();
+            api.create(&classes, None, class(value), &opts).expect("class");
+        }
+        creators.into_iter().flat_map(|c| c.join().expect("a creator")).collect()
+    });
+    assert!(!created.is_empty());
+    // The class's history as committed: (rv, its value, or None once deleted).
+    let Since::Events(events, _) = api.store.since(&classes.storage, 0) else { panic!("history retained") };
+    let history: Vec<(u64, Option<i64>)> = events
+        .iter()
+        .filter(|e| e.obj.name == "racing")
+        .map(|e| {
+            let value =
+                serde_json::from_slice::<serde_json::Value>(&e.obj.body).expect("stored JSON")["value"].as_i64();
+            (e.rv, (e.kind != EventKind::Deleted).then_some(value.expect("a value")))
+        })
+        .collect();
+    assert_eq!(history.len(), 81, "{history:?}");
+    for (rv, priority) in created {
+        let in_effect = history.iter().rev().find(|(at, _)| *at < rv).map(|(_, v)| *v);
+        assert_eq!(
+            in_effect,
+            Some(Some(priority)),
+            "pod at rv {rv} has priority {priority}; class history {history:?}"
+        );
+    }
 }
