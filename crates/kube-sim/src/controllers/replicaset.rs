@@ -118,34 +118,18 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     // its pods, so a copy here would be quadratic in its size.
     let active: Vec<&Arc<CachedPod>> = owned.iter().filter(|p| rules::ranking::is_pod_active(p)).collect();
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
-    if active.len() < want {
+    let creating = plane.creates_in_flight(key);
+    if active.len() + creating < want {
         let template = spec.template.clone().unwrap_or_default();
         let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
         let name = rs.metadata.name.clone().unwrap_or_default();
-        for _ in active.len()..want {
+        for _ in active.len() + creating..want {
             let pod = pod_from_template(&template, &ns, &format!("{name}-"), owner.clone());
-            match plane.create(MANAGER, Some(&ns), &pod, Some(Msg::Pod)) {
-                Ok(created) => {
-                    let pname = crate::meta::name(&created).to_string();
-                    plane.event_about(
-                        &rs.metadata,
-                        "apps/v1",
-                        "ReplicaSet",
-                        "SuccessfulCreate",
-                        &format!("Created pod: {pname}"),
-                        "Normal",
-                        MANAGER,
-                        "Create",
-                    );
-                }
-                Err(e) => {
-                    plane.note("create pod", key, &e);
-                    plane.after(1.0, Dirty::ReplicaSet(key.to_string()));
-                    break;
-                }
-            }
+            create(plane, key, &ns, pod);
         }
-    } else if active.len() > want && active.iter().any(|p| plane.status_in_flight(&super::state::key_of(&p.metadata))) {
+    } else if active.len() > want
+        && (creating > 0 || active.iter().any(|p| plane.status_in_flight(&super::state::key_of(&p.metadata))))
+    {
         // Which pod goes depends on their states: rank them once their
         // kubelets' writes are in.
         plane.soon(Dirty::ReplicaSet(key.to_string()));
@@ -171,6 +155,36 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         }
     }
     update_status(plane, &rs, &owned);
+}
+
+/// Create one of the ReplicaSet `key`'s pods on a helper ([`super::offload`]);
+/// the answer caches it, or retries shortly.
+fn create(plane: &mut Plane, key: &str, ns: &str, pod: Pod) {
+    let ns = ns.to_string();
+    let write = Box::new(move |api: &crate::apiserver::ApiServer| {
+        let res = api.res("", "pods");
+        let v = serde_json::to_value(&pod).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
+        let created = api.create(&res, Some(&ns), v, &Plane::opts(MANAGER))?.object;
+        super::state::for_cache(created)
+            .map_err(|e| crate::error::ApiError::internal(format!("decoding a created pod: {e}")))
+    });
+    plane.send_create(key, write);
+}
+
+/// The Event a ReplicaSet's pod create records.
+pub(super) fn created_event(plane: &mut Plane, key: &str, pod: &CachedPod) {
+    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
+    let pname = pod.metadata.name.clone().unwrap_or_default();
+    plane.event_about(
+        &rs.metadata,
+        "apps/v1",
+        "ReplicaSet",
+        "SuccessfulCreate",
+        &format!("Created pod: {pname}"),
+        "Normal",
+        MANAGER,
+        "Create",
+    );
 }
 
 fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<CachedPod>]) {
