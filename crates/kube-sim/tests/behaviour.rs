@@ -372,6 +372,38 @@ async fn deleting_a_deployment_collects_its_replicasets_and_pods() {
     .await;
 }
 
+/// A ReplicaSet whose pods admission refuses (their service account does not
+/// exist yet) records why, keeps probing, and creates them all once they are
+/// admitted.
+#[tokio::test]
+async fn a_replicaset_whose_pods_are_refused_creates_them_once_admitted() {
+    let sim = Sim::start_live_speed(20.0).await;
+    let c = sim.client().await;
+    node(&c, "n1", "16", "32Gi", json!({})).await;
+    let mut dep = deployment("robots", 6, json!(1), json!(0), "1");
+    if let Some(spec) = dep.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        spec.service_account_name = Some("robot".into());
+    }
+    let d: Api<Deployment> = Api::namespaced(c.clone(), "default");
+    d.create(&PostParams::default(), &dep).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(c.clone(), "default");
+    eventually(30, "a FailedCreate event naming the missing service account", || async {
+        events.list(&ListParams::default()).await.unwrap().items.into_iter().any(|e| {
+            e.reason.as_deref() == Some("FailedCreate")
+                && e.type_.as_deref() == Some("Warning")
+                && e.message.as_deref().is_some_and(|m| m.contains("serviceaccount \"robot\" not found"))
+        })
+    })
+    .await;
+    assert!(pods.list(&ListParams::default()).await.unwrap().items.is_empty());
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(c.clone(), "default");
+    sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "robot"}})).unwrap())
+        .await
+        .unwrap();
+    wait_available(&d, "robots", 6).await;
+}
+
 #[tokio::test]
 async fn an_unschedulable_pod_waits_for_a_node() {
     let sim = Sim::start_live_speed(20.0).await;

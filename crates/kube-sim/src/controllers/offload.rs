@@ -1,5 +1,5 @@
 //! Writes the plane's loop hands to helper threads: its kubelets' pod status
-//! writes.
+//! writes and its ReplicaSets' pod creates.
 //!
 //! At scale most of the control plane's work is the two status writes per pod
 //! (ContainerCreating, then Running), and each one's cost is in the API
@@ -24,7 +24,7 @@
 //! kubelet does not act on the pod and a ReplicaSet does not rank it for
 //! scale-down; the answer marks the pod for another look.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
@@ -60,6 +60,10 @@ pub struct Offload {
     in_flight: HashMap<String, usize>,
     /// ReplicaSet key → its pod creates on their way.
     creating: HashMap<String, usize>,
+    /// ReplicaSets whose last create failed: they create one pod at a time
+    /// until one succeeds, rather than resend every missing pod each retry
+    /// (upstream's slow start, e.g. against an exhausted quota).
+    failing: HashSet<String>,
     /// Spreads creates over the helpers.
     next: usize,
     stop: CancellationToken,
@@ -98,7 +102,15 @@ impl Offload {
                     .map(|_| tx)
             })
             .collect();
-        Offload { helpers, answers, in_flight: HashMap::new(), creating: HashMap::new(), next: 0, stop }
+        Offload {
+            helpers,
+            answers,
+            in_flight: HashMap::new(),
+            creating: HashMap::new(),
+            failing: HashSet::new(),
+            next: 0,
+            stop,
+        }
     }
 
     fn helper_for(&self, key: &str) -> Option<&mpsc::Sender<Job>> {
@@ -145,6 +157,12 @@ impl Plane {
     /// How many pod creates of the ReplicaSet `owner` are on their way.
     pub fn creates_in_flight(&self, owner: &str) -> usize {
         self.offload.creating.get(owner).copied().unwrap_or(0)
+    }
+
+    /// How many pods the ReplicaSet `owner` may ask for now: one while its
+    /// creates fail, else as many as it misses.
+    pub fn creates_allowed(&self, owner: &str, missing: usize) -> usize {
+        if self.offload.failing.contains(owner) { missing.min(1) } else { missing }
     }
 
     /// Wait for every write on its way and bring the answers in (the end of
@@ -198,12 +216,15 @@ impl Plane {
         }
         match result {
             Ok(pod) => {
+                self.offload.failing.remove(&owner);
                 super::replicaset::created_event(self, &owner, &pod);
                 let dirty = self.state.write().apply(Msg::Pod(Change::Upsert(pod)));
                 self.mark_all(dirty);
             }
             Err(e) => {
                 self.note("create pod", &owner, &e);
+                super::replicaset::failed_create_event(self, &owner, &e);
+                self.offload.failing.insert(owner.clone());
                 self.after(1.0, Dirty::ReplicaSet(owner));
             }
         }

@@ -123,7 +123,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
         let template = spec.template.clone().unwrap_or_default();
         let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
         let name = rs.metadata.name.clone().unwrap_or_default();
-        for _ in active.len() + creating..want {
+        for _ in 0..plane.creates_allowed(key, want - active.len() - creating) {
             let pod = pod_from_template(&template, &ns, &format!("{name}-"), owner.clone());
             create(plane, key, &ns, pod);
         }
@@ -182,6 +182,21 @@ pub(super) fn created_event(plane: &mut Plane, key: &str, pod: &CachedPod) {
         "SuccessfulCreate",
         &format!("Created pod: {pname}"),
         "Normal",
+        MANAGER,
+        "Create",
+    );
+}
+
+/// The Event a ReplicaSet's failed pod create records (as upstream's does).
+pub(super) fn failed_create_event(plane: &mut Plane, key: &str, e: &crate::error::ApiError) {
+    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
+    plane.event_about(
+        &rs.metadata,
+        "apps/v1",
+        "ReplicaSet",
+        "FailedCreate",
+        &format!("Error creating: {e}"),
+        "Warning",
         MANAGER,
         "Create",
     );

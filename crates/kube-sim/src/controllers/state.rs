@@ -461,36 +461,44 @@ impl State {
     /// and re-filing 150,000 keys in ordered sets per write is most of the
     /// cache's cost.
     fn reindex_pod(&mut self, key: &str, old: Option<&CachedPod>, new: Option<&CachedPod>) {
-        let same_placement = |o: &CachedPod, n: &CachedPod| o.spec == n.spec && occupies(o) == occupies(n);
-        if !matches!((old, new), (Some(o), Some(n)) if same_placement(o, n)) {
-            if let Some(o) = old {
-                self.index_pod_on_node(key, o, false);
-            }
-            if let Some(n) = new {
-                self.index_pod_on_node(key, n, true);
-            }
+        self.refile(key, old, new, |o, n| o.spec == n.spec && occupies(o) == occupies(n), Self::index_pod_on_node);
+        self.refile(
+            key,
+            old,
+            new,
+            |o, n| {
+                o.metadata.namespace == n.metadata.namespace
+                    && has_controller(&o.metadata) == has_controller(&n.metadata)
+            },
+            Self::index_pod_in_namespace,
+        );
+        self.refile(
+            key,
+            old,
+            new,
+            |o, n| o.metadata.uid == n.metadata.uid && o.metadata.owner_references == n.metadata.owner_references,
+            |s, key, pod, add| s.index_owner(Kind::Pod, key, &pod.metadata, add),
+        );
+    }
+
+    /// One index of [`State::reindex_pod`]: unless `same` says the entry
+    /// stays as it is, take `old` out with `file` and put `new` in.
+    fn refile(
+        &mut self,
+        key: &str,
+        old: Option<&CachedPod>,
+        new: Option<&CachedPod>,
+        same: fn(&CachedPod, &CachedPod) -> bool,
+        file: fn(&mut State, &str, &CachedPod, bool),
+    ) {
+        if matches!((old, new), (Some(o), Some(n)) if same(o, n)) {
+            return;
         }
-        let same_filing = |o: &CachedPod, n: &CachedPod| {
-            o.metadata.namespace == n.metadata.namespace && has_controller(&o.metadata) == has_controller(&n.metadata)
-        };
-        if !matches!((old, new), (Some(o), Some(n)) if same_filing(o, n)) {
-            if let Some(o) = old {
-                self.index_pod_in_namespace(key, o, false);
-            }
-            if let Some(n) = new {
-                self.index_pod_in_namespace(key, n, true);
-            }
+        if let Some(o) = old {
+            file(self, key, o, false);
         }
-        let same_owners = |o: &CachedPod, n: &CachedPod| {
-            o.metadata.uid == n.metadata.uid && o.metadata.owner_references == n.metadata.owner_references
-        };
-        if !matches!((old, new), (Some(o), Some(n)) if same_owners(o, n)) {
-            if let Some(o) = old {
-                self.index_owner(Kind::Pod, key, &o.metadata, false);
-            }
-            if let Some(n) = new {
-                self.index_owner(Kind::Pod, key, &n.metadata, true);
-            }
+        if let Some(n) = new {
+            file(self, key, n, true);
         }
     }
 
