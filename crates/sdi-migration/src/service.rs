@@ -134,6 +134,27 @@ impl LeaderWork {
                     }
                 }
             });
+            {
+                let (c, w, m, tm, t) = (
+                    self.client.clone(),
+                    self.writer.clone(),
+                    self.migrations.clone(),
+                    self.telemetry.clone(),
+                    term.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(repair::SWEEP);
+                    tick.tick().await;
+                    loop {
+                        tokio::select! {
+                            _ = t.cancelled() => return,
+                            _ = tick.tick() => {
+                                tm.repaired(&repair::stray_copies(&c, &w, &|job| m.runner.is_live(job)).await);
+                            }
+                        }
+                    }
+                });
+            }
             if self.writer.registry().is_some() {
                 let (store, w, t) = (self.migrations.runner.store.clone(), self.writer.clone(), term.clone());
                 let retention = self.checkpoint_retention;

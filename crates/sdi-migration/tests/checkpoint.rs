@@ -15,6 +15,7 @@ use common::{Env, eventually, ready, request};
 use kube_sim::ServerConfig;
 use sdi_migration::checkpoint::agent::{self, AgentConfig};
 use sdi_migration::checkpoint::local::{INSTALL_HINT, LocalRegistry};
+use sdi_migration::checkpoint::registry::Registry;
 use sdi_migration::checkpoint::settings::CheckpointSettings;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -116,10 +117,7 @@ async fn start_with_startup(
     let agents = CancellationToken::new();
     let reg = settings.checkpoint.registry().unwrap().unwrap();
     for node in agent_nodes {
-        let dir = root.path().join(node);
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = AgentConfig { node: node.to_string(), dir, registry: reg.clone(), namespace: "kube-system".into() };
-        tokio::spawn(agent::run(env.admin.clone(), cfg, agents.clone()));
+        spawn_agent(&env, &reg, root.path(), node, &agents);
     }
     let leases = env.sim.dynamic("coordination.k8s.io/v1", "leases", Some("kube-system")).unwrap();
     for node in agent_nodes {
@@ -127,6 +125,14 @@ async fn start_with_startup(
         eventually(20, &format!("agent Lease {name}"), || async { leases.get(&name).is_ok() }).await;
     }
     Ckpt { env, registry, root, agents }
+}
+
+/// Run `node`'s agent (its checkpoint directory under `root`) until `stop`.
+fn spawn_agent(env: &Env, registry: &Registry, root: &Path, node: &str, stop: &CancellationToken) {
+    let dir = root.join(node);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = AgentConfig { node: node.to_string(), dir, registry: registry.clone(), namespace: "kube-system".into() };
+    tokio::spawn(agent::run(env.admin.clone(), cfg, stop.clone()));
 }
 
 /// The simulated process state of a container, through the node proxy.
@@ -338,10 +344,13 @@ async fn an_agent_that_never_answers_fails_the_job_and_the_request_is_withdrawn(
     assert!(msg.contains("no checkpoint agent on w1 answered within 2s"), "{msg}");
     original_untouched(env);
     assert!(tags(&c).await.is_empty());
-    // The undo withdrew the request.
+    // The undo withdrew the request: marked, so an agent that comes up later deletes the archive.
     let pm = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
     let obj = pm.get(created["migration_id"].as_str().unwrap()).unwrap();
-    assert!(obj["metadata"]["annotations"].get(sdi_migration::checkpoint::REQUEST).is_none(), "{obj:#}");
+    let request = obj["metadata"]["annotations"][sdi_migration::checkpoint::REQUEST].as_str().unwrap_or("{}");
+    let request: sdi_migration::checkpoint::ImageRequest = serde_json::from_str(request).unwrap();
+    assert!(request.withdrawn, "{obj:#}");
+    assert!(obj["metadata"]["annotations"].get(sdi_migration::checkpoint::ANSWER).is_none(), "{obj:#}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,6 +373,37 @@ async fn cancelling_during_the_push_leaves_no_image_and_no_archive() {
     let dir = c.root.path().join("w1");
     eventually(30, "the agent to delete the archive", || async { files(&dir).is_empty() }).await;
     eventually(30, "no image left in the registry", || async { tags(&c).await.is_empty() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_deletes_the_archive_of_a_request_withdrawn_before_it_saw_it() {
+    // The agents stop after their first heartbeat (their Leases stay fresh for
+    // 30 s, so the pre-check passes): the request is written and withdrawn by
+    // the cancel while no agent watches. The archive holds the container's
+    // memory, so the agent started afterwards must delete it.
+    let mut reg = None;
+    let c = start(4096, |s| reg = s.registry().unwrap(), &["w1", "w2", "w3"]).await;
+    c.agents.cancel();
+    let env = &c.env;
+    let (_, created) = env.migrate(checkpointed("w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    env.reached_step(&id, "checkpoint-image", 30).await;
+    let dir = c.root.path().join("w1");
+    assert!(!files(&dir).is_empty(), "the kubelet wrote the archive before the request");
+    assert_eq!(env.delete(&format!("/api/v1/migrations/{id}")).await.0, 202);
+    let job = env.finished(&id, 60).await;
+    assert_eq!(job["status"], "cancelled", "{job:#}");
+    let pm = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
+    let request = pm.get(&id).unwrap()["metadata"]["annotations"]["checkpoint.migration.sdi.keti.dev/request"].clone();
+    let request: Value = serde_json::from_str(request.as_str().expect("the withdrawn request is kept")).unwrap();
+    assert_eq!(request["withdrawn"], true, "{request}");
+    assert!(!files(&dir).is_empty(), "no agent ran, so the archive is still there");
+
+    let again = CancellationToken::new();
+    spawn_agent(env, &reg.unwrap(), c.root.path(), "w1", &again);
+    eventually(30, "the restarted agent to delete the archive", || async { files(&dir).is_empty() }).await;
+    assert!(tags(&c).await.is_empty(), "nothing was pushed for a withdrawn request");
+    again.cancel();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -274,6 +274,47 @@ async fn shutdown_gives_running_jobs_their_grace_then_undoes_them() {
     eventually(30, "cluster back to its starting shape", || async { shape(&env) == before }).await;
 }
 
+/// A copy that appears after its job ended (a deposed leader's create that
+/// passed its fence, then stalled) is undone by the leader's periodic sweep;
+/// the copy of a job running here is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_written_after_its_job_ended_is_swept_and_a_running_job_s_is_not() {
+    // At 2x the copy of the real move needs 20 s to be Ready: longer than a sweep period.
+    let env = Env::start_with(SLOW_BARE, settings(), 2.0).await;
+    let original = env.pod("default", "slam").unwrap();
+    let (_, created) = env.migrate(request("slam", "default", "w1", "w2")).await;
+    let id = created["migration_id"].as_str().unwrap().to_string();
+    env.reached_step(&id, "wait-ready", 30).await;
+    let live_copy = |env: &Env| {
+        env.pods("default").into_iter().find(|p| {
+            p["metadata"]["labels"]["sdi-migration/job"] == id.as_str() && p["metadata"]["deletionTimestamp"].is_null()
+        })
+    };
+    assert!(live_copy(&env).is_some(), "the running job's copy");
+
+    let late = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "slam-late-copy", "namespace": "default",
+                     "labels": {"sdi-migration/role": "copy", "sdi-migration/job": "migration-0000dead"},
+                     "annotations": {"sdi-migration/original-pod": "slam",
+                                     "sdi-migration/original-uid": original["metadata"]["uid"]}},
+        "spec": {"nodeName": "w3", "containers": [{"name": "slam", "image": "x"}]}
+    });
+    env.sim.dynamic("v1", "pods", Some("default")).unwrap().create(late).unwrap();
+    let gone =
+        |env: &Env| env.pod("default", "slam-late-copy").is_none_or(|p| !p["metadata"]["deletionTimestamp"].is_null());
+    eventually(30, "the sweep to delete the late copy", || async { gone(&env) }).await;
+    let (_, job) = env.get(&format!("/api/v1/migrations/{id}")).await;
+    assert_eq!(job["status"], "running", "the sweep came while the real move was still running: {job:#}");
+    assert!(live_copy(&env).is_some(), "the sweep left the running job's copy alone");
+    let metrics = env.http.get(env.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"sdi_repair_objects_total{outcome="undone"} 1"#), "{metrics}");
+
+    assert_eq!(env.delete(&format!("/api/v1/migrations/{id}")).await.0, 202);
+    assert_eq!(env.finished(&id, 30).await["status"], "cancelled");
+    assert!(ready(&env.pod("default", "slam").unwrap()), "the original still serves");
+}
+
 /// A leftover whose markers cannot be read (a copy without its original-pod
 /// annotation) is reported — log, Event, metric — and the rest is still
 /// repaired: the service always starts.

@@ -184,11 +184,15 @@ async fn the_rest_api_is_a_view_onto_podmigrations() {
     let (code, created) = env.migrate(request("slam", "default", "w1", "w2")).await;
     assert_eq!(code, 202, "{created}");
     let id = created["migration_id"].as_str().unwrap();
-    let o = k.object(id).await.expect("the POST created a PodMigration");
-    assert_eq!(o["spec"]["origin"], "api");
-    assert_eq!(o["metadata"]["finalizers"], serde_json::json!(["migration.sdi.keti.dev/undo"]));
+    // Read in-process and cancel before kubectl runs: the move takes 3 s, and
+    // a kubectl run on a loaded machine can take longer than that.
+    let pm = env.sim.dynamic("migration.sdi.keti.dev/v1alpha1", "podmigrations", Some("default")).unwrap();
+    let o = pm.get(id).expect("the POST created a PodMigration");
+    assert_eq!(o["metadata"]["finalizers"], serde_json::json!(["migration.sdi.keti.dev/undo"]), "{o:#}");
     env.reached_step(id, "wait-ready", 30).await;
     assert_eq!(env.delete(&format!("/api/v1/migrations/{id}")).await.0, 202);
+    let o = k.object(id).await.expect("kubectl sees the PodMigration");
+    assert_eq!(o["spec"]["origin"], "api");
     let job = env.finished(id, 30).await;
     assert_eq!(job["status"], "cancelled");
     common::wait_for(Duration::from_secs(30), "the object to show it cancelled", || async {

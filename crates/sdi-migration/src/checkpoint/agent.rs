@@ -109,6 +109,10 @@ pub async fn run(client: kube::Client, config: AgentConfig, stop: CancellationTo
             }
         };
         for (m, present) in objects {
+            if let Some(abandoned) = abandoned_request(&m, &config.node, present) {
+                let config = config.clone();
+                tokio::spawn(async move { delete_archives(&config, &abandoned.archives).await });
+            }
             let request = pending_request(&m, &config.node);
             // A request withdrawn (or its object gone) while its push runs: stop it.
             let live: Option<&str> = if present { request.as_ref().map(|r| r.id.as_str()) } else { None };
@@ -151,8 +155,8 @@ pub async fn run(client: kube::Client, config: AgentConfig, stop: CancellationTo
     }
 }
 
-/// The request on `m` for `node` that has no answer yet.
-pub fn pending_request(m: &PodMigration, node: &str) -> Option<ImageRequest> {
+/// The request on `m` for `node` that has no answer yet (withdrawn or not).
+fn unanswered_request(m: &PodMigration, node: &str) -> Option<ImageRequest> {
     let a = m.metadata.annotations.as_ref()?;
     let request: ImageRequest = serde_json::from_str(a.get(REQUEST)?).ok()?;
     if request.node != node {
@@ -161,6 +165,32 @@ pub fn pending_request(m: &PodMigration, node: &str) -> Option<ImageRequest> {
     let answered =
         a.get(ANSWER).and_then(|s| serde_json::from_str::<ImageAnswer>(s).ok()).is_some_and(|ans| ans.id == request.id);
     (!answered).then_some(request)
+}
+
+/// The request on `m` for `node` still waiting for this agent's images.
+pub fn pending_request(m: &PodMigration, node: &str) -> Option<ImageRequest> {
+    unanswered_request(m, node).filter(|r| !r.withdrawn)
+}
+
+/// A request for `node` nobody will take images from: withdrawn, or its
+/// PodMigration deleted (`present` false) before an answer. Its archives are
+/// deleted even if this agent never started on it — they hold the container's
+/// memory. (Deleting them again is harmless.)
+pub fn abandoned_request(m: &PodMigration, node: &str, present: bool) -> Option<ImageRequest> {
+    unanswered_request(m, node).filter(|r| r.withdrawn || !present)
+}
+
+/// Delete the archives of a request; ones already gone are fine.
+async fn delete_archives(config: &AgentConfig, archives: &[Archive]) {
+    for a in archives {
+        if let Ok(p) = local_archive(&config.dir, &a.path) {
+            match tokio::fs::remove_file(&p).await {
+                Ok(()) => tracing::info!(archive = %p.display(), "archive deleted"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(archive = %p.display(), error = %e, "could not delete the archive"),
+            }
+        }
+    }
 }
 
 /// The archive's file here, if the kubelet's path is one this agent may read.
@@ -211,15 +241,7 @@ pub async fn serve(config: &AgentConfig, request: &ImageRequest, stop: &Cancella
         r = push_all(config, request, &mut pushed) => r,
         _ = stop.cancelled() => Err("the request was withdrawn during the push".to_string()),
     };
-    for a in &request.archives {
-        if let Ok(p) = local_archive(&config.dir, &a.path) {
-            match tokio::fs::remove_file(&p).await {
-                Ok(()) => tracing::info!(archive = %p.display(), "archive deleted"),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(archive = %p.display(), error = %e, "could not delete the archive"),
-            }
-        }
-    }
+    delete_archives(config, &request.archives).await;
     match result {
         Ok(()) => {
             answer.images = pushed
@@ -312,5 +334,56 @@ mod tests {
         ] {
             assert!(local_archive(dir, bad).is_err(), "{bad}");
         }
+    }
+
+    fn migration(request: Option<&ImageRequest>, answer: Option<&str>) -> PodMigration {
+        let mut annotations = std::collections::BTreeMap::new();
+        if let Some(r) = request {
+            annotations.insert(REQUEST.to_string(), serde_json::to_string(r).unwrap());
+        }
+        if let Some(id) = answer {
+            let a = ImageAnswer { id: id.into(), node: "w1".into(), images: Vec::new(), error: None };
+            annotations.insert(ANSWER.to_string(), serde_json::to_string(&a).unwrap());
+        }
+        let req: crate::jobs::model::MigrationRequest = serde_json::from_value(serde_json::json!({
+            "pod_name": "p", "pod_namespace": "default", "source_node": "w1", "target_node": "w2"}))
+        .unwrap();
+        let mut m = PodMigration::new("m", &req, "api");
+        m.metadata.annotations = Some(annotations);
+        m
+    }
+
+    #[test]
+    fn withdrawn_or_orphaned_requests_are_abandoned_and_never_served() {
+        let r = ImageRequest {
+            id: "r1".into(),
+            node: "w1".into(),
+            repository: "ckpt/default/p".into(),
+            tag: "m".into(),
+            max_bytes: 1 << 30,
+            archives: vec![Archive { container: "c".into(), path: format!("{KUBELET_CHECKPOINT_DIR}/a.tar") }],
+            withdrawn: false,
+        };
+        let live = migration(Some(&r), None);
+        assert_eq!(pending_request(&live, "w1"), Some(r.clone()));
+        assert_eq!(pending_request(&live, "w2"), None, "another node's request");
+        assert_eq!(abandoned_request(&live, "w1", true), None);
+        assert_eq!(abandoned_request(&live, "w1", false), Some(r.clone()), "its PodMigration was deleted");
+
+        let withdrawn = migration(Some(&r.withdrawn()), None);
+        assert_eq!(pending_request(&withdrawn, "w1"), None);
+        assert_eq!(abandoned_request(&withdrawn, "w1", true).map(|a| a.archives), Some(r.archives.clone()));
+
+        let answered = migration(Some(&r), Some("r1"));
+        assert_eq!(pending_request(&answered, "w1"), None);
+        assert_eq!(abandoned_request(&answered, "w1", false), None, "answered: the archives are gone already");
+        let stale_answer = migration(Some(&r), Some("r0"));
+        assert_eq!(pending_request(&stale_answer, "w1"), Some(r.clone()), "an answer to an earlier request");
+        assert_eq!(pending_request(&migration(None, None), "w1"), None);
+
+        // Old engines wrote no `withdrawn`; it reads as false and is not written when false.
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains("withdrawn"), "{text}");
+        assert!(serde_json::to_string(&r.withdrawn()).unwrap().contains(r#""withdrawn":true"#));
     }
 }

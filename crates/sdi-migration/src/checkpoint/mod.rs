@@ -13,8 +13,10 @@
 //!    ([`ANSWER`]: image digests and sizes, or why not);
 //! 3. the engine, waiting on that object, creates the new pod with the images.
 //!
-//! A withdrawn request (annotation removed, PodMigration deleted: cancel, undo)
-//! stops the agent's push, and whatever it pushed is deleted.
+//! A withdrawn request (marked [`ImageRequest::withdrawn`] by cancel, undo or an
+//! engine that gave up waiting; or its PodMigration deleted) stops the agent's
+//! push, whatever it pushed is deleted, and so are the archives — also when
+//! the agent never started on it.
 
 pub mod agent;
 #[cfg(feature = "demo")]
@@ -59,6 +61,19 @@ pub struct ImageRequest {
     /// `CHECKPOINT_MAX_BYTES`: larger archives are refused (and deleted).
     pub max_bytes: u64,
     pub archives: Vec<Archive>,
+    /// The engine no longer wants the images (cancel, undo, or it gave up
+    /// waiting): the agent stops any push, deletes the archives and answers
+    /// nothing. Kept rather than removed so an agent that never saw the
+    /// request, or was down, still deletes the archives (they hold memory).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
+}
+
+impl ImageRequest {
+    /// The same request, withdrawn.
+    pub fn withdrawn(&self) -> ImageRequest {
+        ImageRequest { withdrawn: true, ..self.clone() }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -89,8 +89,14 @@ impl Writer {
         self.registry.as_ref()
     }
 
-    /// Withdraw a checkpoint image request and delete the images answered.
-    async fn withdraw_checkpoint(&self, namespace: &str, migration: &str) -> Result<(), Error> {
+    /// Withdraw a checkpoint image request (marked, so the agent deletes its
+    /// archives even if it never started on it) and delete the images answered.
+    async fn withdraw_checkpoint(
+        &self,
+        namespace: &str,
+        migration: &str,
+        request: &crate::checkpoint::ImageRequest,
+    ) -> Result<(), Error> {
         let api: Api<PodMigration> = Api::namespaced(self.client.clone(), namespace);
         let m = retry::transient(|| api.get_opt(migration))
             .await
@@ -99,10 +105,13 @@ impl Writer {
             .as_ref()
             .and_then(|m| m.metadata.annotations.as_ref())
             .and_then(|a| a.get(crate::checkpoint::ANSWER))
-            .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageAnswer>(s).ok());
+            .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageAnswer>(s).ok())
+            .filter(|a| a.id == request.id);
         if m.is_some() {
+            let text = serde_json::to_string(&request.withdrawn())
+                .map_err(|e| Error::new(Category::Internal, e.to_string()))?;
             let patch = serde_json::json!({"metadata": {"annotations": {
-                crate::checkpoint::REQUEST: null, crate::checkpoint::ANSWER: null}}});
+                crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}});
             self.merge::<PodMigration>(namespace, migration, &patch).await?;
         }
         if let (Some(answer), Some(registry)) = (answer, &self.registry) {
@@ -333,7 +342,9 @@ impl Writer {
             Undo::DeletePvc { namespace, name } => self.delete_pvc(namespace, name).await,
             Undo::PatchPod { namespace, name, patch } => self.merge::<Pod>(namespace, name, patch).await,
             Undo::PatchDeployment { namespace, name, patch } => self.merge::<Deployment>(namespace, name, patch).await,
-            Undo::WithdrawCheckpoint { namespace, migration } => self.withdraw_checkpoint(namespace, migration).await,
+            Undo::WithdrawCheckpoint { namespace, migration, request } => {
+                self.withdraw_checkpoint(namespace, migration, request).await
+            }
         };
         match result {
             Err(Error::Api { source, .. }) if retry::is_not_found(&source) => Ok(()),
@@ -524,12 +535,30 @@ impl JobWriter {
         request: &crate::checkpoint::ImageRequest,
     ) -> Result<(), Error> {
         self.writer.fence()?;
-        self.undo.push(Undo::WithdrawCheckpoint { namespace: namespace.into(), migration: migration.into() });
+        self.undo.push(Undo::WithdrawCheckpoint {
+            namespace: namespace.into(),
+            migration: migration.into(),
+            request: Box::new(request.clone()),
+        });
         self.record("patch", "podmigrations", format!("{namespace}/{migration}"));
         let text = serde_json::to_string(request).map_err(|e| Error::new(Category::Internal, e.to_string()))?;
         let patch = serde_json::json!({"metadata": {"annotations": {
             crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}});
         self.writer.merge::<PodMigration>(namespace, migration, &patch).await
+    }
+
+    /// Withdraw a request the job no longer waits for (it carries on without
+    /// state): an agent that answers late, or never started, deletes the
+    /// archives instead of pushing images nobody would read.
+    pub async fn withdraw_checkpoint_images(
+        &self,
+        namespace: &str,
+        migration: &str,
+        request: &crate::checkpoint::ImageRequest,
+    ) -> Result<(), Error> {
+        self.writer.fence()?;
+        self.record("patch", "podmigrations", format!("{namespace}/{migration}"));
+        self.writer.withdraw_checkpoint(namespace, migration, request).await
     }
 
     /// The kubelet checkpoint API through the node proxy; the kubelet's answer.
@@ -628,7 +657,7 @@ pub async fn answer_checkpoint_request(
         .as_ref()
         .and_then(|a| a.get(crate::checkpoint::REQUEST))
         .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageRequest>(s).ok());
-    if current.is_none_or(|r| r.id != request_id) {
+    if current.is_none_or(|r| r.id != request_id || r.withdrawn) {
         return Err(Error::new(
             Category::Conflict,
             format!("the checkpoint request on {namespace}/{name} was withdrawn"),

@@ -252,6 +252,7 @@ pub async fn images(
         tag: ctx.id.clone(),
         max_bytes: s.checkpoint_max_bytes,
         archives: archives.to_vec(),
+        withdrawn: false,
     };
     let timeout = Duration::from_secs(s.checkpoint_agent_timeout);
     let result = ctx
@@ -280,6 +281,9 @@ pub async fn images(
         Err(e) => {
             tracing::warn!(job = %ctx.id, error = %e, "no checkpoint images; migrating without state");
             skipped(ctx, &e.to_string());
+            if let Err(w) = ctx.writer.withdraw_checkpoint_images(&plan.namespace, &ctx.id, &request).await {
+                tracing::warn!(job = %ctx.id, error = %w, "could not withdraw the checkpoint request");
+            }
             Ok(Vec::new())
         }
     }

@@ -78,6 +78,78 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
+    /// Undo staged copies whose original still serves, except those of jobs
+    /// `live` here; the jobs undone. `report_malformed`: also report copies
+    /// whose markers cannot be trusted (once, at takeover, not every sweep).
+    async fn copies(&mut self, live: &(dyn Fn(&str) -> bool + Sync), report_malformed: bool) -> BTreeSet<String> {
+        let copies: Vec<Pod> =
+            self.list(&ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_COPY)), "copies").await;
+        // Jobs whose staged copy is being undone now: their PVCs go with it.
+        let mut undone_jobs = BTreeSet::new();
+        for copy in &copies {
+            let meta = &copy.metadata;
+            let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { continue };
+            let job = label(meta, marks::JOB).unwrap_or("?").to_string();
+            if live(&job) {
+                continue;
+            }
+            let original_name = annotation(meta, marks::ORIGINAL_POD);
+            let original_uid = annotation(meta, marks::ORIGINAL_UID);
+            // Look the original up only when the reference is readable.
+            let found = match original_name.filter(|n| !n.is_empty()) {
+                Some(original) => {
+                    let api: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+                    match retry::transient(|| api.get_opt(original)).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.report
+                                .failed
+                                .push(format!("{job}: read original {ns}/{original} of copy {name}: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                None => None,
+            };
+            let original = found.as_ref().map(|p| Original {
+                uid: p.metadata.uid.as_deref(),
+                terminating: p.metadata.deletion_timestamp.is_some(),
+            });
+            match repair::action(Leftover::Copy { original_name, original_uid, original }) {
+                Action::UndoCopy => {
+                    let pvcs: Vec<PersistentVolumeClaim> = self
+                        .list(
+                            &ListParams::default().labels(&format!(
+                                "{}={job},{}={}",
+                                marks::JOB,
+                                marks::ROLE,
+                                marks::ROLE_CHECKPOINT
+                            )),
+                            "checkpoint PVCs",
+                        )
+                        .await;
+                    let mut actions: Vec<Undo> = pvcs
+                        .into_iter()
+                        .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
+                        .filter_map(|p| p.metadata.name)
+                        .map(|n| Undo::DeletePvc { namespace: ns.into(), name: n })
+                        .collect();
+                    actions.push(Undo::DeletePod { namespace: ns.into(), name: name.into() });
+                    let line = format!(
+                        "{job}: deleted copy {ns}/{name}; original {} still serves",
+                        original_name.unwrap_or_default()
+                    );
+                    self.undo(&job, actions, line, false).await;
+                    undone_jobs.insert(job);
+                }
+                Action::Malformed(why) if report_malformed => self.malformed::<Pod>(meta, &job, why).await,
+                _ => tracing::debug!(pod = %format!("{ns}/{name}"), job, "copy of a finished migration"),
+            }
+        }
+
+        undone_jobs
+    }
+
     /// List what carries a marker; a failed list is reported and yields nothing.
     async fn list<K>(&mut self, lp: &ListParams, what: &str) -> Vec<K>
     where
@@ -120,69 +192,31 @@ impl Pass<'_> {
     }
 }
 
+/// How often the leader looks for stray copies.
+pub const SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Copies no running job owns: a deposed leader's create that passed its
+/// fence, then stalled (a paused process, a slow network) and landed after the
+/// takeover already repaired and undid its job. The leader sweeps for them
+/// every [`SWEEP`]; copies of jobs `live` on this replica are theirs.
+pub async fn stray_copies(client: &kube::Client, writer: &Writer, live: &(dyn Fn(&str) -> bool + Sync)) -> Report {
+    let mut pass = Pass { client, writer, report: Report::default() };
+    pass.copies(live, false).await;
+    for l in &pass.report.undone {
+        tracing::warn!("repair: undone a copy written after its job ended: {l}");
+    }
+    for l in &pass.report.failed {
+        tracing::error!("repair: could not {l}");
+    }
+    pass.report
+}
+
 pub async fn run(client: &kube::Client, writer: &Writer) -> Report {
     let mut pass = Pass { client, writer, report: Report::default() };
     let everything = ListParams::default();
 
-    // Staged copies.
-    let copies: Vec<Pod> =
-        pass.list(&ListParams::default().labels(&format!("{}={}", marks::ROLE, marks::ROLE_COPY)), "copies").await;
-    // Jobs whose staged copy is being undone now: their PVCs go with it.
-    let mut undone_jobs = BTreeSet::new();
-    for copy in &copies {
-        let meta = &copy.metadata;
-        let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else { continue };
-        let job = label(meta, marks::JOB).unwrap_or("?").to_string();
-        let original_name = annotation(meta, marks::ORIGINAL_POD);
-        let original_uid = annotation(meta, marks::ORIGINAL_UID);
-        // Look the original up only when the reference is readable.
-        let found = match original_name.filter(|n| !n.is_empty()) {
-            Some(original) => {
-                let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-                match retry::transient(|| api.get_opt(original)).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        pass.report.failed.push(format!("{job}: read original {ns}/{original} of copy {name}: {e}"));
-                        continue;
-                    }
-                }
-            }
-            None => None,
-        };
-        let original = found
-            .as_ref()
-            .map(|p| Original { uid: p.metadata.uid.as_deref(), terminating: p.metadata.deletion_timestamp.is_some() });
-        match repair::action(Leftover::Copy { original_name, original_uid, original }) {
-            Action::UndoCopy => {
-                let pvcs: Vec<PersistentVolumeClaim> = pass
-                    .list(
-                        &ListParams::default().labels(&format!(
-                            "{}={job},{}={}",
-                            marks::JOB,
-                            marks::ROLE,
-                            marks::ROLE_CHECKPOINT
-                        )),
-                        "checkpoint PVCs",
-                    )
-                    .await;
-                let mut actions: Vec<Undo> = pvcs
-                    .into_iter()
-                    .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
-                    .filter_map(|p| p.metadata.name)
-                    .map(|n| Undo::DeletePvc { namespace: ns.into(), name: n })
-                    .collect();
-                actions.push(Undo::DeletePod { namespace: ns.into(), name: name.into() });
-                let line = format!(
-                    "{job}: deleted copy {ns}/{name}; original {} still serves",
-                    original_name.unwrap_or_default()
-                );
-                pass.undo(&job, actions, line, false).await;
-                undone_jobs.insert(job);
-            }
-            Action::Malformed(why) => pass.malformed::<Pod>(meta, &job, why).await,
-            _ => tracing::debug!(pod = %format!("{ns}/{name}"), job, "copy of a finished migration"),
-        }
-    }
+    // Staged copies; jobs whose staged copy is being undone now (their PVCs go with it).
+    let undone_jobs = pass.copies(&|_| false, true).await;
 
     // Originals whose deletion cost a surge job lowered.
     let lowered: Vec<Pod> = pass.list(&everything, "pods").await;

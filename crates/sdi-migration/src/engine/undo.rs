@@ -32,10 +32,11 @@ pub enum Undo {
         patch: Value,
     },
     /// Withdraw the checkpoint image request on a PodMigration (the agent stops
-    /// pushing) and delete the images it answered with.
+    /// pushing and deletes the archives) and delete the images it answered with.
     WithdrawCheckpoint {
         namespace: String,
         migration: String,
+        request: Box<crate::checkpoint::ImageRequest>,
     },
 }
 
@@ -46,7 +47,7 @@ impl Undo {
             Undo::DeletePvc { namespace, name } => format!("delete PVC {namespace}/{name}"),
             Undo::PatchPod { namespace, name, .. } => format!("restore pod {namespace}/{name}"),
             Undo::PatchDeployment { namespace, name, .. } => format!("restore Deployment {namespace}/{name}"),
-            Undo::WithdrawCheckpoint { namespace, migration } => {
+            Undo::WithdrawCheckpoint { namespace, migration, .. } => {
                 format!("withdraw the checkpoint images of {namespace}/{migration}")
             }
         }
@@ -59,7 +60,7 @@ impl Undo {
             Undo::DeletePvc { namespace, name } => ("delete", "persistentvolumeclaims", format!("{namespace}/{name}")),
             Undo::PatchPod { namespace, name, .. } => ("patch", "pods", format!("{namespace}/{name}")),
             Undo::PatchDeployment { namespace, name, .. } => ("patch", "deployments", format!("{namespace}/{name}")),
-            Undo::WithdrawCheckpoint { namespace, migration } => {
+            Undo::WithdrawCheckpoint { namespace, migration, .. } => {
                 ("patch", "podmigrations", format!("{namespace}/{migration}"))
             }
         }
