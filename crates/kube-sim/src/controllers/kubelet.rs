@@ -369,10 +369,9 @@ fn finish_deletion(plane: &mut Plane, key: &str, pod: &CachedPod, uid: &str) {
 fn write_status(plane: &mut Plane, key: &str, pod: &CachedPod, status: PodStatus) {
     let m = &pod.metadata;
     let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
-    let ident = serde_json::json!({"name": name, "namespace": ns, "uid": m.uid, "resourceVersion": m.resource_version});
+    let ident = super::plane::pod_status_ident(m);
     let write = move |api: &crate::apiserver::ApiServer| {
-        let status = serde_json::to_value(&status).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
-        let body = serde_json::json!({"metadata": ident, "status": status});
+        let body = super::plane::pod_status_body(ident, &status)?;
         let res = api.res("", "pods");
         let written = api.update(&res, Some(&ns), &name, Some("status"), body, &Plane::opts(MANAGER))?.object;
         super::state::for_cache(written)

@@ -139,18 +139,16 @@ impl Plane {
     /// Hand a pod create of the ReplicaSet `owner` to a helper (made here
     /// when no helper runs).
     pub fn send_create(&mut self, owner: &str, write: Write) {
-        let n = self.offload.helpers.len();
-        if n == 0 {
-            let result = write(&self.api);
-            return self.created(owner.to_string(), result);
-        }
+        *self.offload.creating.entry(owner.to_string()).or_default() += 1;
         self.offload.next = self.offload.next.wrapping_add(1);
-        match self.offload.helpers[self.offload.next % n].send((For::Create(owner.to_string()), write)) {
-            Ok(()) => *self.offload.creating.entry(owner.to_string()).or_default() += 1,
-            Err(mpsc::SendError((_, write))) => {
-                let result = write(&self.api);
-                self.created(owner.to_string(), result);
-            }
+        let helper = self.offload.helpers.get(self.offload.next % self.offload.helpers.len().max(1));
+        let unsent = match helper {
+            Some(h) => h.send((For::Create(owner.to_string()), write)).err().map(|mpsc::SendError((_, w))| w),
+            None => Some(write),
+        };
+        if let Some(write) = unsent {
+            let result = write(&self.api);
+            self.created(owner.to_string(), result);
         }
     }
 
@@ -163,6 +161,11 @@ impl Plane {
     /// creates fail, else as many as it misses.
     pub fn creates_allowed(&self, owner: &str, missing: usize) -> usize {
         if self.offload.failing.contains(owner) { missing.min(1) } else { missing }
+    }
+
+    /// The ReplicaSet `owner` left the cache: forget that its creates failed.
+    pub fn forget_creator(&mut self, owner: &str) {
+        self.offload.failing.remove(owner);
     }
 
     /// Wait for every write on its way and bring the answers in (the end of

@@ -331,13 +331,11 @@ impl Plane {
         obj: &K,
         wrap: Option<Wrap<K>>,
     ) -> ApiResult<Value> {
-        let res = self.api.res(K::GROUP, K::URL_PATH_SEGMENT);
-        let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
-        let w = self.api.create(&res, ns, v, &Self::opts(manager))?;
+        let object = create_on(&self.api, manager, ns, obj)?;
         if let Some(wrap) = wrap {
-            self.write_through(w.object.clone(), wrap);
+            self.write_through(object.clone(), wrap);
         }
-        Ok(w.object)
+        Ok(object)
     }
 
     /// Replace an object (or its status) of kind `K`, caching the result.
@@ -393,7 +391,7 @@ impl Plane {
             Some(&ns),
             &name,
             Some("status"),
-            pod_status_body(m, status)?,
+            pod_status_body(pod_status_ident(m), status)?,
             &Self::opts(manager),
         )?;
         self.write_through(w.object, Msg::Pod).ok_or_else(|| ApiError::internal("decoding a written pod"))
@@ -480,10 +478,28 @@ impl Plane {
     }
 }
 
-/// The body of a pod status write: what the status subresource reads of it.
-pub fn pod_status_body(meta: &ObjectMeta, status: &PodStatus) -> ApiResult<Value> {
-    let ident = serde_json::json!({"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
-        "resourceVersion": meta.resource_version});
+/// Create an object of kind `K` through `api`: the loop's own creates and
+/// the ones it hands to a helper ([`Plane::send_create`]) go the same way.
+pub fn create_on<K: k8s_openapi::Resource + Serialize>(
+    api: &ApiServer,
+    manager: &str,
+    ns: Option<&str>,
+    obj: &K,
+) -> ApiResult<Value> {
+    let res = api.res(K::GROUP, K::URL_PATH_SEGMENT);
+    let v = serde_json::to_value(obj).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(api.create(&res, ns, v, &Plane::opts(manager))?.object)
+}
+
+/// What a pod status write names of its pod (the status subresource reads
+/// nothing else of the metadata; the version makes it conditional).
+pub fn pod_status_ident(meta: &ObjectMeta) -> Value {
+    serde_json::json!({"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
+        "resourceVersion": meta.resource_version})
+}
+
+/// The body of a pod status write: its [`pod_status_ident`] and the status.
+pub fn pod_status_body(ident: Value, status: &PodStatus) -> ApiResult<Value> {
     let status = serde_json::to_value(status).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(serde_json::json!({"metadata": ident, "status": status}))
 }

@@ -98,7 +98,10 @@ fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &CachedPo
 }
 
 pub fn reconcile(plane: &mut Plane, key: &str) {
-    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
+    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else {
+        plane.forget_creator(key);
+        return;
+    };
     if rs.metadata.deletion_timestamp.is_some() {
         super::gc::on_owner_deleting(plane, &rs.metadata, "apps/v1", "ReplicaSet");
         return;
@@ -162,9 +165,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
 fn create(plane: &mut Plane, key: &str, ns: &str, pod: Pod) {
     let ns = ns.to_string();
     let write = Box::new(move |api: &crate::apiserver::ApiServer| {
-        let res = api.res("", "pods");
-        let v = serde_json::to_value(&pod).map_err(|e| crate::error::ApiError::internal(e.to_string()))?;
-        let created = api.create(&res, Some(&ns), v, &Plane::opts(MANAGER))?.object;
+        let created = super::plane::create_on(api, MANAGER, Some(&ns), &pod)?;
         super::state::for_cache(created)
             .map_err(|e| crate::error::ApiError::internal(format!("decoding a created pod: {e}")))
     });

@@ -188,10 +188,7 @@ fn schedule(plane: &mut Plane, key: &str, pod: &Arc<CachedPod>) {
                 &Plane::opts(SCHEDULER),
             ) {
                 Ok(w) => {
-                    if let Ok(p) = serde_json::from_value::<CachedPod>(w.object) {
-                        let dirty = plane.state.write().apply(Msg::Pod(super::informer::Change::Upsert(Arc::new(p))));
-                        plane.mark_all(dirty);
-                    }
+                    plane.write_through(w.object, Msg::Pod);
                     plane.event(pod, "FailedScheduling", &message, "Warning", SCHEDULER, "Scheduling");
                 }
                 Err(e) => plane.note("unschedulable status", key, &e),
