@@ -149,6 +149,11 @@ impl Index {
         Some((&self.snap.pods[s], &self.slots[s].meta))
     }
 
+    /// Every indexed pod as (`namespace/name`, what is known of it), in no particular order.
+    pub fn metas(&self) -> impl Iterator<Item = (&str, &PodMeta)> + '_ {
+        self.by_key.iter().map(|(k, &s)| (&**k, &self.slots[s as usize].meta))
+    }
+
     /// The pod's slot in [`Index::snapshot`]'s pods.
     pub fn slot(&self, namespace: &str, name: &str) -> Option<u32> {
         self.by_key.get(&*key(namespace, name)).copied()

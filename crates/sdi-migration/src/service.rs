@@ -149,7 +149,12 @@ impl LeaderWork {
                         tokio::select! {
                             _ = t.cancelled() => return,
                             _ = tick.tick() => {
-                                tm.repaired(&repair::stray_copies(&c, &w, &|job| m.runner.is_live(job)).await);
+                                // From the cache: a sweep that finds nothing costs no request.
+                                let live = |job: &str| m.runner.is_live(job);
+                                let stray = m.runner.engine.cache.read(|v| v.jobs_with_copies_and_originals().into_iter().any(|j| !live(j)));
+                                if stray {
+                                    tm.repaired(&repair::stray_copies(&c, &w, &live).await);
+                                }
                             }
                         }
                     }

@@ -139,6 +139,23 @@ impl View<'_> {
         self.inner.replicasets.get(&format!("{namespace}/{name}"))
     }
 
+    /// The jobs with a staged copy (a pod labelled with its job and the copy
+    /// role) whose original may still run: the original its label names is
+    /// here, or the label is missing (a name too long for a label value).
+    pub fn jobs_with_copies_and_originals(&self) -> std::collections::BTreeSet<&str> {
+        use crate::engine::marks;
+        self.inner
+            .index
+            .metas()
+            .filter(|(_, m)| m.labels.get(marks::ROLE).is_some_and(|r| r == marks::ROLE_COPY))
+            .filter(|(key, m)| {
+                let namespace = key.split_once('/').map_or("", |(ns, _)| ns);
+                m.labels.get(marks::LEGACY_ORIGINAL_POD).is_none_or(|o| self.inner.index.pod(namespace, o).is_some())
+            })
+            .filter_map(|(_, m)| m.labels.get(marks::JOB).map(String::as_str))
+            .collect()
+    }
+
     /// The pods of the controller with this uid.
     pub fn owned_by<'b>(&'b self, owner_uid: &str) -> impl Iterator<Item = (&'b PodView, &'b PodMeta)> + 'b {
         self.inner.index.owned_by(owner_uid)
