@@ -78,7 +78,7 @@ pub fn field_label_to_storage(conversion: Conversion, label: &str) -> String {
 }
 
 /// Index the selectable fields of a stored object (the store's `FieldIndexer`).
-pub fn index_fields(gr: &GroupResource, obj: &Value) -> Vec<(&'static str, String)> {
+pub fn index_fields(gr: &GroupResource, obj: &Value) -> crate::store::Fields {
     let labels: &[&'static str] = match (gr.group.as_str(), gr.resource.as_str()) {
         ("", "pods") => crate::resources::POD_FIELDS,
         ("", "events") => crate::resources::EVENT_FIELDS,
@@ -88,7 +88,7 @@ pub fn index_fields(gr: &GroupResource, obj: &Value) -> Vec<(&'static str, Strin
         ("apps", "replicasets") => &["status.replicas"],
         _ => &[],
     };
-    labels.iter().map(|l| (*l, field_value(obj, l))).collect()
+    crate::store::Fields::new(labels, labels.iter().map(|l| field_value(obj, l)))
 }
 
 /// The string form of a selectable field; unset booleans are "false" and unset
@@ -137,7 +137,7 @@ mod tests {
             &GroupResource::new("", "pods"),
             &json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
         );
-        let get = |l: &str| f.iter().find(|(k, _)| *k == l).map(|(_, v)| v.clone());
+        let get = |l: &str| f.get(l).map(str::to_string);
         assert_eq!(get("spec.nodeName").as_deref(), Some("n1"));
         assert_eq!(get("status.phase").as_deref(), Some("Running"));
         assert_eq!(get("spec.hostNetwork").as_deref(), Some("false"));
