@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, PodSchedulingGate, PodStatus, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{Affinity, PodSchedulingGate, PodStatus, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::{Deserialize, Deserializer};
@@ -33,7 +33,7 @@ pub struct CachedPod {
 #[serde(rename_all = "camelCase", default)]
 pub struct CachedPodSpec {
     pub node_name: Option<String>,
-    pub node_selector: Option<BTreeMap<String, String>>,
+    pub node_selector: Option<SortedMap<String>>,
     pub affinity: Option<Box<Affinity>>,
     #[serde(deserialize_with = "some_exact")]
     pub tolerations: Option<Vec<Toleration>>,
@@ -44,7 +44,7 @@ pub struct CachedPodSpec {
     pub overhead: Option<BTreeMap<String, Quantity>>,
     pub priority: Option<i32>,
     /// Pod-level requests and limits (`PodLevelResources`).
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<CachedResources>,
     pub restart_policy: Option<String>,
     pub scheduler_name: Option<String>,
     pub scheduling_gates: Option<Vec<PodSchedulingGate>>,
@@ -56,9 +56,74 @@ pub struct CachedPodSpec {
 pub struct CachedContainer {
     pub name: String,
     pub image: Option<String>,
-    pub resources: Option<ResourceRequirements>,
+    pub resources: Option<CachedResources>,
     /// `Always` on an init container: a sidecar.
     pub restart_policy: Option<String>,
+}
+
+/// Requests and limits, as `ResourceRequirements` has them (its `claims` are
+/// not read here).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CachedResources {
+    pub requests: Option<SortedMap<Quantity>>,
+    pub limits: Option<SortedMap<Quantity>>,
+}
+
+/// A small string-keyed map in one exact-size allocation, sorted by key: a
+/// container's requests and limits, a pod's node selector (a few entries
+/// each). A `BTreeMap` node holds room for eleven: 544 bytes for `{cpu,
+/// memory}`, in every cached pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortedMap<V>(Box<[(Box<str>, V)]>);
+
+impl<V> Default for SortedMap<V> {
+    fn default() -> Self {
+        SortedMap(Box::default())
+    }
+}
+
+impl<V> SortedMap<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &self.0[i].1)
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &V)> {
+        self.0.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Into<Box<str>>, V> FromIterator<(K, V)> for SortedMap<V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Self {
+        let mut v: Vec<(Box<str>, V)> = pairs.into_iter().map(|(k, v)| (k.into(), v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.dedup_by(|a, b| a.0 == b.0);
+        SortedMap(v.into_boxed_slice())
+    }
+}
+
+impl<V> From<BTreeMap<String, V>> for SortedMap<V> {
+    fn from(m: BTreeMap<String, V>) -> Self {
+        m.into_iter().collect()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for SortedMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BTreeMap::<String, V>::deserialize(d).map(SortedMap::from)
+    }
 }
 
 impl CachedPod {
@@ -196,6 +261,30 @@ mod tests {
         // The same bytes decode to the same pod (the informer decodes from the stored bytes).
         let bytes = serde_json::to_vec(&item).unwrap();
         assert_eq!(serde_json::from_slice::<CachedPod>(&bytes).unwrap(), pod);
+    }
+
+    /// Requests, limits and node selectors read as the maps they were, from
+    /// one exact-size allocation each.
+    #[test]
+    fn small_maps_keep_their_entries_sorted() {
+        let pod: CachedPod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"nodeSelector": {"zone": "b", "disk": "ssd"},
+                     "containers": [{"name": "c", "resources": {"requests": {"memory": "64Mi", "cpu": "100m"},
+                                                                 "limits": {"cpu": "1"}}}]}}))
+        .unwrap();
+        let spec = pod.spec.unwrap();
+        let r = spec.containers[0].resources.as_ref().unwrap();
+        let requests = r.requests.as_ref().unwrap();
+        assert_eq!(requests.get("cpu").map(|q| q.0.as_str()), Some("100m"));
+        assert_eq!(requests.get("memory").map(|q| q.0.as_str()), Some("64Mi"));
+        assert!(!requests.contains_key("storage"));
+        assert_eq!(requests.len(), 2);
+        assert_eq!(r.limits.as_ref().and_then(|l| l.get("cpu")).map(|q| q.0.as_str()), Some("1"));
+        let selector = spec.node_selector.unwrap();
+        assert_eq!(selector.iter().collect::<Vec<_>>(), [("disk", &"ssd".to_string()), ("zone", &"b".to_string())]);
+        let dup: SortedMap<u8> = [("b", 1), ("a", 2), ("b", 3)].into_iter().collect();
+        assert_eq!(dup.iter().collect::<Vec<_>>(), [("a", &2), ("b", &1)], "sorted, the first of a key kept");
     }
 
     /// A cached pod is several times smaller than the full type.

@@ -8,7 +8,6 @@
 //! rounded up, the way upstream adds `resource.Quantity` values and only then asks for
 //! `MilliValue()` (CPU) or `Value()` (memory, pods).
 
-use std::collections::BTreeMap;
 use std::ops::{Add, AddAssign, Sub, SubAssign};
 
 use k8s_openapi::api::core::v1::Node;
@@ -261,8 +260,8 @@ impl Exact {
     }
 }
 
-fn quantity_nanos(list: Option<&BTreeMap<String, Quantity>>, name: &str) -> Option<i128> {
-    list.and_then(|l| l.get(name)).and_then(|q| parse_quantity_nanos(&q.0))
+fn quantity_nanos(q: Option<&Quantity>) -> Option<i128> {
+    q.and_then(|q| parse_quantity_nanos(&q.0))
 }
 
 /// Requests of one container. A resource without a request but with a limit uses the limit,
@@ -277,7 +276,9 @@ fn container_requests(c: &CachedContainer, non_zero: bool) -> Exact {
         if !present && non_zero {
             return default_nanos;
         }
-        quantity_nanos(reqs, name).or_else(|| quantity_nanos(limits, name)).unwrap_or(0)
+        quantity_nanos(reqs.and_then(|r| r.get(name)))
+            .or_else(|| quantity_nanos(limits.and_then(|l| l.get(name))))
+            .unwrap_or(0)
     };
     Exact {
         cpu: pick("cpu", i128::from(DEFAULT_MILLI_CPU_REQUEST) * 1_000_000),
@@ -309,8 +310,8 @@ fn aggregate_requests(spec: &CachedPodSpec, non_zero: bool) -> Exact {
     // Pod overhead (RuntimeClass) is added on top.
     if let Some(overhead) = spec.overhead.as_ref() {
         reqs = reqs.add(Exact {
-            cpu: quantity_nanos(Some(overhead), "cpu").unwrap_or(0),
-            memory: quantity_nanos(Some(overhead), "memory").unwrap_or(0),
+            cpu: quantity_nanos(overhead.get("cpu")).unwrap_or(0),
+            memory: quantity_nanos(overhead.get("memory")).unwrap_or(0),
         });
     }
     reqs
@@ -336,7 +337,7 @@ pub fn node_allocatable(node: &Node) -> Resources {
         return Resources::ZERO;
     };
     let list = status.allocatable.as_ref().or(status.capacity.as_ref());
-    let get = |name: &str| quantity_nanos(list, name).unwrap_or(0);
+    let get = |name: &str| quantity_nanos(list.and_then(|l| l.get(name))).unwrap_or(0);
     Resources {
         cpu_milli: nanos_to_milli(get("cpu")),
         memory: nanos_to_units(get("memory")),
@@ -347,8 +348,10 @@ pub fn node_allocatable(node: &Node) -> Resources {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{NodeStatus, ResourceRequirements};
+    use crate::cached_pod::{CachedResources, SortedMap};
+    use k8s_openapi::api::core::v1::NodeStatus;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn q(s: &str) -> Quantity {
         Quantity(s.to_string())
@@ -368,7 +371,7 @@ mod tests {
     fn container(name: &str, cpu: Option<&str>, mem: Option<&str>) -> CachedContainer {
         CachedContainer {
             name: name.into(),
-            resources: Some(ResourceRequirements { requests: list(cpu, mem), ..Default::default() }),
+            resources: Some(CachedResources { requests: list(cpu, mem).map(SortedMap::from), ..Default::default() }),
             ..Default::default()
         }
     }
@@ -488,7 +491,10 @@ mod tests {
     fn limits_stand_in_for_missing_requests() {
         let c = CachedContainer {
             name: "c".into(),
-            resources: Some(ResourceRequirements { limits: list(Some("2"), Some("1Gi")), ..Default::default() }),
+            resources: Some(CachedResources {
+                limits: list(Some("2"), Some("1Gi")).map(SortedMap::from),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let spec = CachedPodSpec { containers: vec![c], ..Default::default() };
