@@ -10,6 +10,7 @@
 //! sending a cached pod back, which is why nothing here serializes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Affinity, PodSchedulingGate, PodStatus, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -35,8 +36,9 @@ pub struct CachedPodSpec {
     pub node_name: Option<String>,
     pub node_selector: Option<SortedMap<String>>,
     pub affinity: Option<Box<Affinity>>,
-    #[serde(deserialize_with = "some_exact")]
-    pub tolerations: Option<Vec<Toleration>>,
+    /// Shared with the pod decoded before it when equal (see [`shared`]).
+    #[serde(deserialize_with = "shared")]
+    pub tolerations: Option<Arc<[Toleration]>>,
     #[serde(deserialize_with = "exact")]
     pub containers: Vec<CachedContainer>,
     #[serde(deserialize_with = "some_exact")]
@@ -216,6 +218,23 @@ fn some_exact<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Op
     Option::<Vec<T>>::deserialize(d).map(|v| v.map(fit))
 }
 
+thread_local! {
+    static LAST_TOLERATIONS: std::cell::RefCell<Option<Arc<[Toleration]>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Tolerations shared with the last pod this thread decoded when they are
+/// equal. Pods arrive in runs of one template (a ReplicaSet's, every pod's
+/// default `not-ready`/`unreachable` pair), so one remembered value shares
+/// nearly all of them (two tolerations take about 380 bytes), and the memory
+/// for it stays bounded.
+fn shared<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Toleration]>>, D::Error> {
+    let Some(v) = Option::<Vec<Toleration>>::deserialize(d)? else { return Ok(None) };
+    Ok(Some(LAST_TOLERATIONS.with_borrow_mut(|last| match last {
+        Some(l) if **l == *v => l.clone(),
+        _ => last.insert(Arc::from(v)).clone(),
+    })))
+}
+
 fn status_exact<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodStatus>, D::Error> {
     let Some(mut s) = Option::<PodStatus>::deserialize(d)? else { return Ok(None) };
     s.conditions = s.conditions.map(fit);
@@ -248,7 +267,7 @@ mod tests {
         assert_eq!(spec.node_name.as_deref(), item["spec"]["nodeName"].as_str());
         assert_eq!(spec.containers[0].name, item["spec"]["containers"][0]["name"].as_str().unwrap());
         assert_eq!(spec.containers[0].image.as_deref(), item["spec"]["containers"][0]["image"].as_str());
-        assert_eq!(spec.tolerations.as_ref().map(Vec::len), item["spec"]["tolerations"].as_array().map(Vec::len));
+        assert_eq!(spec.tolerations.as_deref().map(<[_]>::len), item["spec"]["tolerations"].as_array().map(Vec::len));
         assert_eq!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), item["status"]["phase"].as_str());
         // Lists sit in allocations of their length (decoding grows them by doubling).
         let status = pod.status.as_ref().unwrap();
@@ -256,8 +275,15 @@ mod tests {
         assert_eq!(statuses.capacity(), statuses.len());
         let conditions = status.conditions.as_ref().unwrap();
         assert!(conditions.len() > 1 && conditions.capacity() == conditions.len());
-        let tolerations = spec.tolerations.as_ref().unwrap();
-        assert_eq!(tolerations.capacity(), tolerations.len());
+        // Equal tolerations decoded one after the other are one allocation.
+        let again: CachedPod = serde_json::from_value(item.clone()).unwrap();
+        let shared = |p: &CachedPod| p.spec.as_ref().and_then(|s| s.tolerations.clone()).unwrap();
+        assert!(Arc::ptr_eq(&shared(&pod), &shared(&again)));
+        let mut other = item.clone();
+        other["spec"]["tolerations"] = serde_json::json!([{"key": "gpu", "operator": "Exists"}]);
+        let other: CachedPod = serde_json::from_value(other).unwrap();
+        assert!(!Arc::ptr_eq(&shared(&pod), &shared(&other)));
+        assert_eq!(shared(&other)[0].key.as_deref(), Some("gpu"));
         // The same bytes decode to the same pod (the informer decodes from the stored bytes).
         let bytes = serde_json::to_vec(&item).unwrap();
         assert_eq!(serde_json::from_slice::<CachedPod>(&bytes).unwrap(), pod);

@@ -272,7 +272,7 @@ enum Toleration {
 /// its matching tolerations; one without `tolerationSeconds` is forever).
 fn unreachable_toleration(pod: &CachedPod) -> Toleration {
     let mut best = Toleration::No;
-    for t in pod.spec.iter().flat_map(|s| s.tolerations.iter().flatten()) {
+    for t in pod.spec.iter().flat_map(|s| s.tolerations.as_deref().unwrap_or_default()) {
         let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");
         let key_ok = t.key.as_deref() == Some(UNREACHABLE)
             || (t.key.as_deref().is_none_or(str::is_empty) && t.operator.as_deref() == Some("Exists"));
