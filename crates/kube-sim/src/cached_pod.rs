@@ -39,8 +39,9 @@ pub struct CachedPodSpec {
     /// Shared with the pod decoded before it when equal (see [`shared`]).
     #[serde(deserialize_with = "shared")]
     pub tolerations: Option<Arc<[Toleration]>>,
-    #[serde(deserialize_with = "exact")]
-    pub containers: Vec<CachedContainer>,
+    /// Shared with the pod decoded before it when equal, as tolerations are.
+    #[serde(deserialize_with = "shared_containers")]
+    pub containers: Arc<[CachedContainer]>,
     #[serde(deserialize_with = "some_exact")]
     pub init_containers: Option<Vec<CachedContainer>>,
     pub overhead: Option<BTreeMap<String, Quantity>>,
@@ -210,16 +211,28 @@ fn fit<T>(v: Vec<T>) -> Vec<T> {
     exact
 }
 
-fn exact<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    Vec::deserialize(d).map(fit)
-}
-
 fn some_exact<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
     Option::<Vec<T>>::deserialize(d).map(|v| v.map(fit))
 }
 
 thread_local! {
     static LAST_TOLERATIONS: std::cell::RefCell<Option<Arc<[Toleration]>>> = const { std::cell::RefCell::new(None) };
+    static LAST_CONTAINERS: std::cell::RefCell<Option<Arc<[CachedContainer]>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `value`, or the equal one `last` holds (which then holds `value` otherwise).
+fn share_last<T: PartialEq>(last: &mut Option<Arc<[T]>>, value: Vec<T>) -> Arc<[T]> {
+    match last {
+        Some(l) if **l == *value => l.clone(),
+        _ => last.insert(Arc::from(value)).clone(),
+    }
+}
+
+/// A pod's containers, shared like its tolerations: a ReplicaSet's pods
+/// have the same names, images and resources.
+fn shared_containers<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[CachedContainer]>, D::Error> {
+    let v = Vec::<CachedContainer>::deserialize(d)?;
+    Ok(LAST_CONTAINERS.with_borrow_mut(|last| share_last(last, v)))
 }
 
 /// Tolerations shared with the last pod this thread decoded when they are
@@ -229,10 +242,7 @@ thread_local! {
 /// for it stays bounded.
 fn shared<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Toleration]>>, D::Error> {
     let Some(v) = Option::<Vec<Toleration>>::deserialize(d)? else { return Ok(None) };
-    Ok(Some(LAST_TOLERATIONS.with_borrow_mut(|last| match last {
-        Some(l) if **l == *v => l.clone(),
-        _ => last.insert(Arc::from(v)).clone(),
-    })))
+    Ok(Some(LAST_TOLERATIONS.with_borrow_mut(|last| share_last(last, v))))
 }
 
 fn status_exact<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodStatus>, D::Error> {
@@ -284,6 +294,14 @@ mod tests {
         let other: CachedPod = serde_json::from_value(other).unwrap();
         assert!(!Arc::ptr_eq(&shared(&pod), &shared(&other)));
         assert_eq!(shared(&other)[0].key.as_deref(), Some("gpu"));
+        // So are equal containers.
+        let containers = |p: &CachedPod| p.spec.as_ref().map(|s| s.containers.clone()).unwrap();
+        assert!(Arc::ptr_eq(&containers(&pod), &containers(&again)));
+        let mut renamed = item.clone();
+        renamed["spec"]["containers"][0]["image"] = serde_json::json!("example.com/other:1");
+        let renamed: CachedPod = serde_json::from_value(renamed).unwrap();
+        assert!(!Arc::ptr_eq(&containers(&pod), &containers(&renamed)));
+        assert_eq!(containers(&renamed)[0].image.as_deref(), Some("example.com/other:1"));
         // The same bytes decode to the same pod (the informer decodes from the stored bytes).
         let bytes = serde_json::to_vec(&item).unwrap();
         assert_eq!(serde_json::from_slice::<CachedPod>(&bytes).unwrap(), pod);

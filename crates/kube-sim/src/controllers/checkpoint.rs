@@ -70,7 +70,7 @@ impl Kubelets {
             (pod, supported)
         };
         let Some(pod) = pod else { return text(404, "pod does not exist") };
-        if !pod.spec.iter().flat_map(|s| &s.containers).any(|c| c.name == container) {
+        if !pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| c.name == container) {
             return text(404, &format!("container {container} does not exist"));
         }
         if !supported {
@@ -99,7 +99,7 @@ impl Kubelets {
                 let image = pod
                     .spec
                     .iter()
-                    .flat_map(|s| &s.containers)
+                    .flat_map(|s| s.containers.iter())
                     .find(|c| c.name == container)
                     .and_then(|c| c.image.clone())
                     .unwrap_or_default();

@@ -203,7 +203,8 @@ fn adopt_running(pod: &CachedPod, uid: &str) -> Option<PodRuntime> {
     }
     let started = status.start_time.as_ref().map(|t| crate::clock::format_time(t.0)).unwrap_or_default();
     let restarts = status.container_statuses.iter().flatten().map(|c| c.restart_count).max().unwrap_or(0);
-    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
+    let crashing =
+        pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
     Some(PodRuntime {
         uid: uid.to_string(),
         start_at: Duration::ZERO,
@@ -270,7 +271,8 @@ fn start(plane: &mut Plane, key: &str, pod: &CachedPod, node: &k8s_openapi::api:
     let now = plane.now();
     rt.started = Some(plane.now_rfc3339());
     restore_checkpoints(plane, pod, node, &mut rt);
-    let crashing = pod.spec.iter().flat_map(|s| &s.containers).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
+    let crashing =
+        pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| Behaviour::of(pod, &c.name).crash_loops(pod));
     if crashing {
         rt.next_crash = Some(now + Duration::from_secs(10));
         plane.after(10.0, Dirty::Pod(key.to_string()));
@@ -302,7 +304,7 @@ fn restore_checkpoints(
         .map(|i| i.container_runtime_version.clone())
         .unwrap_or_default();
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         let image = c.image.clone().unwrap_or_default();
         // A blocking pull: the loop has a thread of its own (see `start`).
         match inspect(&image, registries) {
@@ -432,7 +434,7 @@ fn creating_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt:
     s.container_statuses = Some(
         pod.spec
             .iter()
-            .flat_map(|sp| &sp.containers)
+            .flat_map(|sp| sp.containers.iter())
             .map(|c| ContainerStatus {
                 name: c.name.clone(),
                 image: c.image.clone().unwrap_or_default(),
@@ -465,7 +467,7 @@ fn running_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt: 
     let mut ready_all = true;
     let mut all_completed = true;
     let mut any_failed = false;
-    for c in pod.spec.iter().flat_map(|sp| &sp.containers) {
+    for c in pod.spec.iter().flat_map(|sp| sp.containers.iter()) {
         let image = c.image.clone().unwrap_or_default();
         let behaviour = match rt.failed.get(&c.name) {
             Some(_) => Behaviour::Wait,

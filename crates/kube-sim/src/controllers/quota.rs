@@ -32,7 +32,7 @@ fn bytes(n: i64) -> String {
 /// Sum of the containers' limits (cpu millicores, memory bytes).
 fn limits(pod: &CachedPod) -> (i64, i64) {
     let mut out = (0, 0);
-    for c in pod.spec.iter().flat_map(|s| &s.containers) {
+    for c in pod.spec.iter().flat_map(|s| s.containers.iter()) {
         let l = c.resources.as_ref().and_then(|r| r.limits.as_ref());
         if let Some(q) = l.and_then(|l| l.get("cpu")) {
             out.0 += crate::quantity::parse_cpu_millis(&q.0).unwrap_or(0);

@@ -433,15 +433,17 @@ mod tests {
     #[test]
     fn reference_pod_requests() {
         // deployment-available.json's container: cpu 200m, memory 128Mi.
-        let spec =
-            CachedPodSpec { containers: vec![container("c", Some("200m"), Some("128Mi"))], ..Default::default() };
+        let spec = CachedPodSpec {
+            containers: vec![container("c", Some("200m"), Some("128Mi"))].into(),
+            ..Default::default()
+        };
         assert_eq!(pod_requests(&spec), Resources::new(200, 128 * MI, 1));
     }
 
     #[test]
     fn containers_sum_and_init_containers_max() {
         let spec = CachedPodSpec {
-            containers: vec![container("a", Some("100m"), Some("64Mi")), container("b", Some("300m"), None)],
+            containers: vec![container("a", Some("100m"), Some("64Mi")), container("b", Some("300m"), None)].into(),
             init_containers: Some(vec![
                 container("i1", Some("1"), Some("10Mi")),
                 container("i2", Some("50m"), Some("512Mi")),
@@ -455,7 +457,7 @@ mod tests {
     #[test]
     fn sidecars_add_to_app_containers_and_to_later_init_containers() {
         let spec = CachedPodSpec {
-            containers: vec![container("app", Some("100m"), Some("100Mi"))],
+            containers: vec![container("app", Some("100m"), Some("100Mi"))].into(),
             init_containers: Some(vec![
                 container("before", Some("150m"), None),
                 sidecar("proxy", Some("50m"), Some("50Mi")),
@@ -471,7 +473,7 @@ mod tests {
     #[test]
     fn overhead_is_added() {
         let spec = CachedPodSpec {
-            containers: vec![container("a", Some("100m"), Some("64Mi"))],
+            containers: vec![container("a", Some("100m"), Some("64Mi"))].into(),
             overhead: list(Some("250m"), Some("120Mi")),
             ..Default::default()
         };
@@ -481,7 +483,7 @@ mod tests {
     #[test]
     fn quantities_are_summed_exactly_before_rounding() {
         let spec = CachedPodSpec {
-            containers: vec![container("a", Some("0.5m"), None), container("b", Some("0.5m"), None)],
+            containers: vec![container("a", Some("0.5m"), None), container("b", Some("0.5m"), None)].into(),
             ..Default::default()
         };
         assert_eq!(pod_requests(&spec).cpu_milli, 1);
@@ -497,14 +499,14 @@ mod tests {
             }),
             ..Default::default()
         };
-        let spec = CachedPodSpec { containers: vec![c], ..Default::default() };
+        let spec = CachedPodSpec { containers: vec![c].into(), ..Default::default() };
         assert_eq!(pod_requests(&spec), Resources::new(2000, 1024 * MI, 1));
     }
 
     #[test]
     fn non_zero_requests_for_scoring() {
         let spec = CachedPodSpec {
-            containers: vec![container("a", None, None), container("b", Some("0"), Some("1Mi"))],
+            containers: vec![container("a", None, None), container("b", Some("0"), Some("1Mi"))].into(),
             ..Default::default()
         };
         assert_eq!(pod_requests(&spec), Resources::new(0, MI, 1));
