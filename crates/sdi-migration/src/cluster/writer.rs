@@ -108,11 +108,7 @@ impl Writer {
             .and_then(|s| serde_json::from_str::<crate::checkpoint::ImageAnswer>(s).ok())
             .filter(|a| a.id == request.id);
         if m.is_some() {
-            let text = serde_json::to_string(&request.withdrawn())
-                .map_err(|e| Error::new(Category::Internal, e.to_string()))?;
-            let patch = serde_json::json!({"metadata": {"annotations": {
-                crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}});
-            self.merge::<PodMigration>(namespace, migration, &patch).await?;
+            self.merge::<PodMigration>(namespace, migration, &request_patch(&request.withdrawn())?).await?;
         }
         if let (Some(answer), Some(registry)) = (answer, &self.registry) {
             for i in &answer.images {
@@ -541,10 +537,7 @@ impl JobWriter {
             request: Box::new(request.clone()),
         });
         self.record("patch", "podmigrations", format!("{namespace}/{migration}"));
-        let text = serde_json::to_string(request).map_err(|e| Error::new(Category::Internal, e.to_string()))?;
-        let patch = serde_json::json!({"metadata": {"annotations": {
-            crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}});
-        self.writer.merge::<PodMigration>(namespace, migration, &patch).await
+        self.writer.merge::<PodMigration>(namespace, migration, &request_patch(request)?).await
     }
 
     /// Withdraw a request the job no longer waits for (it carries on without
@@ -635,6 +628,13 @@ impl JobWriter {
         }
         failed
     }
+}
+
+/// The merge patch that puts `request` on a PodMigration (and clears any answer).
+fn request_patch(request: &crate::checkpoint::ImageRequest) -> Result<Value, Error> {
+    let text = serde_json::to_string(request).map_err(|e| Error::new(Category::Internal, e.to_string()))?;
+    Ok(serde_json::json!({"metadata": {"annotations": {
+        crate::checkpoint::REQUEST: text, crate::checkpoint::ANSWER: null}}}))
 }
 
 /// The node agent's one write: its answer on the PodMigration, made only if
