@@ -36,8 +36,8 @@ pub struct CachedPodSpec {
     pub node_name: Option<String>,
     pub node_selector: Option<SortedMap<String>>,
     pub affinity: Option<Box<Affinity>>,
-    /// Shared with the pod decoded before it when equal (see [`shared`]).
-    #[serde(deserialize_with = "shared")]
+    /// Shared with the pod decoded before it when equal (see [`shared_tolerations`]).
+    #[serde(deserialize_with = "shared_tolerations")]
     pub tolerations: Option<Arc<[Toleration]>>,
     /// Shared with the pod decoded before it when equal, as tolerations are.
     #[serde(deserialize_with = "shared_containers")]
@@ -240,7 +240,7 @@ fn shared_containers<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[CachedConta
 /// default `not-ready`/`unreachable` pair), so one remembered value shares
 /// nearly all of them (two tolerations take about 380 bytes), and the memory
 /// for it stays bounded.
-fn shared<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Toleration]>>, D::Error> {
+fn shared_tolerations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Toleration]>>, D::Error> {
     let Some(v) = Option::<Vec<Toleration>>::deserialize(d)? else { return Ok(None) };
     Ok(Some(LAST_TOLERATIONS.with_borrow_mut(|last| share_last(last, v))))
 }

@@ -54,9 +54,9 @@ fn pack<S: AsRef<str>>(strings: impl IntoIterator<Item = S>) -> Box<[u8]> {
     let mut out = Vec::new();
     for s in strings {
         let s = s.as_ref().as_bytes();
-        let s = &s[..s.len().min(u32::MAX as usize)];
-        out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
-        out.extend_from_slice(s);
+        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&s[..len as usize]);
     }
     out.into_boxed_slice()
 }

@@ -201,8 +201,7 @@ impl Plane {
         }
         match result {
             Ok(pod) => {
-                let dirty = self.state.write().apply(Msg::Pod(Change::Upsert(pod)));
-                self.mark_all(dirty);
+                self.on_msg(Msg::Pod(Change::Upsert(pod)));
             }
             Err(e) => self.status_failed(key, &e),
         }
@@ -220,13 +219,12 @@ impl Plane {
         match result {
             Ok(pod) => {
                 self.offload.failing.remove(&owner);
-                super::replicaset::created_event(self, &owner, &pod);
-                let dirty = self.state.write().apply(Msg::Pod(Change::Upsert(pod)));
-                self.mark_all(dirty);
+                super::replicaset::create_event(self, &owner, Ok(&pod));
+                self.on_msg(Msg::Pod(Change::Upsert(pod)));
             }
             Err(e) => {
                 self.note("create pod", &owner, &e);
-                super::replicaset::failed_create_event(self, &owner, &e);
+                super::replicaset::create_event(self, &owner, Err(&e));
                 self.offload.failing.insert(owner.clone());
                 self.after(1.0, Dirty::ReplicaSet(owner));
             }

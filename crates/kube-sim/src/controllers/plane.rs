@@ -170,7 +170,8 @@ impl Plane {
         }
     }
 
-    fn on_msg(&mut self, m: Msg) {
+    /// Bring a change into the cache and mark what it affects.
+    pub(super) fn on_msg(&mut self, m: Msg) {
         let dirty = self.state.write().apply(m);
         self.mark_all(dirty);
     }
@@ -318,8 +319,7 @@ impl Plane {
         wrap: impl Fn(Change<K>) -> Msg,
     ) -> Option<Arc<K>> {
         let k: Arc<K> = super::state::for_cache(v).ok()?;
-        let dirty = self.state.write().apply(wrap(Change::Upsert(k.clone())));
-        self.mark_all(dirty);
+        self.on_msg(wrap(Change::Upsert(k.clone())));
         Some(k)
     }
 

@@ -172,35 +172,17 @@ fn create(plane: &mut Plane, key: &str, ns: &str, pod: Pod) {
     plane.send_create(key, write);
 }
 
-/// The Event a ReplicaSet's pod create records.
-pub(super) fn created_event(plane: &mut Plane, key: &str, pod: &CachedPod) {
+/// The Event a ReplicaSet's pod create records, as upstream's controller
+/// does: `SuccessfulCreate` naming the pod, or `FailedCreate` with the error.
+pub(super) fn create_event(plane: &mut Plane, key: &str, outcome: Result<&CachedPod, &crate::error::ApiError>) {
     let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
-    let pname = pod.metadata.name.clone().unwrap_or_default();
-    plane.event_about(
-        &rs.metadata,
-        "apps/v1",
-        "ReplicaSet",
-        "SuccessfulCreate",
-        &format!("Created pod: {pname}"),
-        "Normal",
-        MANAGER,
-        "Create",
-    );
-}
-
-/// The Event a ReplicaSet's failed pod create records (as upstream's does).
-pub(super) fn failed_create_event(plane: &mut Plane, key: &str, e: &crate::error::ApiError) {
-    let Some(rs) = plane.state.read().replicasets.get(key).cloned() else { return };
-    plane.event_about(
-        &rs.metadata,
-        "apps/v1",
-        "ReplicaSet",
-        "FailedCreate",
-        &format!("Error creating: {e}"),
-        "Warning",
-        MANAGER,
-        "Create",
-    );
+    let (reason, message, type_) = match outcome {
+        Ok(pod) => {
+            ("SuccessfulCreate", format!("Created pod: {}", pod.metadata.name.as_deref().unwrap_or_default()), "Normal")
+        }
+        Err(e) => ("FailedCreate", format!("Error creating: {e}"), "Warning"),
+    };
+    plane.event_about(&rs.metadata, "apps/v1", "ReplicaSet", reason, &message, type_, MANAGER, "Create");
 }
 
 fn update_status(plane: &mut Plane, rs: &ReplicaSet, owned: &[Arc<CachedPod>]) {
