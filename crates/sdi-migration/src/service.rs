@@ -99,6 +99,23 @@ struct LeaderWork {
     checkpoint_retention: Duration,
 }
 
+/// Run `work` at each tick of `tick` until `stop`: the leader's periodic chores.
+fn every<F, Fut>(mut tick: tokio::time::Interval, stop: &CancellationToken, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => work().await,
+            }
+        }
+    });
+}
+
 impl LeaderWork {
     /// Lead while `leadership` holds; again whenever it is won back; until `stop`.
     async fn run(self, leadership: Leadership, mut first: Option<repair::Report>, stop: CancellationToken) {
@@ -124,52 +141,36 @@ impl LeaderWork {
                 let (r, t) = (self.rebalancer.clone(), term.clone());
                 tokio::spawn(async move { r.run(t).await });
             }
-            let (m, t, ttl, max) = (self.migrations.clone(), term.clone(), self.history_ttl, self.history_max);
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        _ = t.cancelled() => return,
-                        _ = tick.tick() => controller::collect_history(&m, ttl, max).await,
+            let (m, ttl, max) = (self.migrations.clone(), self.history_ttl, self.history_max);
+            every(tokio::time::interval(Duration::from_secs(60)), &term, move || {
+                let m = m.clone();
+                async move { controller::collect_history(&m, ttl, max).await }
+            });
+            let (c, w, m, tm) =
+                (self.client.clone(), self.writer.clone(), self.migrations.clone(), self.telemetry.clone());
+            let first = tokio::time::Instant::now() + repair::SWEEP;
+            every(tokio::time::interval_at(first, repair::SWEEP), &term, move || {
+                let (c, w, m, tm) = (c.clone(), w.clone(), m.clone(), tm.clone());
+                async move {
+                    // From the cache: a sweep that finds nothing costs no request.
+                    let live = |job: &str| m.runner.is_live(job);
+                    let stray = m
+                        .runner
+                        .engine
+                        .cache
+                        .read(|v| v.jobs_with_copies_and_originals().into_iter().any(|j| !live(j)));
+                    if stray {
+                        tm.repaired(&repair::stray_copies(&c, &w, &live).await);
                     }
                 }
             });
-            {
-                let (c, w, m, tm, t) = (
-                    self.client.clone(),
-                    self.writer.clone(),
-                    self.migrations.clone(),
-                    self.telemetry.clone(),
-                    term.clone(),
-                );
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(repair::SWEEP);
-                    tick.tick().await;
-                    loop {
-                        tokio::select! {
-                            _ = t.cancelled() => return,
-                            _ = tick.tick() => {
-                                // From the cache: a sweep that finds nothing costs no request.
-                                let live = |job: &str| m.runner.is_live(job);
-                                let stray = m.runner.engine.cache.read(|v| v.jobs_with_copies_and_originals().into_iter().any(|j| !live(j)));
-                                if stray {
-                                    tm.repaired(&repair::stray_copies(&c, &w, &live).await);
-                                }
-                            }
-                        }
-                    }
-                });
-            }
             if self.writer.registry().is_some() {
-                let (store, w, t) = (self.migrations.runner.store.clone(), self.writer.clone(), term.clone());
-                let retention = self.checkpoint_retention;
-                tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(crate::checkpoint::retention::interval(retention));
-                    loop {
-                        tokio::select! {
-                            _ = t.cancelled() => return,
-                            _ = tick.tick() => { crate::checkpoint::retention::sweep(&store, &w, retention).await; }
-                        }
+                let (store, w, retention) =
+                    (self.migrations.runner.store.clone(), self.writer.clone(), self.checkpoint_retention);
+                every(tokio::time::interval(crate::checkpoint::retention::interval(retention)), &term, move || {
+                    let (store, w) = (store.clone(), w.clone());
+                    async move {
+                        crate::checkpoint::retention::sweep(&store, &w, retention).await;
                     }
                 });
             }
