@@ -21,8 +21,8 @@ use serde::{Deserialize, Deserializer};
 /// `metadata.managedFields` are skipped while decoding, not built and dropped.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct CachedPod {
-    #[serde(default, deserialize_with = "meta_without_field_ownership")]
-    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub metadata: PodMeta,
     #[serde(default)]
     pub spec: Option<CachedPodSpec>,
     #[serde(default, deserialize_with = "status_exact")]
@@ -36,10 +36,10 @@ pub struct CachedPodSpec {
     pub node_name: Option<String>,
     pub node_selector: Option<SortedMap<String>>,
     pub affinity: Option<Box<Affinity>>,
-    /// Shared with the pod decoded before it when equal (see [`shared_tolerations`]).
+    /// Shared with the pods that have equal ones (see [`shared_tolerations`]).
     #[serde(deserialize_with = "shared_tolerations")]
     pub tolerations: Option<Arc<[Toleration]>>,
-    /// Shared with the pod decoded before it when equal, as tolerations are.
+    /// Shared with the pods that have equal ones, as tolerations are.
     #[serde(deserialize_with = "shared_containers")]
     pub containers: Arc<[CachedContainer]>,
     #[serde(deserialize_with = "some_exact")]
@@ -147,56 +147,179 @@ impl k8s_openapi::Resource for CachedPod {
 }
 
 impl k8s_openapi::Metadata for CachedPod {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
+    type Ty = PodMeta;
+    fn metadata(&self) -> &PodMeta {
         &self.metadata
     }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+    fn metadata_mut(&mut self) -> &mut PodMeta {
         &mut self.metadata
     }
 }
 
-/// `ObjectMeta` without `managedFields` (and the long-gone `selfLink`): the
-/// ownership record is a third of a stored pod and no controller reads it.
-#[derive(Deserialize)]
+/// A cached pod's metadata: `ObjectMeta`'s fields the controllers read, with
+/// the same names, without `managedFields` (a third of a stored pod, read by
+/// no controller). Labels, annotations and owner references are shared
+/// between the pods that have equal ones ([`Interner`]): a ReplicaSet's pods
+/// differ in name and uid, not in these, and as maps in every pod they took
+/// 1.5 KiB of each.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-#[derive(Default)]
-struct MetaWire {
-    annotations: Option<BTreeMap<String, String>>,
-    creation_timestamp: Option<Time>,
-    deletion_grace_period_seconds: Option<i64>,
-    deletion_timestamp: Option<Time>,
-    finalizers: Option<Vec<String>>,
-    generate_name: Option<String>,
-    generation: Option<i64>,
-    labels: Option<BTreeMap<String, String>>,
-    name: Option<String>,
-    namespace: Option<String>,
-    #[serde(deserialize_with = "some_exact")]
-    owner_references: Option<Vec<OwnerReference>>,
-    resource_version: Option<String>,
-    uid: Option<String>,
+pub struct PodMeta {
+    #[serde(deserialize_with = "shared_map")]
+    pub annotations: Option<Arc<BTreeMap<String, String>>>,
+    pub creation_timestamp: Option<Time>,
+    pub deletion_grace_period_seconds: Option<i64>,
+    pub deletion_timestamp: Option<Time>,
+    pub finalizers: Option<Vec<String>>,
+    pub generate_name: Option<String>,
+    pub generation: Option<i64>,
+    #[serde(deserialize_with = "shared_map")]
+    pub labels: Option<Arc<BTreeMap<String, String>>>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    #[serde(deserialize_with = "shared_owner_references")]
+    pub owner_references: Option<Arc<[OwnerReference]>>,
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
 }
 
-fn meta_without_field_ownership<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
-    let m = MetaWire::deserialize(d)?;
-    Ok(ObjectMeta {
-        annotations: m.annotations,
-        creation_timestamp: m.creation_timestamp,
-        deletion_grace_period_seconds: m.deletion_grace_period_seconds,
-        deletion_timestamp: m.deletion_timestamp,
-        finalizers: m.finalizers,
-        generate_name: m.generate_name,
-        generation: m.generation,
-        labels: m.labels,
-        managed_fields: None,
-        name: m.name,
-        namespace: m.namespace,
-        owner_references: m.owner_references,
-        resource_version: m.resource_version,
-        self_link: None,
-        uid: m.uid,
-    })
+impl PodMeta {
+    pub fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_deref().unwrap_or_default()
+    }
+
+    /// The `ObjectMeta` of these fields (for code shared with other kinds).
+    pub fn to_object_meta(&self) -> ObjectMeta {
+        ObjectMeta {
+            annotations: self.annotations.as_deref().cloned(),
+            creation_timestamp: self.creation_timestamp.clone(),
+            deletion_grace_period_seconds: self.deletion_grace_period_seconds,
+            deletion_timestamp: self.deletion_timestamp.clone(),
+            finalizers: self.finalizers.clone(),
+            generate_name: self.generate_name.clone(),
+            generation: self.generation,
+            labels: self.labels.as_deref().cloned(),
+            managed_fields: None,
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            owner_references: self.owner_references.as_deref().map(<[_]>::to_vec),
+            resource_version: self.resource_version.clone(),
+            self_link: None,
+            uid: self.uid.clone(),
+        }
+    }
+}
+
+/// What the control plane's cache reads of an object's metadata, whether the
+/// full `ObjectMeta` (most kinds) or a cached pod's [`PodMeta`].
+pub trait MetaView {
+    fn name(&self) -> Option<&str>;
+    fn namespace(&self) -> Option<&str>;
+    fn uid(&self) -> Option<&str>;
+    fn resource_version(&self) -> Option<&str>;
+    fn owner_references(&self) -> &[OwnerReference];
+    fn labels(&self) -> Option<&BTreeMap<String, String>>;
+    fn finalizers(&self) -> &[String];
+    fn deleting(&self) -> bool;
+    /// Drop the field ownership records, which no controller reads.
+    fn forget_field_ownership(&mut self);
+}
+
+impl MetaView for ObjectMeta {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+    fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_deref().unwrap_or_default()
+    }
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.labels.as_ref()
+    }
+    fn finalizers(&self) -> &[String] {
+        self.finalizers.as_deref().unwrap_or_default()
+    }
+    fn deleting(&self) -> bool {
+        self.deletion_timestamp.is_some()
+    }
+    fn forget_field_ownership(&mut self) {
+        self.managed_fields = None;
+    }
+}
+
+impl MetaView for PodMeta {
+    fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+    fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+    fn uid(&self) -> Option<&str> {
+        self.uid.as_deref()
+    }
+    fn resource_version(&self) -> Option<&str> {
+        self.resource_version.as_deref()
+    }
+    fn owner_references(&self) -> &[OwnerReference] {
+        self.owner_references.as_deref().unwrap_or_default()
+    }
+    fn labels(&self) -> Option<&BTreeMap<String, String>> {
+        self.labels.as_deref()
+    }
+    fn finalizers(&self) -> &[String] {
+        self.finalizers.as_deref().unwrap_or_default()
+    }
+    fn deleting(&self) -> bool {
+        self.deletion_timestamp.is_some()
+    }
+    fn forget_field_ownership(&mut self) {}
+}
+
+/// Values many cached pods hold equal (a template's labels, its containers),
+/// kept once: the first decoded is handed out again for every equal one after
+/// it. A value no pod holds any more is forgotten when the table has doubled
+/// since it was last pruned, so the table stays bounded by what is in use.
+struct Interner<T: ?Sized> {
+    by_hash: std::collections::HashMap<u64, Arc<T>>,
+    pruned_at: usize,
+}
+
+impl<T: ?Sized + PartialEq> Interner<T> {
+    fn new() -> Self {
+        Interner { by_hash: std::collections::HashMap::new(), pruned_at: 0 }
+    }
+
+    /// The kept value equal to `value` (whose hash is `hash`), or `value` kept.
+    fn share<V: std::borrow::Borrow<T> + Into<Arc<T>>>(&mut self, hash: u64, value: V) -> Arc<T> {
+        if let Some(kept) = self.by_hash.get(&hash).filter(|k| ***k == *value.borrow()) {
+            return kept.clone();
+        }
+        if self.by_hash.len() >= 2 * self.pruned_at.max(512) {
+            self.by_hash.retain(|_, v| Arc::strong_count(v) > 1);
+            self.pruned_at = self.by_hash.len();
+        }
+        // An unequal value of the same hash is replaced: it is only unshared.
+        let kept = value.into();
+        self.by_hash.insert(hash, kept.clone());
+        kept
+    }
+}
+
+fn hash_of(parts: impl IntoIterator<Item = impl std::hash::Hash>) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
 }
 
 /// A list in an allocation of its length. A decoded list grows by doubling
@@ -216,33 +339,39 @@ fn some_exact<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Op
 }
 
 thread_local! {
-    static LAST_TOLERATIONS: std::cell::RefCell<Option<Arc<[Toleration]>>> = const { std::cell::RefCell::new(None) };
-    static LAST_CONTAINERS: std::cell::RefCell<Option<Arc<[CachedContainer]>>> = const { std::cell::RefCell::new(None) };
+    static MAPS: std::cell::RefCell<Interner<BTreeMap<String, String>>> = std::cell::RefCell::new(Interner::new());
+    static OWNERS: std::cell::RefCell<Interner<[OwnerReference]>> = std::cell::RefCell::new(Interner::new());
+    static TOLERATIONS: std::cell::RefCell<Interner<[Toleration]>> = std::cell::RefCell::new(Interner::new());
+    static CONTAINERS: std::cell::RefCell<Interner<[CachedContainer]>> = std::cell::RefCell::new(Interner::new());
 }
 
-/// `value`, or the equal one `last` holds (which then holds `value` otherwise).
-fn share_last<T: PartialEq>(last: &mut Option<Arc<[T]>>, value: Vec<T>) -> Arc<[T]> {
-    match last {
-        Some(l) if **l == *value => l.clone(),
-        _ => last.insert(Arc::from(value)).clone(),
-    }
+/// Labels or annotations, shared with every pod this thread decoded with equal ones.
+fn shared_map<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<BTreeMap<String, String>>>, D::Error> {
+    let Some(m) = Option::<BTreeMap<String, String>>::deserialize(d)? else { return Ok(None) };
+    Ok(Some(MAPS.with_borrow_mut(|i| i.share(hash_of([&m]), m))))
 }
 
-/// A pod's containers, shared like its tolerations: a ReplicaSet's pods
-/// have the same names, images and resources.
+/// Owner references, shared like labels (a ReplicaSet's pods have one owner).
+fn shared_owner_references<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[OwnerReference]>>, D::Error> {
+    let Some(v) = Option::<Vec<OwnerReference>>::deserialize(d)? else { return Ok(None) };
+    let hash = hash_of(v.iter().map(|o| (&o.uid, &o.name, &o.kind)));
+    Ok(Some(OWNERS.with_borrow_mut(|i| i.share(hash, v))))
+}
+
+/// A pod's containers, shared like labels: a ReplicaSet's pods have the same
+/// names, images and resources.
 fn shared_containers<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[CachedContainer]>, D::Error> {
     let v = Vec::<CachedContainer>::deserialize(d)?;
-    Ok(LAST_CONTAINERS.with_borrow_mut(|last| share_last(last, v)))
+    let hash = hash_of(v.iter().map(|c| (&c.name, &c.image)));
+    Ok(CONTAINERS.with_borrow_mut(|i| i.share(hash, v)))
 }
 
-/// Tolerations shared with the last pod this thread decoded when they are
-/// equal. Pods arrive in runs of one template (a ReplicaSet's, every pod's
-/// default `not-ready`/`unreachable` pair), so one remembered value shares
-/// nearly all of them (two tolerations take about 380 bytes), and the memory
-/// for it stays bounded.
+/// Tolerations, shared like labels (nearly every pod has the default
+/// `not-ready`/`unreachable` pair, about 380 bytes).
 fn shared_tolerations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Toleration]>>, D::Error> {
     let Some(v) = Option::<Vec<Toleration>>::deserialize(d)? else { return Ok(None) };
-    Ok(Some(LAST_TOLERATIONS.with_borrow_mut(|last| share_last(last, v))))
+    let hash = hash_of(v.iter().map(|t| (&t.key, &t.operator, &t.value, &t.effect)));
+    Ok(Some(TOLERATIONS.with_borrow_mut(|i| i.share(hash, v))))
 }
 
 fn status_exact<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodStatus>, D::Error> {
@@ -266,13 +395,13 @@ mod tests {
             format!("{}/../../testdata/k8s-reference/v1.32/deployment-pods-list.json", env!("CARGO_MANIFEST_DIR"));
         let list: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let mut item = list["items"][0].clone();
+        item["metadata"]["annotations"] = serde_json::json!({"example.com/note": "kept"});
         item["metadata"]["managedFields"] = serde_json::json!([{"manager": "kube-controller-manager",
             "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {"f:labels": {}}}}]);
         let pod: CachedPod = serde_json::from_value(item.clone()).unwrap();
         assert_eq!(pod.metadata.name.as_deref(), item["metadata"]["name"].as_str());
         assert_eq!(pod.metadata.uid.as_deref(), item["metadata"]["uid"].as_str());
-        assert!(pod.metadata.managed_fields.is_none());
-        assert_eq!(pod.metadata.owner_references.as_ref().map(Vec::len), Some(1));
+        assert_eq!(pod.metadata.owner_references().len(), 1);
         let spec = pod.spec.as_ref().unwrap();
         assert_eq!(spec.node_name.as_deref(), item["spec"]["nodeName"].as_str());
         assert_eq!(spec.containers[0].name, item["spec"]["containers"][0]["name"].as_str().unwrap());
@@ -302,6 +431,24 @@ mod tests {
         let renamed: CachedPod = serde_json::from_value(renamed).unwrap();
         assert!(!Arc::ptr_eq(&containers(&pod), &containers(&renamed)));
         assert_eq!(containers(&renamed)[0].image.as_deref(), Some("example.com/other:1"));
+        // Labels, annotations and owners are shared between pods with equal ones,
+        // also when pods of other templates come between them.
+        let mut stranger = item.clone();
+        stranger["metadata"]["labels"] = serde_json::json!({"app": "other"});
+        stranger["metadata"]["annotations"] = serde_json::json!({"note": "other"});
+        stranger["metadata"]["ownerReferences"][0]["uid"] = serde_json::json!("another-owner");
+        let stranger: CachedPod = serde_json::from_value(stranger).unwrap();
+        let third: CachedPod = serde_json::from_value(item.clone()).unwrap();
+        let labels = |p: &CachedPod| p.metadata.labels.clone().unwrap();
+        let annotations = |p: &CachedPod| p.metadata.annotations.clone().unwrap();
+        let owners = |p: &CachedPod| p.metadata.owner_references.clone().unwrap();
+        assert!(Arc::ptr_eq(&labels(&pod), &labels(&third)));
+        assert!(Arc::ptr_eq(&annotations(&pod), &annotations(&third)));
+        assert!(Arc::ptr_eq(&owners(&pod), &owners(&third)));
+        assert_eq!(labels(&stranger).get("app").map(String::as_str), Some("other"));
+        assert_eq!(annotations(&stranger).get("note").map(String::as_str), Some("other"));
+        assert_eq!(owners(&stranger)[0].uid, "another-owner");
+        assert_eq!(labels(&third).get("app"), item["metadata"]["labels"]["app"].as_str().map(str::to_string).as_ref());
         // The same bytes decode to the same pod (the informer decodes from the stored bytes).
         let bytes = serde_json::to_vec(&item).unwrap();
         assert_eq!(serde_json::from_slice::<CachedPod>(&bytes).unwrap(), pod);

@@ -111,7 +111,7 @@ impl Kubelets {
                     container,
                     &image,
                     counter,
-                    runtime::page_bytes(pod.metadata.annotations.as_ref()),
+                    runtime::page_bytes(pod.metadata.annotations.as_deref()),
                     &time,
                 );
                 match written {

@@ -80,7 +80,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
             .collect();
         let mut mine: BTreeMap<String, Vec<Arc<CachedPod>>> = BTreeMap::new();
         for p in state.claimable_pods(&ns, &uid) {
-            if p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true))
+            if p.metadata.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true))
                 && let Some(n) = node_of(&p)
             {
                 mine.entry(n.to_string()).or_default().push(p.clone());

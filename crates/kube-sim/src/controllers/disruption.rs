@@ -21,7 +21,7 @@ fn controller_scale(state: &State, pods: &[&Arc<CachedPod>]) -> i32 {
     let mut seen = std::collections::BTreeSet::new();
     let mut total = 0;
     for p in pods {
-        let Some(r) = p.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true)) else {
+        let Some(r) = p.metadata.owner_references().iter().find(|r| r.controller == Some(true)) else {
             continue;
         };
         let ns = p.metadata.namespace.clone().unwrap_or_default();

@@ -41,7 +41,7 @@ fn gvk(kind: Kind) -> (&'static str, &'static str) {
 fn meta_of(plane: &Plane, kind: Kind, key: &str) -> Option<ObjectMeta> {
     let s = plane.state.read();
     match kind {
-        Kind::Pod => s.pods.get(key).map(|o| o.metadata.clone()),
+        Kind::Pod => s.pods.get(key).map(|o| o.metadata.to_object_meta()),
         Kind::Node => s.nodes.get(key).map(|o| o.metadata.clone()),
         Kind::ReplicaSet => s.replicasets.get(key).map(|o| o.metadata.clone()),
         Kind::Deployment => s.deployments.get(key).map(|o| o.metadata.clone()),
@@ -120,9 +120,8 @@ pub fn reconcile(plane: &mut Plane, uid: &str) {
 }
 
 /// Whether an object carries a finalizer the garbage collector acts on.
-pub fn has_gc_finalizer(meta: &ObjectMeta) -> bool {
-    meta.deletion_timestamp.is_some()
-        && meta.finalizers.iter().flatten().any(|f| f == "orphan" || f == "foregroundDeletion")
+pub fn has_gc_finalizer(meta: &impl crate::cached_pod::MetaView) -> bool {
+    meta.deleting() && meta.finalizers().iter().any(|f| f == "orphan" || f == "foregroundDeletion")
 }
 
 /// An owner is being deleted: act on its garbage collector finalizers.

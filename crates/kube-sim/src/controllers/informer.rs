@@ -39,7 +39,7 @@ pub async fn run<K, M, F>(
     cache: super::state::Shared,
     held: Held,
 ) where
-    K: DeserializeOwned + k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>,
+    K: DeserializeOwned + k8s_openapi::Metadata<Ty: crate::cached_pod::MetaView>,
     F: Fn(Change<K>) -> M,
 {
     let stop = api.shutdown_token();

@@ -72,7 +72,7 @@ impl Behaviour {
 }
 
 fn owned_by_job(pod: &CachedPod) -> bool {
-    pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true) && o.kind == "Job")
+    pod.metadata.owner_references().iter().any(|o| o.controller == Some(true) && o.kind == "Job")
 }
 
 /// Whether a failing container is restarted (crash loop) rather than ending the pod.

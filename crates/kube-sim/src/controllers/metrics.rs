@@ -80,7 +80,7 @@ impl Metrics {
         let ns = pod.metadata.namespace.as_deref();
         state.usage_overrides.iter().rev().find_map(|o| {
             let applies = o.namespace.as_deref().is_none_or(|n| Some(n) == ns)
-                && o.selector.matches_opt(pod.metadata.labels.as_ref());
+                && o.selector.matches_opt(pod.metadata.labels.as_deref());
             match (applies, resource) {
                 (false, _) => None,
                 (true, "cpu") => o.cpu.clone(),
@@ -176,7 +176,7 @@ impl ComputedResources for Metrics {
                         .map(|(name, u)| json!({"name": name, "usage": {"cpu": cpu_str(u.cpu), "memory": mem_str(u.memory)}}))
                         .collect();
                     json!({"kind": "PodMetrics", "apiVersion": "metrics.k8s.io/v1beta1",
-                        "metadata": {"name": p.metadata.name, "namespace": p.metadata.namespace, "labels": p.metadata.labels,
+                        "metadata": {"name": p.metadata.name, "namespace": p.metadata.namespace, "labels": p.metadata.labels.as_deref(),
                                      "creationTimestamp": now},
                         "timestamp": now, "window": "15s", "containers": containers})
                 })

@@ -10,8 +10,8 @@ use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cached_pod::MetaView;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -205,7 +205,7 @@ impl Plane {
             Dirty::Pod(key) => {
                 if let Some(pod) = self.pod(&key) {
                     if gc::has_gc_finalizer(&pod.metadata) {
-                        gc::on_owner_deleting(self, &pod.metadata, "v1", "Pod");
+                        gc::on_owner_deleting(self, &pod.metadata.to_object_meta(), "v1", "Pod");
                     }
                     self.wake_matching_replicasets(&pod);
                 }
@@ -283,7 +283,7 @@ impl Plane {
     /// A pod without a controller may be adopted: let the ReplicaSets of its
     /// namespace whose selector matches it look (upstream's pod handlers do).
     fn wake_matching_replicasets(&mut self, pod: &CachedPod) {
-        let has_controller = pod.metadata.owner_references.iter().flatten().any(|o| o.controller == Some(true));
+        let has_controller = pod.metadata.owner_references().iter().any(|o| o.controller == Some(true));
         if has_controller || pod.metadata.deletion_timestamp.is_some() {
             return;
         }
@@ -421,7 +421,7 @@ impl Plane {
     #[allow(clippy::too_many_arguments)]
     pub fn event_about(
         &mut self,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        meta: &impl MetaView,
         api_version: &str,
         kind: &str,
         reason: &str,
@@ -433,14 +433,14 @@ impl Plane {
         if !self.state.read().settings.record_events {
             return;
         }
-        let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
-        let name = meta.name.clone().unwrap_or_default();
+        let ns = meta.namespace().unwrap_or("default").to_string();
+        let name = meta.name().unwrap_or_default().to_string();
         let nanos = self.api.clock.now().as_nanosecond();
         let ev = serde_json::json!({
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"name": format!("{name}.{:x}", nanos as u64), "namespace": ns},
-            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace,
-                "uid": meta.uid, "resourceVersion": meta.resource_version},
+            "involvedObject": {"apiVersion": api_version, "kind": kind, "name": name, "namespace": meta.namespace(),
+                "uid": meta.uid(), "resourceVersion": meta.resource_version()},
             "reason": reason, "message": message, "type": type_, "action": action,
             "eventTime": self.api.clock.now_micro(),
             "reportingComponent": component, "reportingInstance": format!("{component}-kube-sim"),
@@ -493,9 +493,9 @@ pub fn create_on<K: k8s_openapi::Resource + Serialize>(
 
 /// What a pod status write names of its pod (the status subresource reads
 /// nothing else of the metadata; the version makes it conditional).
-pub fn pod_status_ident(meta: &ObjectMeta) -> Value {
-    serde_json::json!({"name": meta.name, "namespace": meta.namespace, "uid": meta.uid,
-        "resourceVersion": meta.resource_version})
+pub fn pod_status_ident(meta: &impl MetaView) -> Value {
+    serde_json::json!({"name": meta.name(), "namespace": meta.namespace(), "uid": meta.uid(),
+        "resourceVersion": meta.resource_version()})
 }
 
 /// The body of a pod status write: its [`pod_status_ident`] and the status.

@@ -31,8 +31,8 @@ pub fn controller_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> Owner
     }
 }
 
-fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
-    meta.owner_references.iter().flatten().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
+fn controller_uid(meta: &impl crate::cached_pod::MetaView) -> Option<&str> {
+    meta.owner_references().iter().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
 }
 
 pub fn selector_of(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
@@ -65,7 +65,7 @@ fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &CachedPo
     let uid = rs.metadata.uid.as_deref()?;
     static NONE: std::sync::LazyLock<std::collections::BTreeMap<String, String>> =
         std::sync::LazyLock::new(Default::default);
-    let matches = sel.matches(pod.metadata.labels.as_ref().unwrap_or(&NONE));
+    let matches = sel.matches(pod.metadata.labels.as_deref().unwrap_or(&NONE));
     let owner = controller_uid(&pod.metadata);
     let (ns, name) = (pod.metadata.namespace.clone(), pod.metadata.name.clone().unwrap_or_default());
     match (owner, matches) {
@@ -73,7 +73,7 @@ fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &CachedPo
         (Some(o), false) if o == uid => {
             // Release: labels no longer match.
             let refs: Vec<OwnerReference> =
-                pod.metadata.owner_references.iter().flatten().filter(|r| r.uid != uid).cloned().collect();
+                pod.metadata.owner_references().iter().filter(|r| r.uid != uid).cloned().collect();
             let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
             if let Err(e) = plane.patch::<Pod>(MANAGER, ns.as_deref(), &name, false, &patch, Some(Msg::Pod)) {
                 plane.note("release pod", &name, &e);
@@ -82,7 +82,7 @@ fn claim(plane: &mut Plane, rs: &ReplicaSet, sel: &LabelSelector, pod: &CachedPo
         }
         (None, true) if pod.metadata.deletion_timestamp.is_none() && rs.metadata.deletion_timestamp.is_none() => {
             // Adopt an orphan that matches.
-            let mut refs: Vec<OwnerReference> = pod.metadata.owner_references.clone().unwrap_or_default();
+            let mut refs: Vec<OwnerReference> = pod.metadata.owner_references().to_vec();
             refs.push(controller_ref("apps/v1", "ReplicaSet", &rs.metadata));
             let patch = json!({"metadata": {"ownerReferences": refs, "uid": pod.metadata.uid}});
             match plane.patch::<Pod>(MANAGER, ns.as_deref(), &name, false, &patch, Some(Msg::Pod)) {

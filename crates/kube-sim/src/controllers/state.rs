@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use parking_lot::RwLock;
 
 use super::informer::Change;
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::rules::resources::Resources;
 use crate::scenario::profile::Profile;
 
@@ -215,10 +215,10 @@ pub fn for_cache<K: serde::de::DeserializeOwned>(mut v: serde_json::Value) -> Re
 /// reads while parsing; other kinds keep every field but `managedFields`.
 pub fn decode_for_cache<K>(body: &[u8]) -> Result<Arc<K>, serde_json::Error>
 where
-    K: serde::de::DeserializeOwned + k8s_openapi::Metadata<Ty = ObjectMeta>,
+    K: serde::de::DeserializeOwned + k8s_openapi::Metadata<Ty: MetaView>,
 {
     let mut k: K = serde_json::from_slice(body)?;
-    k.metadata_mut().managed_fields = None;
+    k.metadata_mut().forget_field_ownership();
     Ok(Arc::new(k))
 }
 
@@ -243,23 +243,23 @@ fn node_signature(node: &Node) -> String {
 }
 
 /// Cache key of an object: `namespace/name` or `name`.
-pub fn key_of(meta: &ObjectMeta) -> String {
-    match meta.namespace.as_deref().filter(|n| !n.is_empty()) {
-        Some(ns) => format!("{ns}/{}", meta.name.as_deref().unwrap_or_default()),
-        None => meta.name.clone().unwrap_or_default(),
+pub fn key_of(meta: &impl MetaView) -> String {
+    match meta.namespace().filter(|n| !n.is_empty()) {
+        Some(ns) => format!("{ns}/{}", meta.name().unwrap_or_default()),
+        None => meta.name().unwrap_or_default().to_string(),
     }
 }
 
 /// An object's resourceVersion as a number (0 when absent).
-pub fn resource_version(meta: &ObjectMeta) -> u64 {
-    meta.resource_version.as_deref().and_then(|r| r.parse().ok()).unwrap_or(0)
+pub fn resource_version(meta: &impl MetaView) -> u64 {
+    meta.resource_version().and_then(|r| r.parse().ok()).unwrap_or(0)
 }
 
 /// Whether `incoming` is older than what the cache holds (a controller's own
 /// write got there first). A change without a resourceVersion (the informer's
 /// deletions after a re-list) is never stale.
-fn stale(cached: &ObjectMeta, incoming: &ObjectMeta) -> bool {
-    incoming.resource_version.is_some() && resource_version(cached) > resource_version(incoming)
+fn stale<M: MetaView>(cached: &M, incoming: &M) -> bool {
+    incoming.resource_version().is_some() && resource_version(cached) > resource_version(incoming)
 }
 
 /// Whether a pod still occupies its node's resources (upstream: not terminal).
@@ -273,8 +273,8 @@ pub fn requests(pod: &CachedPod) -> Resources {
 }
 
 /// Whether a controller owns the object (otherwise it may be adopted).
-fn has_controller(meta: &ObjectMeta) -> bool {
-    meta.owner_references.iter().flatten().any(|o| o.controller == Some(true))
+fn has_controller(meta: &impl MetaView) -> bool {
+    meta.owner_references().iter().any(|o| o.controller == Some(true))
 }
 
 pub fn node_of(pod: &CachedPod) -> Option<&str> {
@@ -336,15 +336,15 @@ impl State {
         }
     }
 
-    fn index_owner(&mut self, kind: Kind, key: &str, meta: &ObjectMeta, add: bool) {
-        if let Some(uid) = meta.uid.as_deref() {
+    fn index_owner(&mut self, kind: Kind, key: &str, meta: &impl MetaView, add: bool) {
+        if let Some(uid) = meta.uid() {
             if add {
                 self.uids.insert(uid.to_string(), (kind, key.to_string()));
             } else {
                 self.uids.remove(uid);
             }
         }
-        for o in meta.owner_references.iter().flatten() {
+        for o in meta.owner_references() {
             let set = self.by_owner.entry(o.uid.clone()).or_default();
             if add {
                 set.insert((kind, key.to_string()));
@@ -357,8 +357,8 @@ impl State {
         }
     }
 
-    fn owner_dirty(meta: &ObjectMeta, out: &mut Vec<Dirty>) {
-        for o in meta.owner_references.iter().flatten() {
+    fn owner_dirty(meta: &impl MetaView, out: &mut Vec<Dirty>) {
+        for o in meta.owner_references() {
             out.push(Dirty::Owner(o.uid.clone()));
         }
     }
@@ -520,7 +520,7 @@ impl State {
         }
         if let Some(ns) = obj.metadata.namespace.as_deref() {
             out.push(Dirty::QuotaNamespace(ns.to_string()));
-            let labels = (!deleted).then_some(obj.metadata.labels.as_ref());
+            let labels = (!deleted).then_some(obj.metadata.labels.as_deref());
             self.track_pdb_members(ns, &key, labels, &mut out);
         }
         if deleted {
@@ -583,7 +583,7 @@ impl State {
             .get(ns)
             .into_iter()
             .flatten()
-            .filter(|k| self.pods.get(*k).is_some_and(|p| selector.matches_opt(p.metadata.labels.as_ref())))
+            .filter(|k| self.pods.get(*k).is_some_and(|p| selector.matches_opt(p.metadata.labels.as_deref())))
             .cloned()
             .collect();
         self.pdb_members.entry(ns.to_string()).or_default().insert(key.to_string(), PdbMembers { raw, selector, pods });

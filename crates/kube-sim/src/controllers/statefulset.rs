@@ -38,7 +38,7 @@ pub fn reconcile(plane: &mut Plane, key: &str) {
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
     let mut pods: BTreeMap<usize, Arc<CachedPod>> = BTreeMap::new();
     for p in plane.state.read().claimable_pods(&ns, &uid) {
-        let owned = p.metadata.owner_references.iter().flatten().any(|o| o.uid == uid && o.controller == Some(true));
+        let owned = p.metadata.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true));
         if let (true, Some(i)) = (owned, ordinal(&name, p.metadata.name.as_deref().unwrap_or_default())) {
             pods.insert(i, p);
         }

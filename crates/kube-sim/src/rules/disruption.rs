@@ -68,7 +68,7 @@ fn scaled(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String
 }
 
 fn has_controller(pod: &CachedPod) -> bool {
-    pod.metadata.owner_references.iter().flatten().any(|r| r.controller == Some(true))
+    pod.metadata.owner_references().iter().any(|r| r.controller == Some(true))
 }
 
 /// `(expectedPods, desiredHealthy)` as `getExpectedPodCount` computes them.

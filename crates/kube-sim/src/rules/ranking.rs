@@ -571,7 +571,7 @@ mod tests {
                 let mut p = mk(P { node: nodes[*n], phase: phases[*ph], ready: *ready, restarts: *restarts, ..P::default() });
                 p.metadata.uid = Some(format!("u{i}"));
                 let ann = p.metadata.annotations.get_or_insert_with(Default::default);
-                ann.insert(POD_DELETION_COST.into(), cost.to_string());
+                std::sync::Arc::make_mut(ann).insert(POD_DELETION_COST.into(), cost.to_string());
                 let at = |s: i64| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                     base.checked_add(jiff::SignedDuration::from_secs(s)).unwrap());
                 p.metadata.creation_timestamp = Some(at(*c));
