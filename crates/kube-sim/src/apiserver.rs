@@ -943,6 +943,38 @@ impl ApiServer {
         body: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Written> {
+        self.update_as(res, ns, name, subresource, body, opts, false)
+    }
+
+    /// A write of the `status` subresource that sets only the status fields
+    /// the body has (a `null` removes one) and keeps the others as stored: how
+    /// the kubelet writes the fields it owns (upstream patches them), so the
+    /// control plane needs no copy of everyone else's to write its own. Not
+    /// served over HTTP; the body is taken as written (a partial status must
+    /// not be defaulted as if it were whole).
+    pub fn merge_status(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Written> {
+        let opts = WriteOptions { trusted: true, ..opts.clone() };
+        self.update_as(res, ns, name, Some("status"), body, &opts, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn update_as(
+        &self,
+        res: &ResourceInfo,
+        ns: Option<&str>,
+        name: &str,
+        subresource: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+        merge_status: bool,
+    ) -> ApiResult<Written> {
         if res.read_only {
             return Err(ApiError::method_not_allowed("update", &res.kind));
         }
@@ -969,7 +1001,11 @@ impl ApiServer {
                 return Err(ApiError::conflict(Self::subject(res, name)));
             }
             let old = cur.to_value(&Self::storage_api_version(res), &res.kind);
-            self.updated(res, subresource, old, obj.clone(), opts, Ownership::Update)
+            let mut new = obj.clone();
+            if merge_status {
+                merge_stored_status(&old, &mut new);
+            }
+            self.updated(res, subresource, old, new, opts, Ownership::Update)
         };
         let object = self
             .write_optimistically(res, &key, not_found, decide, |txn, decided| self.commit_update(txn, res, decided))?;
@@ -1825,6 +1861,24 @@ impl ApiServer {
     /// nothing else will finish (used by the namespace controller and tests).
     pub fn finalize_now(&self, res: &ResourceInfo, ns: Option<&str>, name: &str) -> ApiResult<Deleted> {
         self.delete(res, ns, name, &DeleteOptions { grace_period: Some(0), ..Default::default() })
+    }
+}
+
+/// `new`'s status fields over `old`'s: each field `new` has replaces the
+/// stored one (`null` removes it), the others stay.
+fn merge_stored_status(old: &Value, new: &mut Value) {
+    let mut status = old.get("status").and_then(Value::as_object).cloned().unwrap_or_default();
+    if let Some(fields) = new.get_mut("status").and_then(Value::as_object_mut) {
+        for (k, v) in std::mem::take(fields) {
+            if v.is_null() {
+                status.remove(&k);
+            } else {
+                status.insert(k, v);
+            }
+        }
+    }
+    if let Some(o) = new.as_object_mut() {
+        o.insert("status".into(), Value::Object(status));
     }
 }
 

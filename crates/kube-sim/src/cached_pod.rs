@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Affinity, PodSchedulingGate, PodStatus, Toleration};
+use k8s_openapi::api::core::v1::{Affinity, PodSchedulingGate, Toleration};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::{Deserialize, Deserializer};
@@ -25,8 +25,195 @@ pub struct CachedPod {
     pub metadata: PodMeta,
     #[serde(default)]
     pub spec: Option<CachedPodSpec>,
-    #[serde(default, deserialize_with = "status_exact")]
-    pub status: Option<PodStatus>,
+    #[serde(default)]
+    pub status: Option<CachedPodStatus>,
+}
+
+/// What the controllers read of a pod's status. The kubelet, the node
+/// lifecycle controller and the scheduler write the fields they own and the
+/// API server keeps the rest ([`crate::apiserver::ApiServer::merge_status`]),
+/// so nothing written by others needs to be cached to survive their writes.
+/// (`PodStatus` with one `ContainerStatus` took 1.9 KiB of every cached pod.)
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CachedPodStatus {
+    pub phase: Option<Word>,
+    #[serde(deserialize_with = "some_exact")]
+    pub conditions: Option<Vec<CachedPodCondition>>,
+    #[serde(deserialize_with = "some_exact")]
+    pub container_statuses: Option<Vec<CachedContainerStatus>>,
+    pub start_time: Option<Time>,
+    #[serde(rename = "podIP")]
+    pub pod_ip: Option<String>,
+}
+
+/// A pod condition: `PodCondition` without `lastProbeTime` and `observedGeneration`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CachedPodCondition {
+    #[serde(rename = "type")]
+    pub type_: Word,
+    pub status: Word,
+    pub last_transition_time: Option<Time>,
+    pub reason: Option<Box<str>>,
+    pub message: Option<Box<str>>,
+}
+
+impl CachedPodCondition {
+    /// The condition to write back.
+    pub fn to_full(&self) -> k8s_openapi::api::core::v1::PodCondition {
+        k8s_openapi::api::core::v1::PodCondition {
+            type_: self.type_.to_string(),
+            status: self.status.to_string(),
+            last_transition_time: self.last_transition_time.clone(),
+            reason: self.reason.as_deref().map(str::to_string),
+            message: self.message.as_deref().map(str::to_string),
+            ..Default::default()
+        }
+    }
+}
+
+/// A container's status as far as the controllers read it: its restarts,
+/// readiness, and since when it runs (`state.running.startedAt`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(from = "ContainerStatusWire")]
+pub struct CachedContainerStatus {
+    pub name: Box<str>,
+    pub ready: bool,
+    pub restart_count: i32,
+    /// Whether it runs (`state.running` is set).
+    pub running: bool,
+    /// When it started running (`state.running.startedAt`).
+    pub started_at: Option<Time>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct ContainerStatusWire {
+    name: String,
+    ready: bool,
+    restart_count: i32,
+    state: Option<StateWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StateWire {
+    running: Option<RunningWire>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RunningWire {
+    started_at: Option<Time>,
+}
+
+impl From<ContainerStatusWire> for CachedContainerStatus {
+    fn from(w: ContainerStatusWire) -> Self {
+        let running = w.state.and_then(|s| s.running);
+        CachedContainerStatus {
+            name: w.name.into(),
+            ready: w.ready,
+            restart_count: w.restart_count,
+            running: running.is_some(),
+            started_at: running.and_then(|r| r.started_at),
+        }
+    }
+}
+
+/// A string of a small vocabulary (phases, condition types and statuses):
+/// the words the API defines are static, so most cost no allocation.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Word {
+    Known(&'static str),
+    Other(Box<str>),
+}
+
+impl Word {
+    const KNOWN: &'static [&'static str] = &[
+        "True",
+        "False",
+        "Unknown",
+        "Ready",
+        "ContainersReady",
+        "Initialized",
+        "PodScheduled",
+        "PodReadyToStartContainers",
+        "DisruptionTarget",
+        "Pending",
+        "Running",
+        "Succeeded",
+        "Failed",
+    ];
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Word::Known(s) => s,
+            Word::Other(s) => s,
+        }
+    }
+}
+
+impl Default for Word {
+    fn default() -> Self {
+        Word::Known("")
+    }
+}
+
+impl std::ops::Deref for Word {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl std::fmt::Display for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for Word {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Word {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<&str> for Word {
+    fn from(s: &str) -> Self {
+        match Word::KNOWN.iter().find(|k| **k == s) {
+            Some(k) => Word::Known(k),
+            None => Word::Other(s.into()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Word {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Word;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Word, E> {
+                Ok(Word::from(s))
+            }
+        }
+        d.deserialize_str(Visit)
+    }
 }
 
 /// What the scheduler, the kubelets and the workload controllers read of a pod's spec.
@@ -372,16 +559,6 @@ fn shared_tolerations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<[Tol
     let Some(v) = Option::<Vec<Toleration>>::deserialize(d)? else { return Ok(None) };
     let hash = hash_of(v.iter().map(|t| (&t.key, &t.operator, &t.value, &t.effect)));
     Ok(Some(TOLERATIONS.with_borrow_mut(|i| i.share(hash, v))))
-}
-
-fn status_exact<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodStatus>, D::Error> {
-    let Some(mut s) = Option::<PodStatus>::deserialize(d)? else { return Ok(None) };
-    s.conditions = s.conditions.map(fit);
-    s.container_statuses = s.container_statuses.map(fit);
-    s.init_container_statuses = s.init_container_statuses.map(fit);
-    s.host_ips = s.host_ips.map(fit);
-    s.pod_ips = s.pod_ips.map(fit);
-    Ok(Some(s))
 }
 
 #[cfg(test)]

@@ -592,8 +592,17 @@ async fn a_node_going_not_ready_is_tainted_and_its_pods_marked() {
     })
     .await;
     let p = pods.get("p").await.unwrap();
-    let ready = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+    let status = p.status.unwrap();
+    let conditions = status.conditions.unwrap();
+    let ready = conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.status, "False");
+    assert_eq!(ready.reason.as_deref(), Some("NodeNotReady"));
+    // The kubelet and the node lifecycle controller write only the fields they
+    // own: what the API server set on create, and the other conditions, stay.
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    let scheduled = conditions.iter().find(|c| c.type_ == "PodScheduled").unwrap();
+    assert_eq!(scheduled.status, "True");
 }
 
 #[tokio::test]

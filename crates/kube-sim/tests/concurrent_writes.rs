@@ -139,6 +139,40 @@ fn status_writes_change_status_only_and_record_who_owns_it() {
     assert!(o.iter().any(|(m, sub, _)| m == "maker" && sub.is_empty()), "the creator's entry stays: {o:?}");
 }
 
+/// A merged status write sets the fields it names, removes those it sets to
+/// null, keeps every other stored one, and is conditional on the version.
+#[test]
+fn a_merged_status_write_keeps_the_fields_it_does_not_name() {
+    let api: Arc<ApiServer> = ApiServer::new(ServerConfig::default(), kube_sim::Clock::default());
+    let pods = api.res("", "pods");
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "c", "image": "x"}]}});
+    let opts = WriteOptions::manager("writer");
+    let created = api.create(&pods, Some("default"), pod, &opts).expect("created").object;
+    assert_eq!(created["status"]["qosClass"], "BestEffort", "defaulted on create");
+    let mut status = created["status"].clone();
+    status["nominatedNodeName"] = json!("n1");
+    status["message"] = json!("waiting");
+    let body = json!({"metadata": {"name": "p", "namespace": "default"}, "status": status});
+    api.update(&pods, Some("default"), "p", Some("status"), body, &opts).expect("status written");
+    let rv = |o: &serde_json::Value| o["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+    let read = || api.get(&pods, Some("default"), "p").expect("read").to_value("v1", "Pod");
+    let cur = read();
+    let merge = |status: serde_json::Value, rv: String| {
+        let body = json!({"metadata": {"name": "p", "namespace": "default", "resourceVersion": rv}, "status": status});
+        api.merge_status(&pods, Some("default"), "p", body, &WriteOptions::manager("kubelet"))
+    };
+    let merged =
+        merge(json!({"phase": "Running", "message": null, "podIP": "10.0.0.9"}), rv(&cur)).expect("merged").object;
+    assert_eq!(
+        merged["status"],
+        json!({"phase": "Running", "qosClass": "BestEffort", "nominatedNodeName": "n1", "podIP": "10.0.0.9"})
+    );
+    let stale = merge(json!({"phase": "Failed"}), rv(&cur)).expect_err("written against an old version");
+    assert_eq!(stale.code, 409);
+    assert_eq!(read()["status"]["phase"], "Running");
+}
+
 /// Creates also decide outside the lock, reading what admission needs. A pod
 /// takes its priority from its PriorityClass; while creators race, the class
 /// is deleted and created again with a new value (a class's value is
@@ -154,13 +188,21 @@ fn racing_creates_see_the_admission_state_they_commit_with() {
         v["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).expect("a resourceVersion")
     };
     api.create(&classes, None, class(0), &opts).expect("class");
+    // Creators go on until the class stops changing, so some commit while it
+    // stands (however the threads happen to be scheduled) and some while it races.
+    let settled = std::sync::atomic::AtomicBool::new(false);
     let created: Vec<(u64, i64)> = std::thread::scope(|s| {
         let creators: Vec<_> = (0..WRITERS)
             .map(|w| {
-                let (api, pods) = (&api, &pods);
+                let (api, pods, settled) = (&api, &pods, &settled);
                 s.spawn(move || {
                     let mut mine = Vec::new();
-                    for i in 0..EACH {
+                    let mut last = false;
+                    for i in 0.. {
+                        if i >= EACH && last {
+                            break;
+                        }
+                        last = settled.load(std::sync::atomic::Ordering::Acquire);
                         let pod = json!({"apiVersion": "v1", "kind": "Pod",
                             "metadata": {"name": format!("p-{w}-{i}"), "namespace": "default"},
                             "spec": {"priorityClassName": "racing", "containers": [{"name": "c", "image": "x"}]}});
@@ -179,6 +221,7 @@ fn racing_creates_see_the_admission_state_they_commit_with() {
             std::thread::yield_now();
             api.create(&classes, None, class(value), &opts).expect("class");
         }
+        settled.store(true, std::sync::atomic::Ordering::Release);
         creators.into_iter().flat_map(|c| c.join().expect("a creator")).collect()
     });
     assert!(!created.is_empty());

@@ -81,9 +81,11 @@ impl Kubelets {
                 ),
             );
         }
-        let running = pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).is_some_and(|cs| {
-            cs.iter().any(|c| c.name == container && c.state.as_ref().is_some_and(|s| s.running.is_some()))
-        });
+        let running = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| cs.iter().any(|c| &*c.name == container && c.running));
         if !running {
             return text(
                 500,
@@ -148,11 +150,7 @@ impl Kubelets {
             .container_statuses
             .as_ref()?
             .iter()
-            .find(|c| c.name == container)?
-            .state
-            .as_ref()?
-            .running
-            .as_ref()?
+            .find(|c| &*c.name == container && c.running)?
             .started_at
             .as_ref()?
             .0;

@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plane::Plane;
 use super::state::{Dirty, node_of, occupies};
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, CachedPodStatus};
 use crate::rules;
 
 pub const STARTUP: &str = "sim.kube-sim.io/startup-seconds";
@@ -234,12 +234,15 @@ fn admit(
     };
     let now_str = plane.now_rfc3339();
     if let Err((reason, message)) = rules::fit::kubelet_admit(node, others, pod) {
-        let mut status = pod.status.clone().unwrap_or_default();
-        status.phase = Some("Failed".into());
-        status.reason = Some(reason);
-        status.message = Some(message);
-        status.start_time.get_or_insert(Time(plane.api.clock.now()));
-        status.host_ip = host_ip(node);
+        let old_start = pod.status.as_ref().and_then(|s| s.start_time.clone());
+        let status = PodStatus {
+            phase: Some("Failed".into()),
+            reason: Some(reason),
+            message: Some(message),
+            start_time: Some(old_start.unwrap_or(Time(plane.api.clock.now()))),
+            host_ip: host_ip(node),
+            ..PodStatus::default()
+        };
         write_status(plane, key, pod, status);
         return;
     }
@@ -375,7 +378,7 @@ fn write_status(plane: &mut Plane, key: &str, pod: &CachedPod, status: PodStatus
     let write = move |api: &crate::apiserver::ApiServer| {
         let body = super::plane::pod_status_body(ident, &status)?;
         let res = api.res("", "pods");
-        let written = api.update(&res, Some(&ns), &name, Some("status"), body, &Plane::opts(MANAGER))?.object;
+        let written = api.merge_status(&res, Some(&ns), &name, body, &Plane::opts(MANAGER))?.object;
         super::state::for_cache(written)
             .map_err(|e| crate::error::ApiError::internal(format!("decoding a written pod: {e}")))
     };
@@ -390,7 +393,7 @@ fn host_ip(node: &k8s_openapi::api::core::v1::Node) -> Option<String> {
         .map(|a| a.address.clone())
 }
 
-fn condition(ty: &str, ok: bool, now: &str, old: Option<&PodStatus>) -> PodCondition {
+fn condition(ty: &str, ok: bool, now: &str, old: Option<&CachedPodStatus>) -> PodCondition {
     let status = if ok { "True" } else { "False" };
     let since = old
         .and_then(|s| s.conditions.as_ref())
@@ -404,15 +407,22 @@ fn condition(ty: &str, ok: bool, now: &str, old: Option<&PodStatus>) -> PodCondi
     }
 }
 
+/// The status fields the kubelet owns in every state (it writes only its
+/// own fields: the API server keeps the others, e.g. `qosClass`).
 fn base_status(pod: &CachedPod, node: &k8s_openapi::api::core::v1::Node, rt: &PodRuntime, now: &str) -> PodStatus {
-    let old = pod.status.as_ref();
-    let mut s = old.cloned().unwrap_or_default();
-    s.host_ip = host_ip(node);
-    s.host_ips = s.host_ip.clone().map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]);
-    s.pod_ip = Some(rt.pod_ip.clone());
-    s.pod_ips = Some(vec![PodIP { ip: rt.pod_ip.clone() }]);
-    s.start_time = s.start_time.or_else(|| crate::clock::parse_time(now).map(Time));
-    s
+    let host_ip = host_ip(node);
+    PodStatus {
+        host_ips: host_ip.clone().map(|ip| vec![k8s_openapi::api::core::v1::HostIP { ip }]),
+        host_ip,
+        pod_ip: Some(rt.pod_ip.clone()),
+        pod_ips: Some(vec![PodIP { ip: rt.pod_ip.clone() }]),
+        start_time: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.start_time.clone())
+            .or_else(|| crate::clock::parse_time(now).map(Time)),
+        ..PodStatus::default()
+    }
 }
 
 fn image_id(image: &str) -> String {

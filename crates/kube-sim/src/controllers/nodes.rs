@@ -229,15 +229,15 @@ fn lifecycle_for_down_node(plane: &mut Plane, name: &str) {
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
         if ready {
-            let mut status = pod.status.clone().unwrap_or_default();
-            for c in
-                status.conditions.iter_mut().flatten().filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady")
-            {
+            let mut conditions: Vec<_> =
+                pod.status.iter().flat_map(|s| s.conditions.iter().flatten()).map(|c| c.to_full()).collect();
+            for c in conditions.iter_mut().filter(|c| c.type_ == "Ready" || c.type_ == "ContainersReady") {
                 c.status = "False".into();
                 c.reason = Some("NodeNotReady".into());
                 c.last_transition_time = crate::clock::parse_time(&now_str).map(Time);
             }
-            if let Err(e) = plane.replace_pod_status(LIFECYCLE, &pod, &status) {
+            let status = k8s_openapi::api::core::v1::PodStatus { conditions: Some(conditions), ..Default::default() };
+            if let Err(e) = plane.merge_pod_status(LIFECYCLE, &pod, &status) {
                 plane.note("mark pod not ready", &key, &e);
             }
         }

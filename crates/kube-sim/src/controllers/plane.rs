@@ -375,9 +375,10 @@ impl Plane {
         Ok(w.object)
     }
 
-    /// Replace a cached pod's status (the status subresource reads identity,
-    /// the version written against, and status), caching the result.
-    pub fn replace_pod_status(
+    /// Write the fields `status` has of a cached pod's status, keeping the
+    /// others ([`crate::apiserver::ApiServer::merge_status`]; conditional on
+    /// the version cached), and cache the result.
+    pub fn merge_pod_status(
         &mut self,
         manager: &str,
         pod: &CachedPod,
@@ -386,14 +387,8 @@ impl Plane {
         let m = &pod.metadata;
         let (ns, name) = (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
         let res = self.api.res("", "pods");
-        let w = self.api.update(
-            &res,
-            Some(&ns),
-            &name,
-            Some("status"),
-            pod_status_body(pod_status_ident(m), status)?,
-            &Self::opts(manager),
-        )?;
+        let body = pod_status_body(pod_status_ident(m), status)?;
+        let w = self.api.merge_status(&res, Some(&ns), &name, body, &Self::opts(manager))?;
         self.write_through(w.object, Msg::Pod).ok_or_else(|| ApiError::internal("decoding a written pod"))
     }
 

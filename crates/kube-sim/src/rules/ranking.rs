@@ -29,7 +29,7 @@ pub fn is_pod_active(pod: &CachedPod) -> bool {
     p != "Succeeded" && p != "Failed" && pod.metadata.deletion_timestamp.is_none()
 }
 
-fn ready_condition(pod: &CachedPod) -> Option<&k8s_openapi::api::core::v1::PodCondition> {
+fn ready_condition(pod: &CachedPod) -> Option<&crate::cached_pod::CachedPodCondition> {
     pod.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready")
 }
 
