@@ -92,8 +92,9 @@ async fn main() {
         scheduled_at.map_or(f64::NAN, |d| d.as_secs_f64()),
         running_at.map_or(f64::NAN, |d| d.as_secs_f64())
     );
-    let stored = common::stored_pod_json_bytes(&cluster);
-    println!("memory  stored pod JSON {:.1} KiB per pod", stored as f64 / pods as f64 / 1024.0);
+    let (json, kept) = common::stored_pod_json_bytes(&cluster);
+    let per_pod = |b: usize| b as f64 / pods as f64 / 1024.0;
+    println!("memory  stored pod JSON {:.1} KiB per pod, kept compressed in {:.2} KiB", per_pod(json), per_pod(kept));
     println!(
         "memory  RSS +{:.0} MiB for {nodes} nodes and {pods} pods ({:.1} KiB per pod, all state included)",
         rss as f64 / 1024.0,

@@ -396,17 +396,18 @@ impl ApiServer {
         }
     }
 
-    /// JSON of a stored object as a list item (upstream omits kind/apiVersion).
-    pub fn render_item(&self, res: &ResourceInfo, o: &Stored) -> Vec<u8> {
+    /// Append the JSON of a stored object as a list item (upstream omits
+    /// kind/apiVersion) to `out`.
+    pub fn write_item(&self, res: &ResourceInfo, o: &Stored, out: &mut Vec<u8>) {
         match res.conversion {
-            Conversion::None => o.body.to_vec(),
+            Conversion::None => o.write_body(out),
             _ => {
                 let mut v = self.render(res, o);
                 if let Some(m) = v.as_object_mut() {
                     m.remove("kind");
                     m.remove("apiVersion");
                 }
-                serde_json::to_vec(&v).unwrap_or_default()
+                let _ = serde_json::to_writer(out, &v);
             }
         }
     }

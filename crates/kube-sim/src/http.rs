@@ -407,7 +407,7 @@ async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiR
             Ok(proto_bytes(StatusCode::OK, body, &[]))
         }
         Format::Json => {
-            let mut out = Vec::with_capacity(64 + page.items.iter().map(|o| o.body.len() + 1).sum::<usize>());
+            let mut out = Vec::with_capacity(64 + page.items.iter().map(|o| o.body_len() + 1).sum::<usize>());
             out.extend_from_slice(b"{\"kind\":");
             out.extend_from_slice(&serde_json::to_vec(&t.res.list_kind()).unwrap_or_default());
             out.extend_from_slice(b",\"apiVersion\":");
@@ -419,7 +419,7 @@ async fn list(server: &ApiServer, t: &Target, q: &Query, format: Format) -> ApiR
                 if i > 0 {
                     out.push(b',');
                 }
-                out.extend_from_slice(&server.render_item(&t.res, o));
+                server.write_item(&t.res, o, &mut out);
             }
             out.extend_from_slice(b"]}");
             Ok(json_bytes(StatusCode::OK, out))

@@ -39,12 +39,76 @@ pub struct Stored {
     pub labels: Labels,
     /// Values of the resource's selectable fields (field selectors).
     pub fields: Fields,
-    /// The object as JSON without `kind` and `apiVersion`.
-    pub body: Bytes,
+    /// The object as JSON without `kind` and `apiVersion` (see [`Stored::body`]).
+    body: Body,
     /// Its protobuf form in its envelope, and where the bare message lies in
     /// it, encoded the first time a client asks for it (objects are immutable
     /// once stored, so it never goes stale).
     pub proto: std::sync::OnceLock<(Bytes, std::ops::Range<usize>)>,
+}
+
+/// A stored object's JSON, compressed (LZ4) against a recent object of its
+/// resource when that saves room. Objects of one resource are mostly alike
+/// (a pod of 4.7 KiB, a third of it field ownership, differs from another in
+/// its names, uids, times and addresses): against one of its kind a pod keeps
+/// about 300 bytes. Compressing takes about 2 µs and reading back a third of
+/// that, while every version the store and its history hold is kept small.
+#[derive(Debug, Clone)]
+enum Body {
+    Plain(Bytes),
+    /// The plain length (little-endian u32), then the LZ4 block against `dict`.
+    Packed {
+        data: Box<[u8]>,
+        dict: Dict,
+    },
+}
+
+/// What bodies are compressed against: a plain body of the same resource.
+pub type Dict = Arc<[u8]>;
+
+/// Bodies smaller than this are kept as they are.
+const PACK_MIN: usize = 256;
+
+impl Body {
+    fn new(plain: Vec<u8>, dict: Option<&Dict>) -> Body {
+        if let Some(dict) = dict.filter(|_| plain.len() >= PACK_MIN) {
+            let data = lz4_flex::block::compress_prepend_size_with_dict(&plain, dict);
+            if data.len() < plain.len() / 2 {
+                return Body::Packed { data: data.into_boxed_slice(), dict: dict.clone() };
+            }
+        }
+        // A serializer's buffer grows by doubling: a stored body kept in it would
+        // carry up to as much unused room as it has content, in every version
+        // the store and its history hold.
+        if plain.capacity() - plain.len() > plain.len() / 8 {
+            Body::Plain(Bytes::copy_from_slice(&plain))
+        } else {
+            Body::Plain(Bytes::from(plain))
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Body::Plain(b) => b.len(),
+            Body::Packed { data, .. } => data.first_chunk::<4>().map_or(0, |n| u32::from_le_bytes(*n) as usize),
+        }
+    }
+
+    /// Append the plain JSON to `out`.
+    fn write_to(&self, out: &mut Vec<u8>) {
+        match self {
+            Body::Plain(b) => out.extend_from_slice(b),
+            Body::Packed { data, dict } => {
+                let start = out.len();
+                out.resize(start + self.len(), 0);
+                let written =
+                    lz4_flex::block::decompress_into_with_dict(&data[4..], &mut out[start..], dict).unwrap_or(0);
+                // Compressed here from valid JSON: a shortfall would be a bug;
+                // the JSON then fails to parse rather than reading zeros.
+                out.truncate(start + written);
+            }
+        }
+    }
 }
 
 /// Strings one after another in one exact-size allocation, each prefixed
@@ -123,9 +187,39 @@ impl Fields {
 }
 
 impl Stored {
+    /// The object as JSON without `kind` and `apiVersion`.
+    pub fn body(&self) -> Bytes {
+        match &self.body {
+            Body::Plain(b) => b.clone(),
+            packed => {
+                let mut out = Vec::with_capacity(packed.len());
+                packed.write_to(&mut out);
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// The length of [`Stored::body`].
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// The bytes the body takes in the store (less than its length when compressed).
+    pub fn body_footprint(&self) -> usize {
+        match &self.body {
+            Body::Plain(b) => b.len(),
+            Body::Packed { data, .. } => data.len(),
+        }
+    }
+
+    /// Append [`Stored::body`] to `out`, without an intermediate copy.
+    pub fn write_body(&self, out: &mut Vec<u8>) {
+        self.body.write_to(out);
+    }
+
     /// Parse the stored body back into a full object.
     pub fn to_value(&self, api_version: &str, kind: &str) -> Value {
-        let mut v: Value = serde_json::from_slice(&self.body).unwrap_or(Value::Null);
+        let mut v: Value = serde_json::from_slice(&self.body()).unwrap_or(Value::Null);
         if let Some(o) = v.as_object_mut() {
             o.insert("apiVersion".into(), Value::String(api_version.into()));
             o.insert("kind".into(), Value::String(kind.into()));
@@ -142,8 +236,10 @@ impl Stored {
         out.extend_from_slice(b",\"apiVersion\":");
         push_json_str(&mut out, api_version);
         if self.body.len() > 2 {
-            out.push(b',');
-            out.extend_from_slice(&self.body[1..]);
+            // The body's opening brace becomes the comma after apiVersion.
+            let brace = out.len();
+            self.body.write_to(&mut out);
+            out[brace] = b',';
         } else {
             out.push(b'}');
         }
@@ -214,11 +310,37 @@ struct Table {
     /// The resourceVersion of the table's last write (0: never written).
     written: u64,
     notify: watch::Sender<u64>,
+    /// What new bodies are compressed against ([`Body`]), and how many writes ago it was chosen.
+    dict: Option<Dict>,
+    dict_age: u32,
 }
+
+/// Writes after which a resource's dictionary is replaced by the body just
+/// written, so it follows what the resource's objects look like now (a pod
+/// created, then bound and running). Bodies keep the dictionary they were
+/// compressed against alive: at most one per this many writes.
+const DICT_REFRESH: u32 = 4096;
 
 impl Table {
     fn new() -> Self {
-        Table { objects: OrdMap::new(), log: VecDeque::new(), compacted: 0, written: 0, notify: watch::channel(0).0 }
+        Table {
+            objects: OrdMap::new(),
+            log: VecDeque::new(),
+            compacted: 0,
+            written: 0,
+            notify: watch::channel(0).0,
+            dict: None,
+            dict_age: 0,
+        }
+    }
+
+    /// After a write of `obj`: choose a new dictionary when due.
+    fn age_dict(&mut self, obj: &Stored) {
+        self.dict_age = self.dict_age.saturating_add(1);
+        if (self.dict.is_none() || self.dict_age >= DICT_REFRESH) && obj.body_len() >= PACK_MIN {
+            self.dict = Some(Dict::from(&obj.body()[..]));
+            self.dict_age = 0;
+        }
     }
 }
 
@@ -350,7 +472,7 @@ impl Snapshot {
         for mut obj in objects {
             let Ok((ns, name)) = ns_name(&obj) else { continue };
             let key = object_key(ns.as_deref(), &name);
-            if let Ok(stored) = encode(gr, indexer, rv, key.clone(), ns, name, &mut obj) {
+            if let Ok(stored) = encode(gr, indexer, rv, key.clone(), ns, name, &mut obj, None) {
                 map.insert(key, Arc::new(stored));
             }
         }
@@ -472,6 +594,7 @@ impl Store {
                 }
             }
             t.written = w.obj.rv;
+            t.age_dict(&w.obj);
             inner.rv = w.obj.rv;
             if !touched.contains(&w.gr) {
                 touched.push(w.gr);
@@ -588,7 +711,7 @@ impl Txn<'_> {
     /// new resourceVersion, as upstream's does.
     pub fn remove(&mut self, gr: &GroupResource, key: &str) -> ApiResult<Option<Arc<Stored>>> {
         let Some(cur) = self.get(gr, key) else { return Ok(None) };
-        let mut obj: Value = serde_json::from_slice(&cur.body)
+        let mut obj: Value = serde_json::from_slice(&cur.body())
             .map_err(|e| ApiError::internal(format!("stored object {key} is corrupt: {e}")))?;
         self.next_rv += 1;
         let stored = Arc::new(self.encode(gr, cur.key.clone(), cur.namespace.clone(), cur.name.clone(), &mut obj)?);
@@ -604,12 +727,14 @@ impl Txn<'_> {
         name: String,
         obj: &mut Value,
     ) -> ApiResult<Stored> {
-        encode(gr, self.indexer, self.next_rv, key, namespace, name, obj)
+        let dict = self.inner.tables.get(gr).and_then(|t| t.dict.as_ref());
+        encode(gr, self.indexer, self.next_rv, key, namespace, name, obj, dict)
     }
 }
 
 /// Serialize an object for storage at `rv` (its kind/apiVersion are left out of
-/// the body but kept on `obj`).
+/// the body but kept on `obj`), compressed against `dict` when that saves room.
+#[allow(clippy::too_many_arguments)]
 fn encode(
     gr: &GroupResource,
     indexer: FieldIndexer,
@@ -618,6 +743,7 @@ fn encode(
     namespace: Option<String>,
     name: String,
     obj: &mut Value,
+    dict: Option<&Dict>,
 ) -> ApiResult<Stored> {
     let fields = indexer(gr, obj);
     let o = obj.as_object_mut().ok_or_else(|| ApiError::internal("object is not a JSON object"))?;
@@ -643,11 +769,7 @@ fn encode(
             o.insert("apiVersion".into(), a);
         }
     }
-    // A serializer's buffer grows by doubling: a stored body kept in it would
-    // carry up to as much unused room as it has content, in every version
-    // the store and its history hold.
-    let body =
-        if body.capacity() - body.len() > body.len() / 8 { Bytes::copy_from_slice(&body) } else { Bytes::from(body) };
+    let body = Body::new(body, dict);
     Ok(Stored { key, namespace, name, uid, rv, labels, fields, body, proto: Default::default() })
 }
 
@@ -728,6 +850,85 @@ mod tests {
 
     fn data(st: &Stored) -> String {
         st.to_value("v1", "ConfigMap")["data"]["v"].as_str().unwrap().to_string()
+    }
+
+    /// A config map of `n` bytes of text that differs from its siblings in name and a number.
+    fn big_cm(name: &str, n: usize, i: usize) -> Value {
+        let text: String = (0..n).map(|k| char::from(b'a' + (k % 26) as u8)).collect();
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "d",
+            "labels": {"app": "x"}}, "data": {"text": text, "i": i.to_string()}})
+    }
+
+    /// Objects like the ones before them are kept compressed and read back
+    /// exactly, in every form a reader asks for; small ones stay as they are.
+    #[test]
+    fn bodies_are_kept_compressed_against_one_of_their_kind_and_read_back_exactly() {
+        let s = Store::new(no_fields);
+        let first = put(&s, big_cm("first", 2000, 0));
+        assert_eq!(first.body_footprint(), first.body_len(), "the first is the dictionary, kept as it is");
+        for i in 1..50 {
+            let name = format!("cm-{i}");
+            let written = put(&s, big_cm(&name, 2000, i));
+            assert!(
+                written.body_footprint() < written.body_len() / 4,
+                "{} of {}",
+                written.body_footprint(),
+                written.body_len()
+            );
+            let mut expected = big_cm(&name, 2000, i);
+            expected["metadata"]["resourceVersion"] = json!(written.rv.to_string());
+            assert_eq!(written.to_value("v1", "ConfigMap"), expected);
+            let plain: Value = serde_json::from_slice(&written.body()).unwrap();
+            assert_eq!(plain["data"]["i"], i.to_string());
+            let typed: Value = serde_json::from_slice(&written.json_with_type("v1", "ConfigMap")).unwrap();
+            assert_eq!(typed, expected);
+            let mut appended = b"[".to_vec();
+            written.write_body(&mut appended);
+            assert_eq!(&appended[1..], &written.body()[..]);
+            assert_eq!(written.body_len(), written.body().len());
+        }
+        // A change compresses too, and so does the version a delete leaves.
+        let changed = put(&s, big_cm("cm-7", 2100, 700));
+        assert!(changed.body_footprint() < changed.body_len() / 4);
+        assert_eq!(changed.to_value("v1", "ConfigMap")["data"]["i"], "700");
+        let gone = s.transact(|t| t.remove(&gr(), "d/cm-7")).unwrap().unwrap();
+        assert_eq!(gone.to_value("v1", "ConfigMap")["data"]["i"], "700");
+        let small = put(&s, cm("small", "v"));
+        assert_eq!(small.body_footprint(), small.body_len(), "too small to be worth it");
+        assert_eq!(data(&small), "v");
+    }
+
+    /// The dictionary follows what the resource's objects look like now.
+    #[test]
+    fn the_dictionary_is_renewed_from_recent_writes() {
+        let s = Store::new(no_fields);
+        put(&s, big_cm("old", 300, 0));
+        // The same text that does not repeat within itself, unlike the first object's.
+        let mut seed = 7u64;
+        let text: String = (0..3000)
+            .map(|_| {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                char::from(b'A' + (seed >> 59) as u8 % 26)
+            })
+            .collect();
+        let unlike = |name: &str| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "d"},
+                "data": {"other": text}})
+        };
+        let before = put(&s, unlike("before"));
+        for i in 0..DICT_REFRESH {
+            put(&s, unlike(&format!("u-{i}")));
+        }
+        let after = put(&s, unlike("after"));
+        assert_eq!(before.body_footprint(), before.body_len(), "nothing like it yet: kept as it is");
+        assert!(
+            after.body_footprint() < before.body_footprint() / 4,
+            "{} vs {}",
+            after.body_footprint(),
+            before.body_footprint()
+        );
+        assert_eq!(after.to_value("v1", "ConfigMap")["metadata"]["name"], "after");
+        assert_eq!(before.to_value("v1", "ConfigMap")["metadata"]["name"], "before", "older bodies keep theirs");
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn racing_updates_of_one_object_each_commit_exactly_once() {
     // label write the status).
     let at = |rv: u64| -> serde_json::Value {
         let snap = api.store.snapshot_at(&pods.storage, rv).expect("history kept");
-        let body = &snap.iter_from(None).next().expect("the pod").body;
+        let body = &snap.iter_from(None).next().expect("the pod").body();
         serde_json::from_slice(body).expect("stored JSON")
     };
     let mut before = at(start);
@@ -232,7 +232,7 @@ fn racing_creates_see_the_admission_state_they_commit_with() {
         .filter(|e| e.obj.name == "racing")
         .map(|e| {
             let value =
-                serde_json::from_slice::<serde_json::Value>(&e.obj.body).expect("stored JSON")["value"].as_i64();
+                serde_json::from_slice::<serde_json::Value>(&e.obj.body()).expect("stored JSON")["value"].as_i64();
             (e.rv, (e.kind != EventKind::Deleted).then_some(value.expect("a value")))
         })
         .collect();

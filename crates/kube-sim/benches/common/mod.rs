@@ -11,15 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Resident memory of this process, KiB.
-/// Bytes of stored pod JSON (the store's own encoding), summed over every pod.
-pub fn stored_pod_json_bytes(cluster: &kube_sim::Cluster) -> usize {
+/// Bytes of stored pod JSON (the store's own encoding), summed over every
+/// pod: as JSON, and as the store keeps it (compressed).
+pub fn stored_pod_json_bytes(cluster: &kube_sim::Cluster) -> (usize, usize) {
     cluster
         .api()
         .store
         .snapshot(&kube_sim::resources::GroupResource::new("", "pods"))
         .iter_from(None)
-        .map(|o| o.body.len())
-        .sum()
+        .fold((0, 0), |(json, kept), o| (json + o.body_len(), kept + o.body_footprint()))
 }
 
 pub fn rss_kib() -> u64 {

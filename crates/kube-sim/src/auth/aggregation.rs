@@ -52,7 +52,7 @@ pub fn reconcile(server: &ApiServer) {
             .store
             .snapshot(&res.storage)
             .iter_from(None)
-            .filter_map(|o| serde_json::from_slice(&o.body).ok())
+            .filter_map(|o| serde_json::from_slice(&o.body()).ok())
             .collect();
         let mut changed = false;
         for role in &all {

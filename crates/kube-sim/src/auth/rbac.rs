@@ -177,7 +177,7 @@ pub struct Index {
 fn stored_values(server: &ApiServer, plural: &str) -> Vec<Value> {
     let res = server.res(GROUP, plural);
     let snap = server.store.snapshot(&res.storage);
-    snap.iter_from(None).filter_map(|o| serde_json::from_slice(&o.body).ok()).collect()
+    snap.iter_from(None).filter_map(|o| serde_json::from_slice(&o.body()).ok()).collect()
 }
 
 impl Index {

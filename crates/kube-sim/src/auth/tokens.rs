@@ -176,7 +176,7 @@ struct IdentityMeta {
 fn identity(server: &ApiServer, plural: &str, ns: Option<&str>, name: &str) -> Option<IdentityMeta> {
     let res = server.res("", plural);
     let stored = server.store.get(&res.storage, &crate::store::object_key(ns, name))?;
-    serde_json::from_slice::<Identity>(&stored.body).ok().map(|i| i.metadata)
+    serde_json::from_slice::<Identity>(&stored.body()).ok().map(|i| i.metadata)
 }
 
 impl IdentityMeta {
@@ -489,7 +489,7 @@ pub fn fill_token_secrets(server: &ApiServer) {
         .snapshot(&res.storage)
         .iter_from(None)
         .filter(|o| o.field("type").as_deref() == Some("kubernetes.io/service-account-token"))
-        .filter_map(|o| serde_json::from_slice::<Value>(&o.body).ok())
+        .filter_map(|o| serde_json::from_slice::<Value>(&o.body()).ok())
         .filter(|s| s.pointer("/data/token").is_none())
         .collect();
     for secret in pending {
