@@ -412,30 +412,38 @@ pub trait MetaView {
     fn forget_field_ownership(&mut self);
 }
 
+/// The accessors `ObjectMeta` and [`PodMeta`] share: their fields have the
+/// same names and read the same way.
+macro_rules! shared_meta_accessors {
+    () => {
+        fn name(&self) -> Option<&str> {
+            self.name.as_deref()
+        }
+        fn namespace(&self) -> Option<&str> {
+            self.namespace.as_deref()
+        }
+        fn uid(&self) -> Option<&str> {
+            self.uid.as_deref()
+        }
+        fn resource_version(&self) -> Option<&str> {
+            self.resource_version.as_deref()
+        }
+        fn owner_references(&self) -> &[OwnerReference] {
+            self.owner_references.as_deref().unwrap_or_default()
+        }
+        fn finalizers(&self) -> &[String] {
+            self.finalizers.as_deref().unwrap_or_default()
+        }
+        fn deleting(&self) -> bool {
+            self.deletion_timestamp.is_some()
+        }
+    };
+}
+
 impl MetaView for ObjectMeta {
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn namespace(&self) -> Option<&str> {
-        self.namespace.as_deref()
-    }
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-    fn resource_version(&self) -> Option<&str> {
-        self.resource_version.as_deref()
-    }
-    fn owner_references(&self) -> &[OwnerReference] {
-        self.owner_references.as_deref().unwrap_or_default()
-    }
+    shared_meta_accessors!();
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
         self.labels.as_ref()
-    }
-    fn finalizers(&self) -> &[String] {
-        self.finalizers.as_deref().unwrap_or_default()
-    }
-    fn deleting(&self) -> bool {
-        self.deletion_timestamp.is_some()
     }
     fn forget_field_ownership(&mut self) {
         self.managed_fields = None;
@@ -443,30 +451,11 @@ impl MetaView for ObjectMeta {
 }
 
 impl MetaView for PodMeta {
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn namespace(&self) -> Option<&str> {
-        self.namespace.as_deref()
-    }
-    fn uid(&self) -> Option<&str> {
-        self.uid.as_deref()
-    }
-    fn resource_version(&self) -> Option<&str> {
-        self.resource_version.as_deref()
-    }
-    fn owner_references(&self) -> &[OwnerReference] {
-        self.owner_references.as_deref().unwrap_or_default()
-    }
+    shared_meta_accessors!();
     fn labels(&self) -> Option<&BTreeMap<String, String>> {
         self.labels.as_deref()
     }
-    fn finalizers(&self) -> &[String] {
-        self.finalizers.as_deref().unwrap_or_default()
-    }
-    fn deleting(&self) -> bool {
-        self.deletion_timestamp.is_some()
-    }
+    /// Never decoded (see [`PodMeta`]).
     fn forget_field_ownership(&mut self) {}
 }
 
