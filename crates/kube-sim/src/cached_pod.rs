@@ -371,10 +371,6 @@ pub struct PodMeta {
 }
 
 impl PodMeta {
-    pub fn owner_references(&self) -> &[OwnerReference] {
-        self.owner_references.as_deref().unwrap_or_default()
-    }
-
     /// The `ObjectMeta` of these fields (for code shared with other kinds).
     pub fn to_object_meta(&self) -> ObjectMeta {
         ObjectMeta {
@@ -490,8 +486,8 @@ impl<T: ?Sized + PartialEq> Interner<T> {
 }
 
 fn hash_of(parts: impl IntoIterator<Item = impl std::hash::Hash>) -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().build_hasher();
+    use std::hash::Hasher;
+    let mut h = std::hash::DefaultHasher::new();
     for p in parts {
         p.hash(&mut h);
     }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Toleration};
 use super::plane::Plane;
 use super::replicaset::{controller_ref, pod_from_template};
 use super::state::{Msg, node_of};
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::rules;
 use crate::rules::fit::Unfit;
 

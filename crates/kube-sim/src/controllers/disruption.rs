@@ -10,7 +10,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::plane::Plane;
 use super::state::{Dirty, Msg, State};
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::rules;
 
 const MANAGER: &str = "disruption-controller";

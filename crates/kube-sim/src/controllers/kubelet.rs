@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plane::Plane;
 use super::state::{Dirty, node_of, occupies};
-use crate::cached_pod::{CachedPod, CachedPodStatus};
+use crate::cached_pod::{CachedPod, CachedPodStatus, MetaView};
 use crate::rules;
 
 pub const STARTUP: &str = "sim.kube-sim.io/startup-seconds";

@@ -10,7 +10,6 @@ use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cached_pod::MetaView;
 use k8s_openapi::api::core::v1::{Node, Pod, PodStatus};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,7 +23,7 @@ use super::{
     volumes,
 };
 use crate::apiserver::{ApiServer, DeleteOptions, WriteOptions};
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::cluster::Cluster;
 use crate::error::{ApiError, ApiResult};
 

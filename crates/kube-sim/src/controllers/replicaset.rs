@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::plane::Plane;
 use super::state::{Dirty, Msg};
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::rules;
 use crate::selector::LabelSelector;
 

@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::plane::Plane;
 use super::replicaset::{controller_ref, pod_from_template};
 use super::state::Msg;
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 use crate::rules;
 
 const MANAGER: &str = "statefulset-controller";

@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::ranking::is_pod_ready;
-use crate::cached_pod::CachedPod;
+use crate::cached_pod::{CachedPod, MetaView};
 
 /// How long an entry of `status.disruptedPods` (an eviction the API server approved) keeps the
 /// pod out of `currentHealthy` while waiting for the pod to be deleted.
