@@ -232,6 +232,10 @@ impl<S: JobStore> JobStore for Publishing<S> {
         }
     }
 
+    fn hold(&self, id: &str) {
+        self.inner.hold(id);
+    }
+
     fn disown(&self, id: &str) {
         self.inner.disown(id);
     }

@@ -72,3 +72,28 @@ async fn metrics_parse_with_promtool_and_count_migrations() {
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "promtool rejected the exposition:\n{report}\n{text}");
 }
+
+/// A migration shows as finished only once it is counted: when the finish
+/// hooks (the metrics, InfluxDB) run, the store still shows it running and
+/// it holds no slot; a client polling for the end then reads metrics that
+/// include it (the race behind an earlier flake of the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_is_counted_before_it_shows_as_finished() {
+    let env = Env::start(BARE).await;
+    let service = env.service.as_ref().expect("the service runs");
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let (runner, s) = (service.runner.clone(), seen.clone());
+    service.runner.on_finish(move |job| {
+        let shown = runner.store.get(&job.id).map(|j| j.status);
+        s.lock().push((job.status, shown, runner.active()));
+    });
+    let (_, created) = env.migrate(request("app", "default", "w1", "w2")).await;
+    let job = env.finished(created["migration_id"].as_str().unwrap(), 60).await;
+    assert_eq!(job["status"], "completed");
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 1, "counted once: {seen:?}");
+    let (status, shown, active) = seen[0];
+    assert_eq!(status, sdi_core::job::JobStatus::Completed);
+    assert!(shown.is_some_and(|s| !s.is_terminal()), "shown as {shown:?} before it was counted");
+    assert_eq!(active, 0, "the slot is given up before the end is counted");
+}

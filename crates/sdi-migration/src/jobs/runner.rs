@@ -71,6 +71,15 @@ impl Moving {
     }
 }
 
+/// Move the job's status by `event`. A refused transition is a defect: it is
+/// reported and the status left as it is, never overwritten.
+fn advance(job: &mut Job, event: JobEvent) {
+    match transition(job.status, event) {
+        Ok(s) => job.status = s,
+        Err(e) => tracing::error!(job = %job.id, error = %e, "job state machine refused a transition"),
+    }
+}
+
 /// The event that ends a job, from how it ended.
 fn final_event(outcome: &Result<(), Error>) -> JobEvent {
     match outcome {
@@ -175,17 +184,35 @@ impl Runner {
     /// or taken over from a replica that stopped): its status, its finalizer,
     /// and the record every finished migration gets.
     pub async fn conclude(&self, job: Job) -> Result<(), Error> {
+        // What the watch shows of it stays as it is until the end is counted.
+        self.store.hold(&job.id);
+        self.record_end(job).await
+    }
+
+    /// Record a job's end in the order its readers rely on: remember it (a
+    /// reconcile holding an older copy knows it ended), write its status and
+    /// release its finalizer, give up its slot, count it (the finish hooks:
+    /// metrics, InfluxDB), and only then show it ended. So a client that sees
+    /// a migration finished sees it counted, and `active` no longer counts it.
+    /// A lost lease leaves the end, and its count, to the new leader.
+    async fn record_end(&self, job: Job) -> Result<(), Error> {
         let w = self.engine.writer.job(&job.id);
         self.remember_end(&job);
-        w.persist(&job).await?;
-        // Its end, over whatever the watch showed of it.
-        self.store.own(job.clone());
-        self.store.disown(&job.id);
-        w.release(&job).await?;
-        for f in self.on_finish.lock().iter() {
-            f(&job);
+        let recorded = match w.persist(&job).await {
+            Ok(()) => w.release(&job).await,
+            Err(e) => Err(e),
+        };
+        self.cancels.lock().remove(&job.id);
+        self.moving.done(&job.id);
+        let lease_lost = matches!(&recorded, Err(e) if e.category() == Category::Leadership);
+        if !lease_lost {
+            for f in self.on_finish.lock().iter() {
+                f(&job);
+            }
+            self.store.own(job.clone());
         }
-        Ok(())
+        self.store.disown(&job.id);
+        recorded
     }
 
     /// A migration that admission refused before it ran (one created with
@@ -214,16 +241,9 @@ impl Runner {
         }
     }
 
-    /// Apply `event` to the job's status. A refused transition is a defect: it
-    /// is reported and the status left as it is, never overwritten.
-    fn apply(&self, id: &str, event: JobEvent, mut also: impl FnMut(&mut Job)) -> Option<Job> {
-        self.store.update(id, &mut |j| {
-            match transition(j.status, event) {
-                Ok(s) => j.status = s,
-                Err(e) => tracing::error!(job = %j.id, error = %e, "job state machine refused a transition"),
-            }
-            also(j);
-        })
+    /// Apply `event` to the job's status in the store.
+    fn apply(&self, id: &str, event: JobEvent) -> Option<Job> {
+        self.store.update(id, &mut |j| advance(j, event))
     }
 
     fn forget(&self, id: &str) {
@@ -242,7 +262,7 @@ impl Runner {
         };
         let w = &ctx.writer;
         if self.store.get(&id).is_some_and(|j| j.status == JobStatus::Pending) {
-            self.apply(&id, JobEvent::Start, |_| {});
+            self.apply(&id, JobEvent::Start);
         }
         let pod_uid = plan.pod_uid.clone();
         let (ns, pod) = (plan.namespace.as_str(), plan.pod_name.as_str());
@@ -316,33 +336,23 @@ impl Runner {
                 w.event_node(&plan.target, true, &reason, &note).await;
             }
         }
-        let writes = w.writes();
-        let Some(job) = self.apply(&id, event, |j| {
-            j.details.end_time = Some(end.clone());
-            j.details.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-            j.details.error = failure.as_ref().map(|f| f.0.clone());
-            j.details.error_category = failure.as_ref().map(|f| f.1);
-            j.writes = writes.clone();
-        }) else {
+        // The end is shown only once it is recorded and counted (`record_end`).
+        let Some(mut job) = self.store.get(&id) else {
             self.forget(&id);
             return;
         };
-        self.remember_end(&job);
-        // The object says it last: its status, then the finalizer goes.
-        let recorded = match w.persist(&job).await {
-            Ok(()) => w.release(&job).await,
-            Err(e) => Err(e),
-        };
-        self.forget(&id);
-        if let Err(e) = recorded {
-            if e.category() == Category::Leadership {
+        advance(&mut job, event);
+        job.details.end_time = Some(end);
+        job.details.duration = Some(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
+        job.details.error = failure.as_ref().map(|f| f.0.clone());
+        job.details.error_category = failure.as_ref().map(|f| f.1);
+        job.writes = w.writes();
+        match self.record_end(job).await {
+            Ok(()) => {}
+            Err(e) if e.category() == Category::Leadership => {
                 tracing::warn!(job = %id, "lost the lease as the migration ended; the new leader records it");
-                return;
             }
-            tracing::error!(job = %id, error = %e, "could not record the end of the migration on its object");
-        }
-        for f in self.on_finish.lock().iter() {
-            f(&job);
+            Err(e) => tracing::error!(job = %id, error = %e, "could not record the end of the migration on its object"),
         }
     }
 

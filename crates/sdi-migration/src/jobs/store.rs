@@ -43,6 +43,10 @@ pub trait JobStore: Send + Sync + 'static {
     /// Record a job this replica runs: from now on its record here is the
     /// truth, and what the watch shows of it (older by nature) is ignored.
     fn own(&self, job: Job);
+    /// Keep the job's record as it stands against the watch, as [`JobStore::own`]
+    /// does, without replacing it: the replica is about to record the job's end
+    /// and shows it only once it is counted.
+    fn hold(&self, id: &str);
     /// The replica no longer runs the job: the watch may update it again.
     fn disown(&self, id: &str);
     /// Every job id the store holds.
@@ -214,6 +218,13 @@ impl JobStore for MemoryStore {
         let mut g = self.inner.write();
         g.owned.insert(job.id.clone());
         g.set(job);
+    }
+
+    fn hold(&self, id: &str) {
+        let mut g = self.inner.write();
+        if g.jobs.contains_key(id) {
+            g.owned.insert(id.to_string());
+        }
     }
 
     fn disown(&self, id: &str) {
