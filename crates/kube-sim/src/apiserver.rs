@@ -1200,8 +1200,9 @@ impl ApiServer {
         let now = self.clock.now_rfc3339();
         let diff = || managed::compare_field(&res.kind, "status", before.as_ref(), next.get("status"));
         if let Some(change) = ownership_change(opts, ownership, diff) {
-            // The stored ownership records are `next`'s, untouched so far.
-            let entries = managed_entries(&next);
+            // The stored ownership records are `next`'s, untouched so far;
+            // `record_ownership` writes them back, so they are moved, not copied.
+            let entries = take_managed_entries(&mut next);
             record_ownership(&mut next, entries, res, Some("status"), opts, change, &now);
         }
         self.updated_to(res, name, next, opts)
@@ -2134,27 +2135,34 @@ impl ManagedEntry {
     fn is_empty(&self) -> bool {
         self.fields.as_ref().is_some_and(FieldSet::is_empty)
     }
+
+    /// A stored `managedFields` entry, kept as it is until it changes.
+    fn of(e: Value) -> Option<ManagedEntry> {
+        Some(ManagedEntry {
+            manager: e.get("manager")?.as_str()?.to_string(),
+            operation: e.get("operation")?.as_str()?.to_string(),
+            subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
+            api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
+            time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
+            fields: None,
+            raw: Some(e),
+        })
+    }
 }
 
 fn managed_entries(obj: &Value) -> Vec<ManagedEntry> {
     obj.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|e| {
-                    Some(ManagedEntry {
-                        manager: e.get("manager")?.as_str()?.to_string(),
-                        operation: e.get("operation")?.as_str()?.to_string(),
-                        subresource: e.get("subresource").and_then(Value::as_str).map(str::to_string),
-                        api_version: e.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        time: e.get("time").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        fields: None,
-                        raw: Some(e.clone()),
-                    })
-                })
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|e| ManagedEntry::of(e.clone())).collect())
         .unwrap_or_default()
+}
+
+/// [`managed_entries`], moved out of the object (which is left without them).
+fn take_managed_entries(obj: &mut Value) -> Vec<ManagedEntry> {
+    match obj.pointer_mut("/metadata/managedFields").map(Value::take) {
+        Some(Value::Array(a)) => a.into_iter().filter_map(ManagedEntry::of).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn entry_json(mut e: ManagedEntry) -> Value {

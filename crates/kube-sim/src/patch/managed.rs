@@ -270,11 +270,23 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
 
 fn node_to_json(set: &FieldSet) -> Map<String, Value> {
     let mut out = Map::new();
-    let elements: BTreeSet<&PathElement> = set.members.iter().chain(set.children.keys()).collect();
-    for pe in elements {
+    // Members and children are both in element order: walk them side by side.
+    let mut members = set.members.iter().peekable();
+    let mut children = set.children.iter().peekable();
+    loop {
+        let (pe, member, child) = match (members.peek(), children.peek()) {
+            (None, None) => break,
+            (Some(m), None) => (*m, members.next().is_some(), None),
+            (None, Some((c, _))) => (*c, false, children.next().map(|(_, c)| c)),
+            (Some(m), Some((c, _))) => match (*m).cmp(*c) {
+                std::cmp::Ordering::Less => (*m, members.next().is_some(), None),
+                std::cmp::Ordering::Greater => (*c, false, children.next().map(|(_, c)| c)),
+                std::cmp::Ordering::Equal => (*m, members.next().is_some(), children.next().map(|(_, c)| c)),
+            },
+        };
         let mut inner = Map::new();
-        if let Some(child) = set.children.get(pe) {
-            if set.members.contains(pe) {
+        if let Some(child) = child {
+            if member {
                 inner.insert(".".into(), Value::Object(Map::new()));
             }
             inner.extend(node_to_json(child));
@@ -542,10 +554,24 @@ impl<'a> Walker<'a> {
         new: Option<&Map<String, Value>>,
         cmp: &mut Comparison,
     ) {
-        let keys: BTreeSet<&String> = old.iter().chain(new.iter()).flat_map(|m| m.keys()).collect();
-        for key in keys {
+        // Both maps iterate in key order: walk them side by side.
+        let mut left = old.into_iter().flatten().peekable();
+        let mut right = new.into_iter().flatten().peekable();
+        loop {
+            let (key, a, b) = match (left.peek(), right.peek()) {
+                (None, None) => break,
+                (Some((k, _)), None) => (k.as_str(), left.next().map(|(_, v)| v), None),
+                (None, Some((k, _))) => (k.as_str(), None, right.next().map(|(_, v)| v)),
+                (Some((l, _)), Some((r, _))) => match l.cmp(r) {
+                    std::cmp::Ordering::Less => (l.as_str(), left.next().map(|(_, v)| v), None),
+                    std::cmp::Ordering::Greater => (r.as_str(), None, right.next().map(|(_, v)| v)),
+                    std::cmp::Ordering::Equal => {
+                        (l.as_str(), left.next().map(|(_, v)| v), right.next().map(|(_, v)| v))
+                    }
+                },
+            };
             self.enter_field(key);
-            self.compare(old.and_then(|m| m.get(key)), new.and_then(|m| m.get(key)), cmp);
+            self.compare(a, b, cmp);
             self.leave();
         }
     }
@@ -562,6 +588,13 @@ impl<'a> Walker<'a> {
     /// `None` means absent; `null` counts as present but empty, so only truly
     /// new or vanished containers are recorded themselves.
     fn compare(&mut self, old: Option<&Value>, new: Option<&Value>, cmp: &mut Comparison) {
+        // Equal values differ nowhere inside: skip the walk (most of a
+        // status write's fields are written again unchanged).
+        if let (Some(a), Some(b)) = (old, new)
+            && json_eq(a, b)
+        {
+            return;
+        }
         let shape = |v: Option<&Value>| match v {
             None | Some(Value::Null) => Shape::Empty,
             Some(Value::Object(_)) => Shape::Map,
@@ -1066,6 +1099,35 @@ mod tests {
         assert!(changed_fields("Deployment", &old, &old).is_empty());
         // Numbers compare by value.
         assert!(changed_fields("Pod", &json!({"a": 1}), &json!({"a": 1.0})).is_empty());
+    }
+
+    /// A status write's diff: keys present on one side only, interleaved
+    /// with shared ones, and unchanged subtrees (skipped whole) report nothing.
+    #[test]
+    fn compare_field_walks_both_sides_in_key_order() {
+        let old = json!({"hostIP": "10.0.0.1", "phase": "Pending", "qosClass": "Burstable",
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+            "containerStatuses": [{"name": "c", "ready": false, "state": {"waiting": {"reason": "ContainerCreating"}}}]});
+        let new = json!({"hostIP": "10.0.0.1", "phase": "Running", "podIP": "10.244.0.2",
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "c", "ready": true, "state": {"running": {"startedAt": "t"}}}]});
+        let c = compare_field("Pod", "status", Some(&old), Some(&new));
+        // containerStatuses is an atomic list: it changes as a whole.
+        assert_eq!(
+            c.modified.leaf_paths(),
+            [".status.conditions[type=\"Ready\"].status", ".status.containerStatuses", ".status.phase"]
+        );
+        assert_eq!(c.added.leaf_paths(), [".status.podIP"]);
+        assert_eq!(c.removed.leaf_paths(), [".status.qosClass"]);
+        let same = compare_field("Pod", "status", Some(&old), Some(&old.clone()));
+        assert!(same.added.is_empty() && same.modified.is_empty() && same.removed.is_empty());
+        // fieldsV1 keeps an element that is both a member and a parent ("."),
+        // and reads back as the same set.
+        let set =
+            fields_of("Pod", &json!({"spec": {"containers": [{"name": "c", "image": "i"}]}, "status": {"phase": "x"}}));
+        let v1 = to_fields_v1(&set);
+        assert_eq!(v1["f:spec"]["f:containers"]["k:{\"name\":\"c\"}"]["."], json!({}));
+        assert_eq!(from_fields_v1(&v1).unwrap(), set);
     }
 
     #[test]
