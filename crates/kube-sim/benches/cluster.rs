@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{load, pct, rss_kib};
+use common::{cpu_seconds, load, pct, rss_kib};
 use kube_sim::{Cluster, ServerConfig};
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
@@ -31,6 +31,7 @@ async fn main() {
     );
 
     let rss0 = rss_kib();
+    let cpu0 = cpu_seconds();
     let cluster = Cluster::with(ServerConfig::default(), kube_sim::Clock::default());
     let t0 = Instant::now();
     cluster.load_scenario(&scenario).expect("scenario loads");
@@ -64,7 +65,7 @@ async fn main() {
         // Steady: every pod runs, or the scheduler has said why it cannot (no
         // preemption here, so a full pool stays full).
         if total >= pods && running + unschedulable >= total {
-            running_at = Some(t0.elapsed());
+            running_at = Some((t0.elapsed(), cpu_seconds() - cpu0));
             if unschedulable > 0 {
                 println!("  {unschedulable} pods unschedulable, e.g. {}", why.unwrap_or_default());
             }
@@ -90,8 +91,15 @@ async fn main() {
         "steady  objects created in {:.1}s; every pod placed (or found unschedulable) after {:.1}s, Running after {:.1}s",
         loaded.as_secs_f64(),
         scheduled_at.map_or(f64::NAN, |d| d.as_secs_f64()),
-        running_at.map_or(f64::NAN, |d| d.as_secs_f64())
+        running_at.map_or(f64::NAN, |(d, _)| d.as_secs_f64())
     );
+    if let Some((wall, cpu)) = running_at {
+        println!(
+            "steady  CPU {cpu:.1}s until every pod ran ({:.2} cores busy on average; {:.0} µs of CPU per pod)",
+            cpu / wall.as_secs_f64(),
+            cpu * 1e6 / pods as f64
+        );
+    }
     let (json, kept) = common::stored_pod_json_bytes(&cluster);
     let per_pod = |b: usize| b as f64 / pods as f64 / 1024.0;
     println!("memory  stored pod JSON {:.1} KiB per pod, kept compressed in {:.2} KiB", per_pod(json), per_pod(kept));

@@ -29,6 +29,21 @@ pub fn rss_kib() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
+/// CPU time the process has used so far (user + system, every thread), in
+/// seconds: what a phase cost, independent of how busy the machine is.
+pub fn cpu_seconds() -> f64 {
+    // /proc/self/stat: fields 14 and 15 (utime, stime) in clock ticks, counted
+    // after the parenthesised command name, which may hold spaces.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 /// The `p` percentile of sorted microsecond samples, in milliseconds.
 pub fn pct(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
