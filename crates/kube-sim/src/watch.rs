@@ -65,6 +65,9 @@ pub fn watch(
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) })
 }
 
+/// How long an internal watch lets changes gather after one arrives.
+const INTERNAL_COALESCE: std::time::Duration = std::time::Duration::from_millis(1);
+
 async fn run(server: Arc<ApiServer>, res: Arc<ResourceInfo>, req: WatchRequest, tx: mpsc::Sender<WatchItem>) {
     let gr = res.storage.clone();
     let mut notify = server.store.subscribe(&gr);
@@ -120,6 +123,12 @@ async fn run(server: Arc<ApiServer>, res: Arc<ResourceInfo>, req: WatchRequest, 
             changed = notify.changed() => {
                 if changed.is_err() {
                     return;
+                }
+                if req.internal {
+                    // The control plane's informers take what a millisecond
+                    // brings at once: at scale that is dozens of writes, each
+                    // of which would otherwise wake a worker thread of its own.
+                    tokio::time::sleep(INTERNAL_COALESCE).await;
                 }
             }
             _ = bookmark.tick(), if req.bookmarks => {

@@ -30,7 +30,8 @@ pub type Held = fn(&super::state::State, &str) -> Option<u64>;
 
 /// Run an informer for `res` until the server shuts down, sending every change,
 /// wrapped by `wrap`, to `tx`. A change the cache already holds (the control
-/// plane's own write, cached as it was made) is not decoded or sent again.
+/// plane's own write, cached as it was made), or will hold (a helper's write
+/// whose answer is on its way, `unanswered`), is not decoded or sent again.
 pub async fn run<K, M, F>(
     api: Arc<ApiServer>,
     res: Arc<ResourceInfo>,
@@ -38,6 +39,7 @@ pub async fn run<K, M, F>(
     wrap: F,
     cache: super::state::Shared,
     held: Held,
+    unanswered: Option<Arc<super::offload::Unanswered>>,
 ) where
     K: DeserializeOwned + k8s_openapi::Metadata<Ty: crate::cached_pod::MetaView>,
     F: Fn(Change<K>) -> M,
@@ -70,7 +72,8 @@ pub async fn run<K, M, F>(
                     cursor = Some(stored.rv);
                     // The control plane's own write, already cached as it was made: nothing to decode.
                     let cached = kind != EventKind::Deleted
-                        && held(&cache.read(), &stored.key).is_some_and(|rv| rv >= stored.rv);
+                        && (held(&cache.read(), &stored.key).is_some_and(|rv| rv >= stored.rv)
+                            || unanswered.as_ref().is_some_and(|u| u.covers(&stored.key, stored.rv)));
                     let obj = if cached {
                         None
                     } else {
@@ -138,6 +141,55 @@ mod tests {
     use crate::apiserver::{ServerConfig, WriteOptions};
     use crate::cached_pod::CachedPod;
 
+    /// A pod a helper wrote, its answer on the way to the loop, is not decoded
+    /// or sent again; a later version of it is.
+    #[tokio::test]
+    async fn a_write_whose_answer_is_on_its_way_is_not_sent_again() {
+        let api = ApiServer::new(ServerConfig::default(), crate::Clock::default());
+        let pods = api.res("", "pods");
+        let opts = WriteOptions::manager("test");
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}});
+        api.create(&api.res("", "namespaces"), None, ns, &opts).expect("namespace");
+        let pod = |name: &str| {
+            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"containers": [{"name": "c", "image": "x"}]}})
+        };
+        let a = api.create(&pods, Some("ns"), pod("a"), &opts).expect("created").object;
+        api.create(&pods, Some("ns"), pod("b"), &opts).expect("created");
+        let unanswered = Arc::new(crate::controllers::offload::Unanswered::default());
+        unanswered.written(&crate::controllers::state::for_cache::<CachedPod>(a.clone()).expect("a pod"));
+        let (tx, mut rx) = mpsc::channel(16);
+        let cache = crate::controllers::state::Shared::default();
+        let task = tokio::spawn(run::<CachedPod, _, _>(
+            api.clone(),
+            pods.clone(),
+            tx,
+            |c| c,
+            cache,
+            |_, _| None,
+            Some(unanswered.clone()),
+        ));
+        async fn next(rx: &mut mpsc::Receiver<Change<CachedPod>>) -> Arc<CachedPod> {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("in time").expect("a change") {
+                Change::Upsert(p) | Change::Delete(p) => p,
+            }
+        }
+        assert_eq!(
+            next(&mut rx).await.metadata.name.as_deref(),
+            Some("b"),
+            "a, whose answer is on its way, is skipped"
+        );
+        let mut labelled = a;
+        labelled["metadata"]["labels"] = serde_json::json!({"x": "y"});
+        labelled["metadata"]["resourceVersion"] = serde_json::Value::Null;
+        api.update(&pods, Some("ns"), "a", None, labelled, &opts).expect("updated");
+        let later = next(&mut rx).await;
+        assert_eq!(later.metadata.name.as_deref(), Some("a"), "a later version is sent");
+        assert!(later.metadata.labels.as_ref().is_some_and(|l| l.get("x").map(String::as_str) == Some("y")));
+        api.shutdown();
+        task.abort();
+    }
+
     /// An object deleted while the informer could not see it (its history
     /// compacted away) is reported deleted after the re-list, by its key.
     #[tokio::test]
@@ -154,7 +206,7 @@ mod tests {
         }
         let (tx, mut rx) = mpsc::channel(16);
         let cache = crate::controllers::state::Shared::default();
-        let task = tokio::spawn(run::<CachedPod, _, _>(api.clone(), pods.clone(), tx, |c| c, cache, |_, _| None));
+        let task = tokio::spawn(run::<CachedPod, _, _>(api.clone(), pods.clone(), tx, |c| c, cache, |_, _| None, None));
         let name = |c: &Change<CachedPod>| match c {
             Change::Upsert(p) => ("upsert", p.metadata.name.clone().unwrap_or_default()),
             Change::Delete(p) => ("delete", p.metadata.name.clone().unwrap_or_default()),

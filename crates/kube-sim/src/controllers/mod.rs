@@ -68,8 +68,13 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     // blocked on a full channel stops reading its watch, falls behind the
     // retained history and must re-list everything.
     let (tx, rx) = mpsc::channel::<Msg>(65_536);
+    // Pods the loop's helper threads wrote, answers on their way (`offload`).
+    let unanswered = Arc::new(offload::Unanswered::default());
     macro_rules! inform {
         ($t:ty, $group:expr, $plural:expr, $msg:path, $field:ident) => {
+            inform!($t, $group, $plural, $msg, $field, None)
+        };
+        ($t:ty, $group:expr, $plural:expr, $msg:path, $field:ident, $unanswered:expr) => {
             tokio::spawn(informer::run::<$t, Msg, _>(
                 api.clone(),
                 api.res($group, $plural),
@@ -77,11 +82,12 @@ pub fn start(cluster: &Cluster, simulate: bool) {
                 $msg,
                 shared.clone(),
                 |s, k| s.$field.get(k).map(|o| state::resource_version(&o.metadata)),
+                $unanswered,
             ));
         };
     }
     inform!(Node, "", "nodes", Msg::Node, nodes);
-    inform!(CachedPod, "", "pods", Msg::Pod, pods);
+    inform!(CachedPod, "", "pods", Msg::Pod, pods, Some(unanswered.clone()));
     inform!(ReplicaSet, "apps", "replicasets", Msg::ReplicaSet, replicasets);
     inform!(Deployment, "apps", "deployments", Msg::Deployment, deployments);
     inform!(StatefulSet, "apps", "statefulsets", Msg::StatefulSet, statefulsets);
@@ -96,7 +102,7 @@ pub fn start(cluster: &Cluster, simulate: bool) {
     // thread of its own, not a worker of the runtime that serves the API (and
     // runs the caller's tasks), which it would otherwise hold for whole
     // batches at a time.
-    let plane = plane::Plane::new(cluster.clone(), shared);
+    let plane = plane::Plane::new(cluster.clone(), shared, unanswered);
     let spawned = std::thread::Builder::new().name("kube-sim-plane".into()).spawn(move || {
         match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt.block_on(plane.run(rx)),

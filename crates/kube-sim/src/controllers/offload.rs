@@ -52,6 +52,34 @@ pub enum For {
 type Job = (For, Write);
 type Answer = (For, ApiResult<Arc<CachedPod>>);
 
+/// Pods the helpers have written whose answers the loop has not brought into
+/// its cache yet (key → the resourceVersion written). The pod informer skips
+/// these events, as it skips the loop's own writes: the answer carries the
+/// same object, so decoding the event too (every create and status write at
+/// scale) would only be thrown away.
+#[derive(Debug, Default)]
+pub struct Unanswered(parking_lot::Mutex<std::collections::HashMap<String, u64>>);
+
+impl Unanswered {
+    pub(super) fn written(&self, pod: &CachedPod) {
+        let rv = super::state::resource_version(&pod.metadata);
+        self.0.lock().insert(super::state::key_of(&pod.metadata), rv);
+    }
+
+    /// The answer of the write at `rv` is in the cache (or failed).
+    fn answered(&self, key: &str, rv: u64) {
+        let mut m = self.0.lock();
+        if m.get(key).is_some_and(|w| *w <= rv) {
+            m.remove(key);
+        }
+    }
+
+    /// Whether the helpers wrote `key` at `rv` or later and the loop has that answer coming.
+    pub fn covers(&self, key: &str, rv: u64) -> bool {
+        self.0.lock().get(key).is_some_and(|w| *w >= rv)
+    }
+}
+
 /// The helpers and the writes they have not answered yet.
 pub struct Offload {
     helpers: Vec<mpsc::Sender<Job>>,
@@ -67,6 +95,8 @@ pub struct Offload {
     /// Spreads creates over the helpers.
     next: usize,
     stop: CancellationToken,
+    /// Shared with the pod informer.
+    unanswered: Arc<Unanswered>,
 }
 
 impl std::fmt::Debug for Offload {
@@ -82,18 +112,23 @@ impl Offload {
     /// One helper thread per core: the loop itself is light once its writes
     /// are handed off. They end with the plane (their queues close) or when
     /// the cluster stops.
-    pub fn new(api: Arc<ApiServer>, stop: CancellationToken) -> Self {
+    pub fn new(api: Arc<ApiServer>, stop: CancellationToken, unanswered: Arc<Unanswered>) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (answer_tx, answers) = mpsc::channel();
         let helpers = (1..=cores)
             .filter_map(|i| {
                 let (tx, rx) = mpsc::channel::<Job>();
                 let (api, stop, answer_tx) = (api.clone(), stop.clone(), answer_tx.clone());
+                let unanswered = unanswered.clone();
                 std::thread::Builder::new()
                     .name(format!("kube-sim-writer-{i}"))
                     .spawn(move || {
                         while let Ok((key, write)) = rx.recv() {
-                            if stop.is_cancelled() || answer_tx.send((key, write(&api))).is_err() {
+                            let answer = write(&api);
+                            if let Ok(pod) = &answer {
+                                unanswered.written(pod);
+                            }
+                            if stop.is_cancelled() || answer_tx.send((key, answer)).is_err() {
                                 return;
                             }
                         }
@@ -110,6 +145,7 @@ impl Offload {
             failing: HashSet::new(),
             next: 0,
             stop,
+            unanswered,
         }
     }
 
@@ -179,6 +215,7 @@ impl Plane {
                     // Stopping, or every helper is gone: these answers will not come.
                     self.offload.in_flight.clear();
                     self.offload.creating.clear();
+                    self.offload.unanswered.0.lock().clear();
                     return;
                 }
             }
@@ -201,7 +238,9 @@ impl Plane {
         }
         match result {
             Ok(pod) => {
+                let rv = super::state::resource_version(&pod.metadata);
                 self.on_msg(Msg::Pod(Change::Upsert(pod)));
+                self.offload.unanswered.answered(&key, rv);
             }
             Err(e) => self.status_failed(key, &e),
         }
@@ -220,7 +259,9 @@ impl Plane {
             Ok(pod) => {
                 self.offload.failing.remove(&owner);
                 super::replicaset::create_event(self, &owner, Ok(&pod));
+                let (key, rv) = (super::state::key_of(&pod.metadata), super::state::resource_version(&pod.metadata));
                 self.on_msg(Msg::Pod(Change::Upsert(pod)));
+                self.offload.unanswered.answered(&key, rv);
             }
             Err(e) => {
                 self.note("create pod", &owner, &e);

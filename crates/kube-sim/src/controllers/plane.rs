@@ -62,7 +62,7 @@ impl std::fmt::Debug for Plane {
 }
 
 impl Plane {
-    pub fn new(cluster: Cluster, state: Shared) -> Self {
+    pub fn new(cluster: Cluster, state: Shared, unanswered: Arc<super::offload::Unanswered>) -> Self {
         let api = cluster.api().clone();
         let cluster_stop = cluster.stopping();
         Plane {
@@ -78,7 +78,7 @@ impl Plane {
             scheduler: scheduler::Queue::default(),
             heartbeats: std::collections::HashMap::new(),
             soon: HashSet::new(),
-            offload: super::offload::Offload::new(api, cluster_stop),
+            offload: super::offload::Offload::new(api, cluster_stop, unanswered),
         }
     }
 
