@@ -15,8 +15,8 @@ use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::defaults;
@@ -165,8 +165,11 @@ fn unknown_fields(input: &Value, output: &Value, prefix: &str, out: &mut Vec<Str
 }
 
 fn typed<T: DeserializeOwned + Serialize>(obj: &mut Value, f: impl FnOnce(&mut T)) -> ApiResult<()> {
-    let mut t: T =
-        serde_json::from_value(obj.clone()).map_err(|e| ApiError::internal(format!("decoding for defaulting: {e}")))?;
+    // The tree is moved into the typed object, its strings not copied. On
+    // failure (not expected: the body was decoded as `T` before) the object
+    // is lost, and the write with it.
+    let mut t: T = serde_json::from_value(std::mem::take(obj))
+        .map_err(|e| ApiError::internal(format!("decoding for defaulting: {e}")))?;
     f(&mut t);
     *obj = serde_json::to_value(t).map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(())
@@ -294,7 +297,8 @@ pub fn admit_pod(obj: &mut Value, suffix: &str, class: Option<&Value>, sa: Optio
 }
 
 fn check<T: DeserializeOwned>(obj: &Value, f: impl FnOnce(&T) -> Vec<FieldError>) -> Vec<FieldError> {
-    match serde_json::from_value::<T>(obj.clone()) {
+    // Read from the tree in place: no copy of it first.
+    match T::deserialize(obj) {
         Ok(t) => f(&t),
         Err(e) => vec![FieldError {
             field: String::new(),
@@ -305,7 +309,7 @@ fn check<T: DeserializeOwned>(obj: &Value, f: impl FnOnce(&T) -> Vec<FieldError>
 }
 
 fn meta_of(obj: &Value) -> ObjectMeta {
-    obj.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default()
+    obj.get("metadata").and_then(|m| ObjectMeta::deserialize(m).ok()).unwrap_or_default()
 }
 
 /// Validation on create.
