@@ -141,21 +141,29 @@ mod tests {
     use crate::apiserver::{ServerConfig, WriteOptions};
     use crate::cached_pod::CachedPod;
 
-    /// A pod a helper wrote, its answer on the way to the loop, is not decoded
-    /// or sent again; a later version of it is.
-    #[tokio::test]
-    async fn a_write_whose_answer_is_on_its_way_is_not_sent_again() {
+    /// An API server with pods `ns/a` and `ns/b`, as created.
+    fn pods_a_and_b() -> (Arc<ApiServer>, Arc<ResourceInfo>, Vec<serde_json::Value>) {
         let api = ApiServer::new(ServerConfig::default(), crate::Clock::default());
         let pods = api.res("", "pods");
         let opts = WriteOptions::manager("test");
         let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}});
         api.create(&api.res("", "namespaces"), None, ns, &opts).expect("namespace");
-        let pod = |name: &str| {
-            serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"},
-            "spec": {"containers": [{"name": "c", "image": "x"}]}})
-        };
-        let a = api.create(&pods, Some("ns"), pod("a"), &opts).expect("created").object;
-        api.create(&pods, Some("ns"), pod("b"), &opts).expect("created");
+        let created = ["a", "b"]
+            .map(|name| {
+                let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"},
+                    "spec": {"containers": [{"name": "c", "image": "x"}]}});
+                api.create(&pods, Some("ns"), pod, &opts).expect("created").object
+            })
+            .to_vec();
+        (api, pods, created)
+    }
+
+    /// A pod a helper wrote, its answer on the way to the loop, is not decoded
+    /// or sent again; a later version of it is.
+    #[tokio::test]
+    async fn a_write_whose_answer_is_on_its_way_is_not_sent_again() {
+        let (api, pods, created) = pods_a_and_b();
+        let (a, opts) = (created[0].clone(), WriteOptions::manager("test"));
         let unanswered = Arc::new(crate::controllers::offload::Unanswered::default());
         unanswered.written(&crate::controllers::state::for_cache::<CachedPod>(a.clone()).expect("a pod"));
         let (tx, mut rx) = mpsc::channel(16);
@@ -194,16 +202,7 @@ mod tests {
     /// compacted away) is reported deleted after the re-list, by its key.
     #[tokio::test]
     async fn a_relist_reports_what_vanished_meanwhile() {
-        let api = ApiServer::new(ServerConfig::default(), crate::Clock::default());
-        let pods = api.res("", "pods");
-        let opts = WriteOptions::manager("test");
-        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns"}});
-        api.create(&api.res("", "namespaces"), None, ns, &opts).expect("namespace");
-        for name in ["a", "b"] {
-            let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ns"},
-                "spec": {"containers": [{"name": "c", "image": "x"}]}});
-            api.create(&pods, Some("ns"), pod, &opts).expect("created");
-        }
+        let (api, pods, _) = pods_a_and_b();
         let (tx, mut rx) = mpsc::channel(16);
         let cache = crate::controllers::state::Shared::default();
         let task = tokio::spawn(run::<CachedPod, _, _>(api.clone(), pods.clone(), tx, |c| c, cache, |_, _| None, None));
