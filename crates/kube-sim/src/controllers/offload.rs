@@ -74,6 +74,11 @@ impl Unanswered {
         }
     }
 
+    /// No answer is coming any more (the helpers are gone).
+    fn clear(&self) {
+        self.0.lock().clear();
+    }
+
     /// Whether the helpers wrote `key` at `rv` or later and the loop has that answer coming.
     pub fn covers(&self, key: &str, rv: u64) -> bool {
         self.0.lock().get(key).is_some_and(|w| *w >= rv)
@@ -215,7 +220,7 @@ impl Plane {
                     // Stopping, or every helper is gone: these answers will not come.
                     self.offload.in_flight.clear();
                     self.offload.creating.clear();
-                    self.offload.unanswered.0.lock().clear();
+                    self.offload.unanswered.clear();
                     return;
                 }
             }

@@ -271,22 +271,11 @@ pub fn to_fields_v1(set: &FieldSet) -> Value {
 fn node_to_json(set: &FieldSet) -> Map<String, Value> {
     let mut out = Map::new();
     // Members and children are both in element order: walk them side by side.
-    let mut members = set.members.iter().peekable();
-    let mut children = set.children.iter().peekable();
-    loop {
-        let (pe, member, child) = match (members.peek(), children.peek()) {
-            (None, None) => break,
-            (Some(m), None) => (*m, members.next().is_some(), None),
-            (None, Some((c, _))) => (*c, false, children.next().map(|(_, c)| c)),
-            (Some(m), Some((c, _))) => match (*m).cmp(*c) {
-                std::cmp::Ordering::Less => (*m, members.next().is_some(), None),
-                std::cmp::Ordering::Greater => (*c, false, children.next().map(|(_, c)| c)),
-                std::cmp::Ordering::Equal => (*m, members.next().is_some(), children.next().map(|(_, c)| c)),
-            },
-        };
+    let members = set.members.iter().map(|pe| (pe, ()));
+    for (pe, member, child) in side_by_side(members, set.children.iter()) {
         let mut inner = Map::new();
         if let Some(child) = child {
-            if member {
+            if member.is_some() {
                 inner.insert(".".into(), Value::Object(Map::new()));
             }
             inner.extend(node_to_json(child));
@@ -294,6 +283,31 @@ fn node_to_json(set: &FieldSet) -> Map<String, Value> {
         out.insert(pe.to_fields_v1_key(), Value::Object(inner));
     }
     out
+}
+
+/// Two sequences sorted by key, walked together: each key once, with the
+/// value of each side that has it.
+fn side_by_side<K: Ord, A, B>(
+    left: impl Iterator<Item = (K, A)>,
+    right: impl Iterator<Item = (K, B)>,
+) -> impl Iterator<Item = (K, Option<A>, Option<B>)> {
+    let (mut left, mut right) = (left.peekable(), right.peekable());
+    std::iter::from_fn(move || {
+        let order = match (left.peek(), right.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((l, _)), Some((r, _))) => l.cmp(r),
+        };
+        Some(match order {
+            std::cmp::Ordering::Less => left.next().map(|(k, a)| (k, Some(a), None))?,
+            std::cmp::Ordering::Greater => right.next().map(|(k, b)| (k, None, Some(b)))?,
+            std::cmp::Ordering::Equal => {
+                let (k, a) = left.next()?;
+                (k, Some(a), right.next().map(|(_, b)| b))
+            }
+        })
+    })
 }
 
 /// Decodes a managedFields `fieldsV1` object (`null` is the empty set).
@@ -555,21 +569,8 @@ impl<'a> Walker<'a> {
         cmp: &mut Comparison,
     ) {
         // Both maps iterate in key order: walk them side by side.
-        let mut left = old.into_iter().flatten().peekable();
-        let mut right = new.into_iter().flatten().peekable();
-        loop {
-            let (key, a, b) = match (left.peek(), right.peek()) {
-                (None, None) => break,
-                (Some((k, _)), None) => (k.as_str(), left.next().map(|(_, v)| v), None),
-                (None, Some((k, _))) => (k.as_str(), None, right.next().map(|(_, v)| v)),
-                (Some((l, _)), Some((r, _))) => match l.cmp(r) {
-                    std::cmp::Ordering::Less => (l.as_str(), left.next().map(|(_, v)| v), None),
-                    std::cmp::Ordering::Greater => (r.as_str(), None, right.next().map(|(_, v)| v)),
-                    std::cmp::Ordering::Equal => {
-                        (l.as_str(), left.next().map(|(_, v)| v), right.next().map(|(_, v)| v))
-                    }
-                },
-            };
+        let (left, right) = (old.into_iter().flatten(), new.into_iter().flatten());
+        for (key, a, b) in side_by_side(left, right) {
             self.enter_field(key);
             self.compare(a, b, cmp);
             self.leave();
